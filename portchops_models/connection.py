@@ -1,0 +1,109 @@
+"""The one pooled botocore client shared by every model and repository.
+
+Why one client: a botocore client owns an HTTP connection pool. PynamoDB builds
+one per model class by default, so an app with N models holds N pools and N
+sets of TLS handshakes. Here every model and repository borrows the same client,
+rebuilt only when `configure()` changes the settings.
+
+The pool is *blocking*: a thread that finds every connection busy waits for one
+instead of opening an extra connection that urllib3 would discard afterwards, so
+the number of open connections never exceeds ``max_pool_connections``.
+
+SDK retries are off (one attempt): the retry policy at the repository boundary
+(`portchops_models.retry`) owns retries, so the two layers cannot multiply.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import botocore.session
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.credentials import Credentials
+
+from .settings import Settings, current_settings, settings_generation
+
+__all__ = ["Connection", "current_connection"]
+
+# Credentials used only against a local engine (endpoint_url set) when none are found.
+_LOCAL_CREDENTIALS = Credentials("local", "local")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A configured botocore client and the settings it was built from."""
+
+    settings: Settings
+    client: BaseClient
+    generation: int
+    #: fans batch chunks out over the pool; threads start lazily, at most one per connection.
+    executor: ThreadPoolExecutor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        workers = self.settings.max_pool_connections
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="portchops-batch")
+        object.__setattr__(self, "executor", pool)
+
+    def close(self) -> None:
+        """Release the pool's connections and the batch threads."""
+        self.executor.shutdown(wait=False)
+        self.client.close()
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send one DynamoDB API call (e.g. ``"GetItem"``) and return the parsed response."""
+        client: Any = self.client  # botocore's dispatcher is generated, so untyped
+        response: dict[str, Any] = client._make_api_call(operation, params)
+        return response
+
+
+def _build_client(settings: Settings) -> BaseClient:
+    session = botocore.session.get_session()
+    if settings.endpoint_url is not None and session.get_credentials() is None:
+        session.set_credentials(_LOCAL_CREDENTIALS.access_key, _LOCAL_CREDENTIALS.secret_key)
+    config = Config(
+        region_name=settings.region,
+        max_pool_connections=settings.max_pool_connections,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        parameter_validation=False,  # we validate before the wire; botocore's walk is slow
+        tcp_keepalive=True,
+    )
+    client = session.create_client(
+        "dynamodb",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=config,
+    )
+    # botocore exposes no pool_block option: set it on the pool manager so that
+    # pools created from now on block instead of overflowing.
+    manager = cast(Any, client)._endpoint.http_session._manager
+    manager.connection_pool_kw["block"] = True
+    return client
+
+
+_lock = threading.Lock()
+_connection: Connection | None = None
+
+
+def current_connection() -> Connection:
+    """The shared connection for the settings in force (rebuilt after `configure()`)."""
+    global _connection
+    generation = settings_generation()
+    conn = _connection
+    if conn is not None and conn.generation == generation:
+        return conn
+    with _lock:
+        conn = _connection
+        if conn is None or conn.generation != generation:
+            old = conn
+            settings = current_settings()
+            conn = Connection(settings, _build_client(settings), generation)
+            _connection = conn
+            if old is not None:
+                old.close()
+    return conn

@@ -1,0 +1,182 @@
+"""The embedded local engine: moto's DynamoDB server, in-process, on loopback.
+
+Real HTTP on ``127.0.0.1`` and a free port, so code under test talks to a
+DynamoDB-compatible endpoint exactly as it would to AWS, with no account and
+no network. Needs the ``engine`` extra (``pip install portchops-models[engine]``).
+
+Example:
+    >>> from portchops_models import configure
+    >>> from portchops_models.engine import LocalEngine
+    >>> with LocalEngine() as engine:
+    ...     settings = configure(endpoint_url=engine.endpoint_url)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["DynaliteEngine", "LocalEngine", "find_dynalite"]
+
+
+def _server_class() -> Any:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "the embedded engine needs moto: pip install 'portchops-models[engine]'"
+        ) from err
+    return ThreadedMotoServer
+
+
+class LocalEngine:
+    """moto's server on ``127.0.0.1``; a context manager that stops it on exit.
+
+    Args:
+        port: the port to bind; 0 (the default) picks a free one.
+        host: the address to bind; loopback only by default.
+    """
+
+    def __init__(self, *, port: int = 0, host: str = "127.0.0.1") -> None:
+        self._server = _server_class()(ip_address=host, port=port, verbose=False)
+        self._started = False
+        self.host = host
+        self.port = port
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running engine."""
+        if not self._started:
+            raise RuntimeError("the engine is not running; call start() or use `with`")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> LocalEngine:
+        """Start serving; returns self."""
+        if not self._started:
+            # werkzeug logs every request at INFO; keep test and demo output readable.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+            self._server.start()
+            self.host, self.port = self._server.get_host_and_port()
+            self._started = True
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        if self._started:
+            self._server.stop()
+            self._started = False
+
+    def reset(self) -> None:
+        """Forget every table and item (moto's reset endpoint)."""
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
+    def __enter__(self) -> LocalEngine:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def find_dynalite() -> Path | None:
+    """The dynalite executable: ``$PORTCHOPS_DYNALITE``, ``./.npm``, or on PATH."""
+    env = os.environ.get("PORTCHOPS_DYNALITE")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path.cwd() / ".npm" / "node_modules" / ".bin" / "dynalite")
+    found = shutil.which("dynalite")
+    if found:
+        candidates.append(Path(found))
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class DynaliteEngine:
+    """dynalite (npm) in a child process on ``127.0.0.1``: the second engine.
+
+    In-memory, keeps connections alive, close to DynamoDB's validation; no TTL,
+    no transactions, no point-in-time recovery. Install it with
+    ``npm install --prefix .npm dynalite`` (``make test`` does).
+    """
+
+    def __init__(self, *, executable: Path | None = None, host: str = "127.0.0.1") -> None:
+        found = executable or find_dynalite()
+        if found is None:
+            raise FileNotFoundError(
+                "dynalite not found: run `npm install --prefix .npm dynalite` "
+                "(needs node) or set PORTCHOPS_DYNALITE"
+            )
+        self.executable = found
+        self.host = host
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running engine."""
+        if self._proc is None:
+            raise RuntimeError("the engine is not running; call start() or use `with`")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> DynaliteEngine:
+        """Start the child process and wait until it listens; returns self."""
+        if self._proc is not None:
+            return self
+        for _ in range(5):  # the free port may be taken between probe and bind
+            self.port = _free_port(self.host)
+            proc = subprocess.Popen(
+                [str(self.executable), "--host", self.host, "--port", str(self.port)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode(errors="replace")
+            if "listening" in line.lower():
+                self._proc = proc
+                return self
+            proc.kill()
+            proc.wait()
+        raise RuntimeError(f"dynalite did not start: {line.strip()}")
+
+    def stop(self) -> None:
+        """Stop the child process (idempotent)."""
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+            self._proc = None
+
+    def __enter__(self) -> DynaliteEngine:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,255 @@
+"""The exception tree, and the translation from botocore and PynamoDB errors.
+
+Every error that crosses the public API is a `PortChopsError`::
+
+    PortChopsError
+     ├── ConfigurationError      bad settings (also a ValueError)
+     ├── ItemNotFound            get() of a key that is not stored
+     ├── TableNotFound           the table does not exist (says how to create it)
+     ├── ConditionFailed         a condition or an optimistic-lock version check failed
+     ├── InvalidRequest          bad key, item too large, bad cursor... (a ValueError)
+     └── ServiceError            DynamoDB could not serve the request
+          └── ThrottledError     retries exhausted on throttling, 5xx or dropped connections
+
+Each class takes its context as keyword-only arguments (`table=`, `key=`, `attempts=`,
+`code=`), and keeps the AWS error code reachable as `.code` when there is one.
+Translation happens at the repository boundary with `raise ... from err`, so the
+original botocore exception is still there as `__cause__` for debugging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "ConditionFailed",
+    "ConfigurationError",
+    "InvalidRequest",
+    "ItemNotFound",
+    "PortChopsError",
+    "ServiceError",
+    "TableNotFound",
+    "ThrottledError",
+    "RETRYABLE_CODES",
+    "error_code",
+    "is_retryable",
+    "translate",
+]
+
+#: AWS error codes that mean "try again later".
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "TransactionInProgressException",
+    }
+)
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
+
+
+class PortChopsError(Exception):
+    """Base class of every error raised by portchops_models.
+
+    Attributes:
+        table: the DynamoDB table involved, when known.
+        code: the AWS error code (e.g. ``"ValidationException"``), when there was one.
+    """
+
+    def __init__(self, message: str, *, table: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.table = table
+        self.code = code
+
+
+class ConfigurationError(PortChopsError, ValueError):
+    """A setting is invalid; the message names the environment variable."""
+
+
+class ItemNotFound(PortChopsError, LookupError):
+    """`get()` found no item under the key (use `find()` to get ``None`` instead)."""
+
+    def __init__(self, message: str, *, table: str | None = None, key: object = None) -> None:
+        super().__init__(message, table=table)
+        self.key = key
+
+
+class TableNotFound(PortChopsError):
+    """The table does not exist; the message says how to create it."""
+
+
+class ConditionFailed(PortChopsError):
+    """A write's condition was false, including optimistic-locking version conflicts."""
+
+    def __init__(
+        self, message: str, *, table: str | None = None, code: str | None = None, key: object = None
+    ) -> None:
+        super().__init__(message, table=table, code=code)
+        self.key = key
+
+
+class InvalidRequest(PortChopsError, ValueError):
+    """The request is malformed: bad key, item too large, bad cursor, bad projection..."""
+
+
+class ServiceError(PortChopsError):
+    """DynamoDB (or the network in between) failed to serve the request."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        code: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, table=table, code=code)
+        self.attempts = attempts
+
+
+class ThrottledError(ServiceError):
+    """Retries were exhausted on throttling, 5xx or connection errors.
+
+    Attributes:
+        attempts: how many attempts (or batch rounds) were made.
+        outstanding: for batch calls, how many keys or items were still unprocessed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        code: str | None = None,
+        attempts: int = 1,
+        outstanding: int = 0,
+    ) -> None:
+        super().__init__(message, table=table, code=code, attempts=attempts)
+        self.outstanding = outstanding
+
+
+def error_code(err: BaseException) -> str | None:
+    """The AWS error code carried by a botocore or PynamoDB exception, if any."""
+    response = getattr(err, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error")
+        if isinstance(error, Mapping):
+            code = error.get("Code")
+            if isinstance(code, str):
+                return code.rsplit("#", 1)[-1]
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException) and cause is not err:
+        return error_code(cause)
+    return None
+
+
+def _status(err: BaseException) -> int | None:
+    response = getattr(err, "response", None)
+    if isinstance(response, Mapping):
+        meta = response.get("ResponseMetadata")
+        if isinstance(meta, Mapping):
+            status = meta.get("HTTPStatusCode")
+            if isinstance(status, int):
+                return status
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException) and cause is not err:
+        return _status(cause)
+    return None
+
+
+def _is_connection_error(err: BaseException) -> bool:
+    # Imported lazily: errors.py stays importable without botocore's heavier modules.
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, BotoConnectionError | HTTPClientError | ConnectionError):
+            return True
+        seen = seen.__cause__ or getattr(seen, "cause", None)
+    return False
+
+
+def is_retryable(err: BaseException) -> bool:
+    """True for throttling, 5xx and dropped-connection errors; False for everything else."""
+    if isinstance(err, ThrottledError):
+        return False
+    code = error_code(err)
+    if code in RETRYABLE_CODES:
+        return True
+    status = _status(err)
+    if status is not None and status >= 500:
+        return True
+    return code is None and _is_connection_error(err)
+
+
+def translate(
+    err: BaseException, *, table: str | None = None, key: object = None, attempts: int = 1
+) -> PortChopsError:
+    """Map a botocore/PynamoDB exception to the matching `PortChopsError`."""
+    if isinstance(err, PortChopsError):
+        return err
+    code = error_code(err)
+    detail = _message(err)
+    if code == "ConditionalCheckFailedException":
+        return ConditionFailed(
+            f"condition failed on {table}" + (f" for key {key!r}" if key is not None else ""),
+            table=table,
+            code=code,
+            key=key,
+        )
+    if code == "ResourceNotFoundException":
+        return table_not_found(table, code=code)
+    if code in THROTTLING_CODES:
+        return ThrottledError(
+            f"{table}: throttled after {attempts} attempt(s) ({code})",
+            table=table,
+            code=code,
+            attempts=attempts,
+        )
+    if is_retryable(err):
+        return ThrottledError(
+            f"{table}: service unavailable after {attempts} attempt(s): {detail}",
+            table=table,
+            code=code,
+            attempts=attempts,
+        )
+    if code in {"ValidationException", "SerializationException"} or isinstance(err, ValueError):
+        return InvalidRequest(f"{table}: {detail}", table=table, code=code)
+    return ServiceError(f"{table}: {code or type(err).__name__}: {detail}", table=table, code=code)
+
+
+def table_not_found(table: str | None, *, code: str | None = None) -> TableNotFound:
+    """A `TableNotFound` that says which table and how to create it."""
+    return TableNotFound(
+        f"table {table!r} does not exist: create it with `portchops migrate up`",
+        table=table,
+        code=code,
+    )
+
+
+def _message(err: BaseException) -> str:
+    response = getattr(err, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error")
+        if isinstance(error, Mapping) and isinstance(error.get("Message"), str):
+            return str(error["Message"])
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, BaseException) and cause is not err:
+        return _message(cause)
+    return str(err) or type(err).__name__

@@ -1,0 +1,8 @@
+"""Declarative PynamoDB models sharing one configured connection."""
+
+from .attributes import ExpiryAttribute
+from .base import BaseModel
+from .user import User
+from .user_progress import STATUSES, ProgressStatus, UserProgress
+
+__all__ = ["STATUSES", "BaseModel", "ExpiryAttribute", "ProgressStatus", "User", "UserProgress"]

@@ -1,0 +1,70 @@
+"""`BaseModel`: the PynamoDB model base bound to the shared connection.
+
+Our configuration lives in `Settings`, not in hand-written ``Meta`` classes: a
+concrete model names its table with ``base_table_name`` and the base fills in
+the prefixed table name, region and endpoint from the settings in force each
+time the settings change, and lends the model the one shared botocore client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pynamodb.connection import TableConnection
+from pynamodb.models import Model
+
+from ..connection import current_connection
+
+__all__ = ["BaseModel"]
+
+
+class BaseModel(Model):
+    """Base of every portchops model: one shared, configured connection.
+
+    Subclasses set ``base_table_name`` (the table name without the prefix)::
+
+        class User(BaseModel):
+            base_table_name = "users"
+            user_id = UnicodeAttribute(hash_key=True, attr_name="userId")
+    """
+
+    base_table_name: ClassVar[str] = ""
+    _bound_generation: ClassVar[int] = -1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Each concrete model gets a Meta of its own, so binding one model's
+        # table name never leaks into another through an inherited Meta.
+        if "Meta" not in cls.__dict__:
+            cls.Meta = type("Meta", (), {})  # type: ignore[assignment]
+        cls._bound_generation = -1
+
+    @classmethod
+    def table_name(cls) -> str:
+        """The full DynamoDB table name under the settings in force."""
+        return current_connection().settings.table_name(cls.base_table_name)
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        conn = current_connection()
+        if cls._bound_generation != conn.generation:
+            settings = conn.settings
+            meta = cls.Meta
+            meta.table_name = settings.table_name(cls.base_table_name)
+            meta.region = settings.region
+            meta.host = settings.endpoint_url
+            meta.connect_timeout_seconds = int(settings.connect_timeout)
+            meta.read_timeout_seconds = int(settings.read_timeout)
+            meta.max_retry_attempts = 0
+            meta.max_pool_connections = settings.max_pool_connections
+            meta.extra_headers = {}
+            meta.aws_access_key_id = None
+            meta.aws_secret_access_key = None
+            meta.aws_session_token = None
+            meta.billing_mode = "PAY_PER_REQUEST"
+            cls._connection = None
+            cls._bound_generation = conn.generation
+        table = super()._get_connection()
+        # Lend PynamoDB the shared client instead of letting it build a pool of its own.
+        table.connection._client = conn.client  # type: ignore[assignment]
+        return table

@@ -1,0 +1,142 @@
+"""Settings (`PORTCHOPS_*` environment variables) and `configure()`.
+
+Settings are built when first needed or when `configure()` is called, never at
+import time. Source order, highest first: keyword overrides given to
+`configure()`, then `PORTCHOPS_<FIELD>` environment variables, then the defaults
+below.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
+
+__all__ = ["ENV_PREFIX", "Settings", "configure", "current_settings", "settings_generation"]
+
+ENV_PREFIX = "PORTCHOPS_"
+
+
+class Settings(BaseSettings):
+    """One connection and policy configuration shared by every model and repository.
+
+    Example:
+        >>> from portchops_models import Settings
+        >>> Settings(endpoint_url="http://127.0.0.1:8000").table_prefix
+        'port-chops-'
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    region: str = Field(default="us-east-1", min_length=1, description="AWS region.")
+    endpoint_url: str | None = Field(
+        default=None, description="DynamoDB endpoint; None means real AWS."
+    )
+    table_prefix: str = Field(default="port-chops-", description="Prefix of every table name.")
+    max_pool_connections: int = Field(default=50, gt=0, le=1000, description="HTTP pool size.")
+    connect_timeout: float = Field(default=2.0, gt=0, le=60, description="Seconds to connect.")
+    read_timeout: float = Field(default=5.0, gt=0, le=300, description="Seconds to read.")
+    cache_maxsize: int = Field(default=500, ge=0, description="Entries per repository cache.")
+    cache_ttl_seconds: float = Field(default=300.0, gt=0, description="Cache entry lifetime.")
+    retry_max_attempts: int = Field(default=8, ge=1, le=100, description="Attempts per call.")
+    retry_base_delay: float = Field(default=0.025, gt=0, description="First backoff, seconds.")
+    retry_max_delay: float = Field(default=1.0, gt=0, description="Backoff cap, seconds.")
+    progress_ttl_hours: float = Field(default=24.0, gt=0, description="UserProgress lifetime.")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL like http://127.0.0.1:8000")
+        try:
+            _ = parts.port
+        except ValueError as err:
+            raise ValueError(f"{value!r} has a bad port") from err
+        return value.rstrip("/")
+
+    @field_validator("table_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+        if not set(value) <= allowed or len(value) > 200:
+            raise ValueError("may hold only letters, digits, '_', '.', '-' (at most 200)")
+        return value
+
+    def table_name(self, base: str) -> str:
+        """The full table name for a base name, e.g. ``users`` -> ``port-chops-users``."""
+        return f"{self.table_prefix}{base}"
+
+
+_lock = threading.Lock()
+_current: Settings | None = None
+_generation = 0
+
+
+def _build(settings: Settings | None, overrides: dict[str, object]) -> Settings:
+    try:
+        if settings is None:
+            return Settings(**overrides)  # type: ignore[arg-type]
+        if overrides:
+            return Settings.model_validate({**settings.model_dump(), **overrides})
+        return settings
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        value = first.get("input")
+        raise ConfigurationError(f"{ENV_PREFIX}{field.upper()}={value!s}: {first['msg']}") from None
+
+
+def configure(settings: Settings | None = None, **overrides: object) -> Settings:
+    """Apply one connection configuration to every model and repository.
+
+    Calling it again reconfigures everything: the next request of any model or
+    repository uses a new client built from the new settings, and the old
+    client's connections are closed.
+
+    Args:
+        settings: a complete `Settings`; when omitted, built from the environment.
+        **overrides: field values that take precedence, e.g. ``endpoint_url=...``.
+
+    Returns:
+        The settings now in force.
+
+    Raises:
+        ConfigurationError: a value is invalid; the message names the variable.
+
+    Example:
+        >>> from portchops_models import configure
+        >>> configure(endpoint_url="http://127.0.0.1:8000", table_prefix="test-").table_prefix
+        'test-'
+    """
+    global _current, _generation
+    built = _build(settings, dict(overrides))
+    with _lock:
+        _current = built
+        _generation += 1
+    return built
+
+
+def current_settings() -> Settings:
+    """The settings in force; built from the environment on first use."""
+    global _current, _generation
+    current = _current
+    if current is None:
+        with _lock:
+            if _current is None:
+                _current = _build(None, {})
+                _generation += 1
+            current = _current
+    return current
+
+
+def settings_generation() -> int:
+    """A number that changes on every `configure()`; caches of clients compare it."""
+    current_settings()
+    return _generation
