@@ -144,7 +144,20 @@ class DynaliteEngine:
         for _ in range(5):  # the free port may be taken between probe and bind
             self.port = _free_port(self.host)
             proc = subprocess.Popen(
-                [str(self.executable), "--host", self.host, "--port", str(self.port)],
+                [
+                    str(self.executable),
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    # tables become ACTIVE at once (dynalite defaults to 500 ms, like a slow AWS)
+                    "--createTableMs",
+                    "0",
+                    "--deleteTableMs",
+                    "0",
+                    "--updateTableMs",
+                    "0",
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )

@@ -1,0 +1,98 @@
+"""`Projection[ModelT]`: typed partial reads.
+
+A projection is a pydantic model whose field names are python attribute names
+of a model. Reading through it sends a ProjectionExpression that names only
+those attributes (always through ExpressionAttributeNames, so reserved words such
+as ``name``, ``status`` or ``ttl`` work) and returns validated, frozen
+projection objects instead of full models.
+
+Example:
+    >>> from portchops_models import Projection, User
+    >>> class UserSummary(Projection[User]):
+    ...     user_id: str
+    ...     email: str
+    ...     name: str
+    >>> UserSummary.attribute_names()
+    ('userId', 'email', 'name')
+
+A field the model lacks fails when the class is defined, with `InvalidRequest`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel as PydanticModel
+from pydantic import ConfigDict
+from pynamodb.attributes import Attribute
+from pynamodb.models import Model
+
+from .errors import InvalidRequest
+
+__all__ = ["Projection"]
+
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+class Projection(PydanticModel, Generic[ModelT]):
+    """Base class of typed partial reads of ``ModelT``; see the module docstring."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    #: the model class this projection reads (set when the subclass is defined).
+    __model__: ClassVar[type[Model] | None] = None
+    #: python attribute name -> pynamodb attribute, for the projected fields.
+    __attributes__: ClassVar[dict[str, Attribute[Any]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.__pydantic_generic_metadata__.get("origin") is not None:
+            return  # the parametrised alias itself, e.g. Projection[User]
+        model = _model_of(cls)
+        if model is None:
+            return
+        known = model.get_attributes()
+        unknown = [name for name in cls.model_fields if name not in known]
+        if unknown:
+            raise InvalidRequest(
+                f"{cls.__name__}: {model.__name__} has no attribute(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        if not cls.model_fields:
+            raise InvalidRequest(f"{cls.__name__}: a projection needs at least one field")
+        cls.__model__ = model
+        cls.__attributes__ = {name: known[name] for name in cls.model_fields}
+
+    @classmethod
+    def model_class(cls) -> type[Model]:
+        """The model this projection reads."""
+        if cls.__model__ is None:
+            raise InvalidRequest(f"{cls.__name__} is not bound to a model; subclass Projection[M]")
+        return cls.__model__
+
+    @classmethod
+    def attribute_names(cls) -> tuple[str, ...]:
+        """The DynamoDB attribute names of the projected fields, in field order."""
+        return tuple(attr.attr_name for attr in cls.__attributes__.values())
+
+    @classmethod
+    def from_raw(cls, item: dict[str, dict[str, Any]]) -> Any:
+        """Build a validated projection from a raw DynamoDB item (missing attributes -> absent)."""
+        values: dict[str, Any] = {}
+        for name, attr in cls.__attributes__.items():
+            raw = item.get(attr.attr_name)
+            if raw is None or "NULL" in raw:
+                continue
+            values[name] = attr.deserialize(attr.get_value(raw))
+        return cls.model_validate(values)
+
+
+def _model_of(cls: type[Projection[Any]]) -> type[Model] | None:
+    for klass in cls.__mro__:
+        meta = getattr(klass, "__pydantic_generic_metadata__", None)
+        if meta and meta.get("origin") is Projection and meta.get("args"):
+            arg = meta["args"][0]
+            if isinstance(arg, type) and issubclass(arg, Model):
+                return arg
+    return None

@@ -1,0 +1,79 @@
+"""Pins the public types with `assert_type`; checked by `mypy --strict` in `make test`.
+
+The functions are never called: mypy reading them is the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import assert_type
+
+from portchops_models import (
+    CachePolicy,
+    Metrics,
+    Page,
+    Projection,
+    RetryPolicy,
+    Settings,
+    User,
+    UserProgress,
+    UserProgressRepository,
+    UserRepository,
+    configure,
+)
+from portchops_models.metrics import MetricsSnapshot
+
+
+class UserSummary(Projection[User]):
+    user_id: str
+    email: str
+    name: str
+
+
+class LessonScore(Projection[UserProgress]):
+    lesson_id: str
+    score: float
+
+
+def users() -> None:
+    repo = UserRepository()
+    assert_type(repo.get("u1"), User)
+    assert_type(repo.get("u1", consistent=True), User)
+    assert_type(repo.get("u1", projection=UserSummary), UserSummary)
+    assert_type(repo.find("u1"), User | None)
+    assert_type(repo.find("u1", projection=UserSummary), UserSummary | None)
+    assert_type(repo.batch_get(["u1", "u2"]), list[User])
+    assert_type(repo.batch_get(["u1"], projection=UserSummary), list[UserSummary])
+    assert_type(repo.get_by_email("a@example.com"), User | None)
+    assert_type(repo.save(User(user_id="u1")), User)
+    assert_type(repo.batch_save([User(user_id="u1")]), int)
+    assert_type(repo.scan(segments=4), Iterator[User])
+    assert_type(repo.scan(projection=UserSummary), Iterator[UserSummary])
+    assert_type(repo.scan_page(), Page[User])
+    assert_type(repo.get("u1").email, str)
+
+
+def progress() -> None:
+    repo = UserProgressRepository(cache=None, retry=RetryPolicy(max_attempts=3), metrics=Metrics())
+    assert_type(repo.get("u1", "l1"), UserProgress)
+    assert_type(repo.get("u1", "l1", projection=LessonScore), LessonScore)
+    assert_type(repo.find("u1", "l1"), UserProgress | None)
+    assert_type(repo.query("u1"), Page[UserProgress])
+    assert_type(repo.query("u1", limit=7, cursor=None, newest_first=True), Page[UserProgress])
+    assert_type(repo.query("u1", projection=LessonScore), Page[LessonScore])
+    assert_type(repo.query("u1").items, list[UserProgress])
+    assert_type(repo.query("u1").cursor, str | None)
+    assert_type(repo.iter_query("u1"), Iterator[UserProgress])
+    assert_type(repo.iter_query("u1", projection=LessonScore), Iterator[LessonScore])
+    assert_type(repo.completed("u1"), Page[UserProgress])
+    assert_type(repo.record_attempt("u1", "l1", 88.0), UserProgress)
+    assert_type(repo.batch_get([("u1", "l1")]), list[UserProgress])
+    assert_type(repo.batch_delete([("u1", "l1")]), int)
+
+
+def policies() -> None:
+    assert_type(configure(endpoint_url="http://127.0.0.1:8000"), Settings)
+    assert_type(CachePolicy(maxsize=10, ttl=1.0).maxsize, int)
+    assert_type(Metrics().snapshot(), MetricsSnapshot)
+    assert_type(Metrics().snapshot()["cache_hits"], int)
+    assert_type(UserRepository(cache=CachePolicy()).metrics, Metrics)

@@ -1,0 +1,58 @@
+"""Lines that must NOT type-check: mypy is run on them and must report each one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BAD = """
+from portchops_models import Projection, User, UserProgress, UserProgressRepository, UserRepository
+
+class LessonScore(Projection[UserProgress]):
+    lesson_id: str
+
+users = UserRepository()
+progress = UserProgressRepository()
+users.get(42)  # E: key must be a str
+users.get("u1", projection=LessonScore)  # E: projection of another model
+progress.get("u1")  # E: missing lesson_id
+progress.query("u1", limit="7")  # E: limit must be an int
+summary: str = users.get("u1")  # E: a User is not a str
+found: User = users.find("u1")  # E: find may return None
+progress.query("u1").items[0].no_such_attribute  # E: unknown attribute
+users.batch_get([("u1", "l1")])  # E: user keys are str
+"""
+
+
+def test_bad_usage_is_rejected_by_mypy(tmp_path: Path) -> None:
+    source = tmp_path / "bad_usage.py"
+    source.write_text(BAD)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    expected = [n for n, line in enumerate(BAD.splitlines(), 1) if "# E:" in line]
+    reported = {
+        int(line.split(":")[1])
+        for line in result.stdout.splitlines()
+        if line.startswith(str(source)) and ": error:" in line
+    }
+    missing = [n for n in expected if n not in reported]
+    assert not missing, f"mypy accepted lines {missing}:\n{result.stdout}"
+    unexpected = sorted(reported - set(expected))
+    assert not unexpected, f"unexpected errors on lines {unexpected}:\n{result.stdout}"
