@@ -257,6 +257,10 @@ class Repository(Generic[ModelT, KeyT]):
             )
         )
 
+    def _check_key(self, key: KeyT) -> KeyT:
+        self._key_parts(key)
+        return key
+
     def _raw_key(self, key: KeyT) -> RawItem:
         parts = zip(self._key_names, self._key_parts(key), strict=True)
         return {name: {"S": part} for name, part in parts}
@@ -366,9 +370,7 @@ class Repository(Generic[ModelT, KeyT]):
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
-        ordered = list(dict.fromkeys(keys))
-        for key in ordered:
-            self._key_parts(key)
+        ordered = list(dict.fromkeys(self._check_key(k) for k in keys))
         conn, table = self._connect()
         proj_params = self._projection_params(projection)
         found: dict[KeyT, RawItem | None] = {}
@@ -759,7 +761,7 @@ class Repository(Generic[ModelT, KeyT]):
             The number of distinct keys deleted (absent keys count too).
         """
         conn, table = self._connect()
-        unique = list(dict.fromkeys(keys))
+        unique = list(dict.fromkeys(self._check_key(k) for k in keys))
         requests = [{"DeleteRequest": {"Key": self._raw_key(k)}} for k in unique]
         self._batch_write(conn, table, requests, unique)
         return len(requests)

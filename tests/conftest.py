@@ -9,7 +9,9 @@ import pytest
 
 from portchops_models.connection import current_connection
 from portchops_models.engine import DynaliteEngine, LocalEngine
+from portchops_models.faultproxy import FaultProxy
 from portchops_models.models import User, UserProgress
+from portchops_models.retry import RetryPolicy
 from portchops_models.settings import Settings, configure
 from portchops_models.tables import create_table, delete_table
 
@@ -67,3 +69,20 @@ def _restore_settings() -> Iterator[None]:
     configure(Settings())
     yield
     configure(Settings())
+
+
+@pytest.fixture
+def proxy(tables: Settings, moto_engine: LocalEngine) -> Iterator[FaultProxy]:
+    """A fault proxy in front of moto; settings point at the proxy (same tables)."""
+    with FaultProxy(upstream=moto_engine.endpoint_url, seed=7) as running:
+        configure(tables, endpoint_url=running.endpoint_url)
+        yield running
+
+
+def no_sleep(seconds: float) -> None:
+    """Stands in for time.sleep in retry policies, so backoff never waits in tests."""
+
+
+def fast_retry(**changes: object) -> RetryPolicy:
+    """The default retry policy with backoff sleeps skipped."""
+    return RetryPolicy(sleep=no_sleep).with_(**changes)  # type: ignore[arg-type]
