@@ -20,9 +20,30 @@ import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["DynaliteEngine", "LocalEngine", "find_dynalite"]
+
+
+class _Served:
+    """A context manager around ``start()``/``stop()``."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def _server_class() -> Any:
@@ -35,7 +56,7 @@ def _server_class() -> Any:
     return ThreadedMotoServer
 
 
-class LocalEngine:
+class LocalEngine(_Served):
     """moto's server on ``127.0.0.1``; a context manager that stops it on exit.
 
     Args:
@@ -56,7 +77,7 @@ class LocalEngine:
             raise RuntimeError("the engine is not running; call start() or use `with`")
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> LocalEngine:
+    def start(self) -> Self:
         """Start serving; returns self."""
         if not self._started:
             # werkzeug logs every request at INFO; keep test and demo output readable.
@@ -80,17 +101,6 @@ class LocalEngine:
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()
 
-    def __enter__(self) -> LocalEngine:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def find_dynalite() -> Path | None:
     """The dynalite executable: ``$PORTCHOPS_DYNALITE``, ``./.npm``, or on PATH."""
@@ -110,7 +120,7 @@ def _free_port(host: str) -> int:
         return port
 
 
-class DynaliteEngine:
+class DynaliteEngine(_Served):
     """dynalite (npm) in a child process on ``127.0.0.1``: the second engine.
 
     In-memory, keeps connections alive, close to DynamoDB's validation; no TTL,
@@ -137,7 +147,7 @@ class DynaliteEngine:
             raise RuntimeError("the engine is not running; call start() or use `with`")
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> DynaliteEngine:
+    def start(self) -> Self:
         """Start the child process and wait until it listens; returns self."""
         if self._proc is not None:
             return self
@@ -182,14 +192,3 @@ class DynaliteEngine:
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
             self._proc = None
-
-    def __enter__(self) -> DynaliteEngine:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -32,6 +32,7 @@ __all__ = [
     "ThrottledError",
     "RETRYABLE_CODES",
     "error_code",
+    "http_status",
     "is_retryable",
     "translate",
 ]
@@ -143,33 +144,30 @@ class ThrottledError(ServiceError):
         self.outstanding = outstanding
 
 
+def _response_field(err: BaseException, section: str, name: str) -> object:
+    """``err.response[section][name]`` of a botocore error, following PynamoDB's ``.cause``."""
+    seen: BaseException | None = err
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, Mapping):
+            part = response.get(section)
+            if isinstance(part, Mapping) and part.get(name) is not None:
+                return part.get(name)
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) and cause is not seen else None
+    return None
+
+
 def error_code(err: BaseException) -> str | None:
     """The AWS error code carried by a botocore or PynamoDB exception, if any."""
-    response = getattr(err, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping):
-            code = error.get("Code")
-            if isinstance(code, str):
-                return code.rsplit("#", 1)[-1]
-    cause = getattr(err, "cause", None)
-    if isinstance(cause, BaseException) and cause is not err:
-        return error_code(cause)
-    return None
+    code = _response_field(err, "Error", "Code")
+    return code.rsplit("#", 1)[-1] if isinstance(code, str) else None
 
 
-def _status(err: BaseException) -> int | None:
-    response = getattr(err, "response", None)
-    if isinstance(response, Mapping):
-        meta = response.get("ResponseMetadata")
-        if isinstance(meta, Mapping):
-            status = meta.get("HTTPStatusCode")
-            if isinstance(status, int):
-                return status
-    cause = getattr(err, "cause", None)
-    if isinstance(cause, BaseException) and cause is not err:
-        return _status(cause)
-    return None
+def http_status(err: BaseException) -> int | None:
+    """The HTTP status of the failed response, if there was one."""
+    status = _response_field(err, "ResponseMetadata", "HTTPStatusCode")
+    return status if isinstance(status, int) else None
 
 
 def _is_connection_error(err: BaseException) -> bool:
@@ -192,7 +190,7 @@ def is_retryable(err: BaseException) -> bool:
     code = error_code(err)
     if code in RETRYABLE_CODES:
         return True
-    status = _status(err)
+    status = http_status(err)
     if status is not None and status >= 500:
         return True
     return code is None and _is_connection_error(err)
@@ -244,12 +242,5 @@ def table_not_found(table: str | None, *, code: str | None = None) -> TableNotFo
 
 
 def _message(err: BaseException) -> str:
-    response = getattr(err, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping) and isinstance(error.get("Message"), str):
-            return str(error["Message"])
-    cause = getattr(err, "cause", None)
-    if isinstance(cause, BaseException) and cause is not err:
-        return _message(cause)
-    return str(err) or type(err).__name__
+    message = _response_field(err, "Error", "Message")
+    return message if isinstance(message, str) else (str(err) or type(err).__name__)

@@ -41,6 +41,7 @@ from .errors import (
     PortChopsError,
     ThrottledError,
     error_code,
+    http_status,
     translate,
 )
 from .expressions import Expression
@@ -209,7 +210,7 @@ class Repository(Generic[ModelT, KeyT]):
                 response = call(operation, params)
             except Exception as err:
                 code = error_code(err)
-                status = _status_of(err)
+                status = http_status(err)
                 retryable = self.retry.retry_on(err)
                 metrics.record_request(
                     operation,
@@ -784,14 +785,6 @@ class Repository(Generic[ModelT, KeyT]):
     def _invalidate(self, keys: Iterable[KeyT]) -> None:
         if self._cache is not None:
             self._cache.invalidate(keys)
-
-
-def _status_of(err: BaseException) -> int | None:
-    response = getattr(err, "response", None)
-    if isinstance(response, dict):
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return status if isinstance(status, int) else None
-    return None
 
 
 def _check_limit(limit: int) -> int:
