@@ -320,10 +320,10 @@ def _read_request(rfile: BinaryIO, send_continue: Callable[[], None]) -> _Reques
         raw = rfile.readline(_MAX_LINE + 1)
         if not raw:
             return None
-        if len(raw) > _MAX_LINE or len(headers) >= _MAX_HEADERS:
-            raise _BadRequest("headers too large")
         if raw in (b"\r\n", b"\n"):
             break
+        if len(raw) > _MAX_LINE or len(headers) >= _MAX_HEADERS:
+            raise _BadRequest("headers too large")
         if raw[:1] in (b" ", b"\t"):
             raise _BadRequest("obsolete header folding")
         name, sep, value = raw.decode("latin-1").partition(":")
@@ -504,7 +504,6 @@ class _Connection:
         self.sock = sock
         self.rfile = cast("BinaryIO", sock.makefile("rb", buffering=65536))
         self.upstream: http.client.HTTPConnection | None = None
-        self.closed = False
         self.thread = threading.Thread(
             target=self.run, name=f"faultproxy-{proxy.port}-conn-{number}", daemon=True
         )
@@ -542,7 +541,6 @@ class _Connection:
 
     def close(self) -> None:
         """Close both sides; safe to call from any thread, more than once."""
-        self.closed = True
         upstream = self.upstream
         if upstream is not None:
             upstream.close()
@@ -727,8 +725,9 @@ class _Connection:
         lines.append("\r\n")
         data = "".join(lines).encode("latin-1")
         body = b"" if head_only else response.body
-        self.sock.sendall(data + body if body else data)
+        # Count first: once the client has the answer, the stats must already show it.
         self.proxy._count_bytes(len(body))
+        self.sock.sendall(data + body if body else data)
         return keep
 
 
