@@ -1,0 +1,173 @@
+"""The ``portchops`` command. Each verb is a typed function elsewhere; this only wires them.
+
+Commands use the settings from the environment (``PORTCHOPS_ENDPOINT_URL``,
+``PORTCHOPS_TABLE_PREFIX``...). A `PortChopsError` prints one line,
+``error: ...``, on stderr and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from .errors import PortChopsError
+from .iam import DEFAULT_LEADING_KEY_VARIABLE, DEFAULT_TABLE_ARN_PREFIX
+
+app = typer.Typer(help="port-chops data layer: demo, local engine, migrations, seeds, IAM.")
+migrate_app = typer.Typer(
+    help="Apply, undo and inspect the schema migrations (migrations/NNNN_*.py).",
+    no_args_is_help=True,
+)
+app.add_typer(migrate_app, name="migrate")
+
+_TO_HELP = "Last migration to apply, e.g. 0003 (default: all)."
+_PATH_HELP = "Migrations directory (default: migrations/ next to the package)."
+_EDITED_HELP = "Run even though an applied migration file was edited since."
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Print a `PortChopsError` as one ``error:`` line on stderr and exit 1."""
+    try:
+        yield
+    except PortChopsError as err:
+        typer.echo(f"error: {' '.join(str(err).split())}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def demo() -> None:
+    """Run the demo on the embedded engine and print a summary."""
+    from .demo import run_demo
+
+    run_demo()
+
+
+@app.command()
+def engine(
+    port: int = typer.Option(8000, help="Port on 127.0.0.1 (0 picks a free one)."),
+) -> None:
+    """Serve the embedded engine (moto) on 127.0.0.1 until interrupted."""
+    import threading
+
+    from .engine import LocalEngine
+
+    with LocalEngine(port=port) as running:
+        typer.echo(f"DynamoDB-compatible engine at {running.endpoint_url} (Ctrl-C stops it)")
+        typer.echo(f"export PORTCHOPS_ENDPOINT_URL={running.endpoint_url}")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            typer.echo("stopped")
+
+
+PathOption = Annotated[Path | None, typer.Option("--path", help=_PATH_HELP)]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print what would run; change nothing.")
+]
+EditedOption = Annotated[bool, typer.Option("--allow-edited", help=_EDITED_HELP)]
+
+
+@migrate_app.command("up")
+def migrate_up(
+    to: Annotated[str | None, typer.Option("--to", metavar="NNNN", help=_TO_HELP)] = None,
+    dry_run: DryRunOption = False,
+    allow_edited: EditedOption = False,
+    path: PathOption = None,
+) -> None:
+    """Apply the pending migrations, in order."""
+    from .migrate import upgrade
+
+    with _errors():
+        upgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
+
+
+@migrate_app.command("down")
+def migrate_down(
+    to: Annotated[str, typer.Option("--to", metavar="NNNN", help="Undo the ones after this.")],
+    dry_run: DryRunOption = False,
+    allow_edited: EditedOption = False,
+    path: PathOption = None,
+) -> None:
+    """Undo the applied migrations numbered above --to (0000: all), newest first."""
+    from .migrate import downgrade
+
+    with _errors():
+        downgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
+
+
+@migrate_app.command("status")
+def migrate_status(path: PathOption = None) -> None:
+    """Show every migration: applied or pending, when, how long; exit 1 on a problem."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .migrate import status
+
+    with _errors():
+        rows = status(path=path)
+    table = Table(title="migrations")
+    for column in ("number", "description", "state", "applied at", "took", "file"):
+        table.add_column(column)
+    colours = {"applied": "green", "pending": "yellow", "failed": "red", "missing": "red"}
+    for row in rows:
+        when = row.applied_at.strftime("%Y-%m-%d %H:%M:%S") if row.applied_at else ""
+        took = f"{row.duration_ms:.0f} ms" if row.duration_ms is not None else ""
+        file = {True: "unchanged", False: "EDITED", None: ""}[row.checksum_ok]
+        state = f"[{colours[row.state]}]{row.state}[/]"
+        table.add_row(row.number, escape(row.description), state, when, took, file)
+    Console().print(table)
+    problems = [row.problem for row in rows if row.problem] + [
+        f"migration {row.number} failed: {row.error}" for row in rows if row.error
+    ]
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command("seed")
+def seed_command(
+    users: Annotated[int, typer.Option(min=0, max=9999, help="How many demo users.")] = 25,
+    lessons: Annotated[int, typer.Option(min=0, max=999, help="Lessons per user.")] = 10,
+) -> None:
+    """Load deterministic demo data; only what is missing is written (idempotent)."""
+    from .seed import seed
+
+    with _errors():
+        seed(users, lessons=lessons)
+
+
+@app.command("iam-policy")
+def iam_policy(
+    table_arn_prefix: Annotated[
+        str, typer.Option(help="Prepended to the table names.")
+    ] = DEFAULT_TABLE_ARN_PREFIX,
+    leading_keys: Annotated[
+        bool, typer.Option("--leading-keys", help="Restrict callers to items keyed by their id.")
+    ] = False,
+    leading_key_variable: Annotated[
+        str, typer.Option(help="IAM policy variable holding the caller's id.")
+    ] = DEFAULT_LEADING_KEY_VARIABLE,
+) -> None:
+    """Print the runtime IAM policy (JSON): data-plane actions on the project's tables."""
+    from .iam import policy_document
+
+    with _errors():
+        doc = policy_document(
+            table_arn_prefix=table_arn_prefix,
+            leading_keys=leading_keys,
+            leading_key_variable=leading_key_variable,
+        )
+    typer.echo(json.dumps(doc, indent=2))
+
+
+def main() -> None:
+    """Entry point of the ``portchops`` console script."""
+    app()

@@ -1,0 +1,132 @@
+"""The least-privilege IAM policy for the app's runtime role (``portchops iam-policy``).
+
+Data plane only: exactly the DynamoDB actions the repositories call
+(`TABLE_ACTIONS`; a test runs every repository method and compares), on
+exactly the project's tables, plus ``Query`` (`INDEX_ACTIONS`) on their
+indexes, whose ARNs are ``table/NAME/index/INDEX``. No table management
+(CreateTable, UpdateTable, DeleteTable, DescribeTable...): migrations run with
+an admin role of their own.
+
+With ``leading_keys=True`` every statement gets a
+``ForAllValues:StringEquals`` condition on ``dynamodb:LeadingKeys``: a caller
+may touch only items whose partition key (``userId``) equals
+`leading_key_variable` - by default ``${cognito-identity.amazonaws.com:sub}``,
+the Cognito identity id, so user ids must be those ids. Such a per-user role
+cannot ``Scan`` (a scan names no partition key, and ``ForAllValues`` over no
+keys is true, so it would expose every row), and gets only the indexes whose
+partition key is also ``userId`` (``completed-index``, not ``email-index``).
+
+Example:
+    >>> doc = policy_document()
+    >>> sorted(doc["Statement"][0]["Action"])[:2]
+    ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NotRequired, TypedDict
+
+from .models import BaseModel, User, UserProgress
+from .settings import Settings, current_settings
+
+__all__ = [
+    "DEFAULT_LEADING_KEY_VARIABLE",
+    "DEFAULT_TABLE_ARN_PREFIX",
+    "INDEX_ACTIONS",
+    "MODELS",
+    "TABLE_ACTIONS",
+    "PolicyDocument",
+    "PolicyStatement",
+    "policy_document",
+]
+
+#: Every DynamoDB operation the repositories call (checked against what they send).
+TABLE_ACTIONS = (
+    "BatchGetItem",
+    "BatchWriteItem",
+    "DeleteItem",
+    "GetItem",
+    "PutItem",
+    "Query",
+    "Scan",
+    "UpdateItem",
+)
+#: The operations the repositories send to an index (``IndexName`` set).
+INDEX_ACTIONS = ("Query",)
+#: The models whose tables the app uses.
+MODELS: tuple[type[BaseModel], ...] = (User, UserProgress)
+#: The default ARN prefix of the tables: any region, any account.
+DEFAULT_TABLE_ARN_PREFIX = "arn:aws:dynamodb:*:*:table/"
+#: The identity whose id must equal the partition key, with ``leading_keys=True``.
+DEFAULT_LEADING_KEY_VARIABLE = "${cognito-identity.amazonaws.com:sub}"
+
+
+class PolicyStatement(TypedDict):
+    """One IAM statement."""
+
+    Sid: str
+    Effect: str
+    Action: list[str]
+    Resource: list[str]
+    Condition: NotRequired[dict[str, dict[str, list[str]]]]
+
+
+class PolicyDocument(TypedDict):
+    """An IAM policy document (``json.dumps`` it)."""
+
+    Version: str
+    Statement: list[PolicyStatement]
+
+
+def _hash_key(schema: Iterable[Mapping[str, object]]) -> str:
+    return next(str(k["AttributeName"]) for k in schema if k["KeyType"] == "HASH")
+
+
+def policy_document(
+    *,
+    table_arn_prefix: str = DEFAULT_TABLE_ARN_PREFIX,
+    leading_keys: bool = False,
+    leading_key_variable: str = DEFAULT_LEADING_KEY_VARIABLE,
+    settings: Settings | None = None,
+) -> PolicyDocument:
+    """The runtime policy for the tables under `settings` (default: those in force).
+
+    Args:
+        table_arn_prefix: prepended to table names, e.g.
+            ``arn:aws:dynamodb:eu-west-1:123456789012:table/`` to pin region and account.
+        leading_keys: restrict each caller to items whose partition key is its identity.
+        leading_key_variable: the IAM policy variable holding that identity.
+        settings: whose ``table_prefix`` names the tables.
+    """
+    prefix = (settings or current_settings()).table_prefix
+    tables: list[str] = []
+    indexes: list[str] = []
+    for model in MODELS:
+        arn = f"{table_arn_prefix}{prefix}{model.base_table_name}"
+        tables.append(arn)
+        schema = model._get_schema()
+        table_hash = _hash_key(schema["key_schema"])
+        for gsi in schema["global_secondary_indexes"]:
+            if not leading_keys or _hash_key(gsi["key_schema"]) == table_hash:
+                indexes.append(f"{arn}/index/{gsi['index_name']}")
+    table_actions = [a for a in TABLE_ACTIONS if not (leading_keys and a == "Scan")]
+    statements = [
+        PolicyStatement(
+            Sid="PortChopsTables",
+            Effect="Allow",
+            Action=[f"dynamodb:{a}" for a in table_actions],
+            Resource=tables,
+        ),
+        PolicyStatement(
+            Sid="PortChopsIndexes",
+            Effect="Allow",
+            Action=[f"dynamodb:{a}" for a in INDEX_ACTIONS],
+            Resource=indexes,
+        ),
+    ]
+    if leading_keys:
+        condition = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [leading_key_variable]}}
+        for statement in statements:
+            statement["Condition"] = condition
+    return PolicyDocument(Version="2012-10-17", Statement=statements)

@@ -1,0 +1,155 @@
+"""The ``portchops`` command: thin wrappers, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from portchops_models.cli import app
+from portchops_models.connection import current_connection
+from portchops_models.engine import LocalEngine
+from portchops_models.iam import TABLE_ACTIONS
+from portchops_models.settings import configure
+from portchops_models.tables import delete_table
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def prefix(moto_engine: LocalEngine) -> Iterator[str]:
+    """Settings on moto with a fresh table prefix (the commands read the settings in force)."""
+    name = f"c{uuid.uuid4().hex[:10]}-"
+    configure(endpoint_url=moto_engine.endpoint_url, table_prefix=name)
+    yield name
+    configure(endpoint_url=moto_engine.endpoint_url, table_prefix=name)
+    for table in current_connection().call("ListTables", {})["TableNames"]:
+        if table.startswith(name):
+            delete_table(table)
+
+
+def test_migrate_up_status_down(prefix: str) -> None:
+    dry = runner.invoke(app, ["migrate", "up", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would apply 0001" in dry.stdout
+
+    up = runner.invoke(app, ["migrate", "up", "--to", "0004"])
+    assert up.exit_code == 0, up.output
+    assert "applied 0004" in up.stdout
+    assert "0005" not in up.stdout
+
+    shown = runner.invoke(app, ["migrate", "status"])
+    assert shown.exit_code == 0, shown.output
+    lines = {line.split()[1]: line for line in shown.stdout.splitlines() if "│ 000" in line}
+    assert set(lines) == {"0001", "0002", "0003", "0004", "0005"}
+    assert "applied" in lines["0004"]
+    assert "unchanged" in lines["0004"]
+    assert "pending" in lines["0005"]
+
+    down = runner.invoke(app, ["migrate", "down", "--to", "0002"])
+    assert down.exit_code == 0, down.output
+    assert "reverted 0003" in down.stdout
+
+
+@pytest.mark.parametrize("verb", ["up", "down"])
+def test_unknown_target_exits_non_zero_with_one_line(prefix: str, verb: str) -> None:
+    result = runner.invoke(app, ["migrate", verb, "--to", "0099"])
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: unknown migration target '0099': no migration 0099 (0001..0005)"
+    ]
+    assert "Traceback" not in result.output
+
+
+def test_down_needs_a_target(prefix: str) -> None:
+    result = runner.invoke(app, ["migrate", "down"])
+    assert result.exit_code != 0
+    assert "--to" in result.output
+
+
+def test_status_exits_1_on_a_problem(prefix: str, tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    step = folder / "0001_step.py"
+    step.write_text('"""Step."""\n\ndef up(ctx):\n    pass\n')
+    assert runner.invoke(app, ["migrate", "up", "--path", str(folder)]).exit_code == 0
+    step.write_text(step.read_text() + "# edited\n")
+
+    result = runner.invoke(app, ["migrate", "status", "--path", str(folder)])
+
+    assert result.exit_code == 1
+    assert "EDITED" in result.stdout
+    assert result.stderr.startswith("error: migration 0001_step.py was edited")
+
+
+def test_a_broken_migration_is_one_line(prefix: str, tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "0001_broken.py").write_text('"""Broken."""\n\nraise ImportError("nope")\n')
+
+    result = runner.invoke(app, ["migrate", "up", "--path", str(folder)])
+
+    assert result.exit_code == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert "cannot import migration" in result.stderr
+    assert "0001_broken.py" in result.stderr
+
+
+def test_unreachable_endpoint_is_one_line(moto_engine: LocalEngine) -> None:
+    configure(endpoint_url="http://127.0.0.1:9", retry_max_attempts=1, connect_timeout=0.5)
+
+    result = runner.invoke(app, ["migrate", "status"])
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot reach DynamoDB at http://127.0.0.1:9")
+    assert "PORTCHOPS_ENDPOINT_URL" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_seed_after_migrations(prefix: str) -> None:
+    assert runner.invoke(app, ["migrate", "up"]).exit_code == 0
+
+    first = runner.invoke(app, ["seed", "--users", "3", "--lessons", "2"])
+    again = runner.invoke(app, ["seed", "--users", "3", "--lessons", "2"])
+
+    assert first.exit_code == again.exit_code == 0
+    assert "seeded 3 users (3 new) and 6 progress rows (6 new)" in first.stdout
+    assert "seeded 3 users (0 new) and 6 progress rows (0 new)" in again.stdout
+
+
+def test_seed_without_tables_is_one_line(prefix: str) -> None:
+    result = runner.invoke(app, ["seed", "--users", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: table '{prefix}users' does not exist")
+
+
+def test_iam_policy_prints_json(prefix: str) -> None:
+    result = runner.invoke(app, ["iam-policy"])
+
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["Statement"][0]["Action"] == [f"dynamodb:{a}" for a in TABLE_ACTIONS]
+    arn = "arn:aws:dynamodb:*:*:table/"
+    assert doc["Statement"][0]["Resource"] == [f"{arn}{prefix}users", f"{arn}{prefix}user-progress"]
+
+    scoped = runner.invoke(
+        app, ["iam-policy", "--leading-keys", "--table-arn-prefix", "arn:aws:dynamodb:x:1:table/"]
+    )
+    doc = json.loads(scoped.stdout)
+    assert "dynamodb:Scan" not in doc["Statement"][0]["Action"]
+    assert doc["Statement"][0]["Resource"][0] == f"arn:aws:dynamodb:x:1:table/{prefix}users"
+    assert "dynamodb:LeadingKeys" in json.dumps(doc["Statement"][0]["Condition"])
+
+
+def test_demo_runs_through_migrations_and_seed() -> None:
+    result = runner.invoke(app, ["demo"])
+
+    assert result.exit_code == 0, result.output
+    assert "applied 0005" in result.stdout
+    assert "seeded 4 users" in result.stdout
+    assert "get_by_email('alan@example.com') -> Alan Turing" in result.stdout

@@ -1,0 +1,121 @@
+"""The runtime IAM policy: exactly the operations the repositories send, on our tables only."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+
+from portchops_models import UserProgress
+from portchops_models.iam import INDEX_ACTIONS, TABLE_ACTIONS, policy_document
+from portchops_models.metrics import Metrics
+from portchops_models.models import User
+from portchops_models.repositories import UserProgressRepository, UserRepository
+from portchops_models.settings import Settings
+
+ARN = "arn:aws:dynamodb:*:*:table/"
+#: Public methods that send nothing to DynamoDB.
+NO_IO = {"cache_clear"}
+
+
+def public_methods(cls: type) -> set[str]:
+    return {
+        name
+        for name, _ in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_") and name not in NO_IO
+    }
+
+
+def test_table_actions_are_exactly_what_the_repositories_send(tables: Settings) -> None:
+    metrics = Metrics()
+    users = UserRepository(metrics=metrics, cache=None)
+    progress = UserProgressRepository(metrics=metrics, cache=None)
+    ada = User(user_id="u1", email="ada@example.com", name="Ada")
+
+    exercised_users: dict[str, Callable[[], object]] = {
+        "save": lambda: users.save(ada),
+        "get": lambda: users.get("u1"),
+        "find": lambda: users.find("u2"),
+        "batch_save": lambda: users.batch_save([User(user_id="u2", email="b@x.io", name="B")]),
+        "batch_get": lambda: users.batch_get(["u1", "u2"]),
+        "get_by_email": lambda: users.get_by_email("ada@example.com"),
+        "scan_page": lambda: users.scan_page(limit=1),
+        "scan": lambda: list(users.scan(segments=2)),
+        "delete": lambda: users.delete("u2"),
+        "batch_delete": lambda: users.batch_delete(["u1"]),
+    }
+    exercised_progress: dict[str, Callable[[], object]] = {
+        "save": lambda: progress.save(UserProgress(user_id="u1", lesson_id="l-1")),
+        "get": lambda: progress.get("u1", "l-1"),
+        "find": lambda: progress.find("u1", "l-2"),
+        "update": lambda: progress.update("u1", "l-1", add_attempts=1),
+        "record_attempt": lambda: progress.record_attempt("u1", "l-2", 90),
+        "query": lambda: progress.query("u1", lesson_prefix="l-"),
+        "iter_query": lambda: list(progress.iter_query("u1", page_size=1)),
+        "completed": lambda: progress.completed("u1"),
+        "batch_save": lambda: progress.batch_save([UserProgress(user_id="u3", lesson_id="l-1")]),
+        "batch_get": lambda: progress.batch_get([("u1", "l-1"), ("u3", "l-1")]),
+        "scan_page": lambda: progress.scan_page(),
+        "scan": lambda: list(progress.scan()),
+        "delete": lambda: progress.delete("u1", "l-1"),
+        "batch_delete": lambda: progress.batch_delete([("u3", "l-1")]),
+    }
+    # A new public repository method must be exercised here (and so reach the policy).
+    assert set(exercised_users) == public_methods(UserRepository)
+    assert set(exercised_progress) == public_methods(UserProgressRepository)
+    for run in (*exercised_users.values(), *exercised_progress.values()):
+        run()
+
+    snapshot = metrics.snapshot()
+    assert snapshot["errors"] == 0
+    assert set(snapshot["operations"]) == set(TABLE_ACTIONS)
+    assert len(TABLE_ACTIONS) == len(set(TABLE_ACTIONS))
+
+
+def test_policy_names_only_the_needed_actions_and_our_tables() -> None:
+    doc = policy_document(settings=Settings(table_prefix="prod-"))
+    json.loads(json.dumps(doc))  # plain JSON
+
+    tables_stmt, index_stmt = doc["Statement"]
+    assert doc["Version"] == "2012-10-17"
+    assert tables_stmt["Effect"] == index_stmt["Effect"] == "Allow"
+    assert tables_stmt["Action"] == [f"dynamodb:{a}" for a in TABLE_ACTIONS]
+    assert tables_stmt["Resource"] == [f"{ARN}prod-users", f"{ARN}prod-user-progress"]
+    assert index_stmt["Action"] == ["dynamodb:Query"] == [f"dynamodb:{a}" for a in INDEX_ACTIONS]
+    assert index_stmt["Resource"] == [
+        f"{ARN}prod-users/index/email-index",
+        f"{ARN}prod-user-progress/index/completed-index",
+    ]
+    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    for management in ("CreateTable", "DeleteTable", "UpdateTable", "DescribeTable", "Update"):
+        assert not any(management in a for a in actions if a != "dynamodb:UpdateItem")
+    assert not any("*" in a for a in actions)
+    assert "Condition" not in tables_stmt
+
+
+def test_leading_keys_restricts_every_statement_and_drops_scan() -> None:
+    doc = policy_document(
+        settings=Settings(),
+        leading_keys=True,
+        table_arn_prefix="arn:aws:dynamodb:eu-west-1:123456789012:table/",
+    )
+
+    condition = {
+        "ForAllValues:StringEquals": {
+            "dynamodb:LeadingKeys": ["${cognito-identity.amazonaws.com:sub}"]
+        }
+    }
+    tables_stmt, index_stmt = doc["Statement"]
+    assert tables_stmt["Condition"] == index_stmt["Condition"] == condition
+    assert "dynamodb:Scan" not in tables_stmt["Action"]
+    assert len(tables_stmt["Action"]) == len(TABLE_ACTIONS) - 1
+    # email-index is keyed by email, not by the caller's id: a per-user role cannot use it.
+    assert index_stmt["Resource"] == [
+        "arn:aws:dynamodb:eu-west-1:123456789012:table/port-chops-user-progress/index/completed-index"
+    ]
+
+
+def test_leading_key_variable_is_configurable() -> None:
+    doc = policy_document(leading_keys=True, leading_key_variable="${aws:userid}")
+    keys = doc["Statement"][0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+    assert keys == ["${aws:userid}"]
