@@ -48,7 +48,7 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 docs: $(STAMP)
-	@if [ -f mkdocs.yml ]; then $(BIN)/mkdocs build --strict --quiet; else echo "docs: no mkdocs.yml yet"; fi
+	@if [ -f mkdocs.yml ]; then NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet; else echo "docs: no mkdocs.yml yet"; fi
 
 docs-serve: $(STAMP)
 	$(BIN)/mkdocs serve -a 127.0.0.1:8000
