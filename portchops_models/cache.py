@@ -251,7 +251,7 @@ class ItemCache(Generic[_K, _V]):
         on_event: called as ``on_event(hit, count)`` after hits (``hit=True``) and misses,
             outside the lock, e.g. to feed a metrics object.
 
-    Example::
+    For example:
 
         cache: ItemCache[str, User] = ItemCache(CachePolicy(ttl=60.0))
         user = cache.get_or_load("u1", None, lambda: load_user("u1"))
@@ -603,7 +603,7 @@ def cached(
     that returns ``None`` and raise `ItemNotFound` outside it. `cache_clear` clears the whole
     cache, which other functions may share.
 
-    Example::
+    For example:
 
         cache: ItemCache[str, User] = ItemCache()
 

@@ -5,9 +5,10 @@ A cursor carries DynamoDB's ``LastEvaluatedKey`` plus the scope it came from
 and the scope, so an edited cursor or one from another query raises
 `InvalidRequest` before anything is sent.
 
-The key for the tag comes from ``PORTCHOPS_CURSOR_SECRET``; without it a random
-per-process key is used, so cursors then do not survive a restart or travel
-between processes (set the secret for a web service with several workers).
+The key for the tag is the ``cursor_secret`` setting (``PORTCHOPS_CURSOR_SECRET``);
+without it a random per-process key is used, so cursors then do not survive a
+restart or travel between processes: set it for a web service with several
+workers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,23 +32,29 @@ _VALUE_TYPES = frozenset({"S", "N", "B"})
 _PROCESS_KEY = secrets.token_bytes(32)
 
 
-def _key() -> bytes:
-    secret = os.environ.get("PORTCHOPS_CURSOR_SECRET")
-    return secret.encode() if secret else _PROCESS_KEY
+def _tag(body: bytes, secret: str | None) -> bytes:
+    key = secret.encode() if secret else _PROCESS_KEY
+    return hmac.new(key, body, hashlib.sha256).digest()[:_TAG_BYTES]
 
 
-def _tag(body: bytes) -> bytes:
-    return hmac.new(_key(), body, hashlib.sha256).digest()[:_TAG_BYTES]
+def encode_cursor(
+    last_key: Mapping[str, Any], *, scope: Sequence[str], secret: str | None = None
+) -> str:
+    """Encode a ``LastEvaluatedKey`` for `scope` as an opaque URL-safe string.
 
-
-def encode_cursor(last_key: Mapping[str, Any], *, scope: Sequence[str]) -> str:
-    """Encode a ``LastEvaluatedKey`` for `scope` as an opaque URL-safe string."""
+    Args:
+        last_key: DynamoDB's ``LastEvaluatedKey``.
+        scope: what the cursor is valid for (table, index, partition key...).
+        secret: the signing secret; None uses this process's random key.
+    """
     body = json.dumps([list(scope), last_key], separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(_tag(body) + body).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(_tag(body, secret) + body).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(cursor: str, *, scope: Sequence[str]) -> dict[str, dict[str, str]]:
-    """Check and decode a cursor made by `encode_cursor` for the same scope.
+def decode_cursor(
+    cursor: str, *, scope: Sequence[str], secret: str | None = None
+) -> dict[str, dict[str, str]]:
+    """Check and decode a cursor made by `encode_cursor` for the same scope and secret.
 
     Raises:
         InvalidRequest: the cursor is malformed, was edited, or belongs to another query.
@@ -60,7 +66,7 @@ def decode_cursor(cursor: str, *, scope: Sequence[str]) -> dict[str, dict[str, s
     except (binascii.Error, ValueError):
         raise InvalidRequest("invalid cursor: not a cursor returned by this query") from None
     tag, body = raw[:_TAG_BYTES], raw[_TAG_BYTES:]
-    if len(tag) != _TAG_BYTES or not hmac.compare_digest(tag, _tag(body)):
+    if len(tag) != _TAG_BYTES or not hmac.compare_digest(tag, _tag(body, secret)):
         raise InvalidRequest("invalid cursor: it was altered or made by another deployment")
     try:
         cursor_scope, last_key = json.loads(body)

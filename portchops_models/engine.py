@@ -4,7 +4,7 @@ Real HTTP on ``127.0.0.1`` and a free port, so code under test talks to a
 DynamoDB-compatible endpoint exactly as it would to AWS, with no account and
 no network. Needs the ``engine`` extra (``pip install portchops-models[engine]``).
 
-Example:
+Examples:
     >>> from portchops_models import configure
     >>> from portchops_models.engine import LocalEngine
     >>> with LocalEngine() as engine:

@@ -13,7 +13,7 @@ towards the client whatever the upstream does (moto closes every
 connection, dynalite keeps them open: both work). Draws come from one seeded
 `random.Random`, so a sequential run is reproducible.
 
-Example:
+Examples:
     >>> import botocore.session
     >>> from portchops_models.engine import LocalEngine
     >>> from portchops_models.faultproxy import FaultProxy, Faults

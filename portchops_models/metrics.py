@@ -1,9 +1,9 @@
 """Request metrics for the data layer: capacity, throttles, errors, retries, latency, cache.
 
-:class:`Metrics` is fed by every DynamoDB request: recording is cheap (one lock, a few counter
+`Metrics` is fed by every DynamoDB request: recording is cheap (one lock, a few counter
 bumps, one append to a bounded buffer) and never raises. Read it as a plain, JSON-ready dict
-(:meth:`~Metrics.snapshot`) or as CloudWatch Embedded Metric Format lines (:meth:`~Metrics.to_emf`).
-Latency percentiles use the last :data:`LATENCY_SAMPLES` latencies of each operation (a ring
+(`Metrics.snapshot`) or as CloudWatch Embedded Metric Format lines (`Metrics.to_emf`).
+Latency percentiles use the last `LATENCY_SAMPLES` latencies of each operation (a ring
 buffer) and the nearest-rank method: the p-th percentile of n samples is the ceil(p*n/100)-th
 smallest (1..100 ms gives p50 = 50, p99 = 99; no samples gives 0.0). Counters are cumulative;
 ``reset=True`` reads and zeroes them in one step, as periodic EMF export wants.
@@ -56,7 +56,7 @@ class TableStats(TypedDict):
 
 
 class MetricsSnapshot(TypedDict):
-    """A copy of a :class:`Metrics`, a plain dict at runtime. ``errors`` counts every failed
+    """A copy of a `Metrics`, a plain dict at runtime. ``errors`` counts every failed
     request (throttles and user errors too); ``error_codes`` counts them by AWS error code."""
 
     requests: int
@@ -151,7 +151,7 @@ def _empty() -> MetricsSnapshot:
 class Metrics:
     """Thread-safe collector of DynamoDB request metrics; one lock guards all of its state.
 
-    Example: ``metrics = Metrics()``, pass it to ``Settings(metrics=...)``, then once a minute
+    Example: ``metrics = Metrics()``, pass it to ``UserRepository(metrics=...)``, then once a minute
     ``metrics.write_emf(sys.stdout, reset=True)``.
     """
 
@@ -315,7 +315,7 @@ class Metrics:
         dimensions: Mapping[str, str] | None = None,
         reset: bool = False,
     ) -> None:
-        """Write the :meth:`to_emf` lines to ``stream``, e.g. ``metrics.write_emf(sys.stdout)``."""
+        """Write the `to_emf` lines to ``stream``, e.g. ``metrics.write_emf(sys.stdout)``."""
         lines = self.to_emf(
             namespace=namespace, timestamp_ms=timestamp_ms, dimensions=dimensions, reset=reset
         )

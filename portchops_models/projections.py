@@ -6,7 +6,7 @@ those attributes (always through ExpressionAttributeNames, so reserved words suc
 as ``name``, ``status`` or ``ttl`` work) and returns validated, frozen
 projection objects instead of full models.
 
-Example:
+Examples:
     >>> from portchops_models import Projection, User
     >>> class UserSummary(Projection[User]):
     ...     user_id: str
@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel as PydanticModel
-from pydantic import ConfigDict
+from pydantic import ConfigDict, ValidationError
 from pynamodb.attributes import Attribute
 from pynamodb.models import Model
 
@@ -85,7 +85,14 @@ class Projection(PydanticModel, Generic[ModelT]):
             if raw is None or "NULL" in raw:
                 continue
             values[name] = attr.deserialize(attr.get_value(raw))
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise InvalidRequest(
+                f"{cls.__name__}: stored item does not fit the projection: {field}: {first['msg']}"
+            ) from err
 
 
 def _model_of(cls: type[Projection[Any]]) -> type[Model] | None:

@@ -1,6 +1,6 @@
 """`UserRepository` and `UserProgressRepository`: the repositories the app uses.
 
-Example:
+Examples:
     >>> from portchops_models import UserRepository
     >>> users = UserRepository()                       # doctest: +SKIP
     >>> users.get("u1").email                          # doctest: +SKIP

@@ -97,7 +97,7 @@ class RetryBudget:
     def available(self) -> int:
         """Tokens currently in the bucket.
 
-        Example::
+        For example:
 
             RetryBudget(capacity=10).available  # 10
         """
@@ -106,7 +106,7 @@ class RetryBudget:
     def cost_of(self, err: BaseException) -> int:
         """Tokens a retry of ``err`` costs: ``timeout_cost`` if it has no AWS error code.
 
-        Example::
+        For example:
 
             RetryBudget().cost_of(TimeoutError())  # 10
         """
@@ -115,7 +115,7 @@ class RetryBudget:
     def try_acquire(self, cost: int) -> bool:
         """Take ``cost`` tokens and return True, or return False (taking none) if too few.
 
-        Example::
+        For example:
 
             budget = RetryBudget(capacity=5)
             budget.try_acquire(5), budget.try_acquire(5)  # (True, False)
@@ -132,7 +132,7 @@ class RetryBudget:
         Pass the cost of the call's last retry when it retried; a call that succeeded
         first time passes nothing. The bucket is refilled to ``capacity`` at most.
 
-        Example::
+        For example:
 
             budget = RetryBudget(capacity=10)
             budget.try_acquire(5)
@@ -174,7 +174,7 @@ class RetryPolicy:
         sleep: how to wait (inject a fake in tests).
         random: a uniform [0, 1) source for the jitter (inject a fake in tests).
 
-    Example::
+    For example:
 
         policy = RetryPolicy(max_attempts=4, base_delay=0.05)
         policy.call(lambda: client.get_item(TableName="users", Key=key), table="users")
@@ -208,7 +208,7 @@ class RetryPolicy:
 
         Returns ``random() * min(max_delay, base_delay * 2**attempt)``; never overflows.
 
-        Example::
+        For example:
 
             RetryPolicy(random=lambda: 0.5).backoff(2)  # 0.5 * min(1.0, 0.025 * 4) == 0.05
         """
@@ -238,7 +238,7 @@ class RetryPolicy:
         Returns:
             What ``fn`` returned. Exceptions that ``retry_on`` rejects propagate unchanged.
 
-        Example::
+        For example:
 
             RetryPolicy().call(lambda: client.describe_table(TableName="users"), table="users")
         """
@@ -309,7 +309,7 @@ class RetryPolicy:
 
         The copy shares this policy's budget unless ``budget=`` is among the changes.
 
-        Example::
+        For example:
 
             patient = RetryPolicy().with_(max_attempts=20, max_total_delay=60.0)
         """
@@ -328,7 +328,7 @@ def retrying(
     Args:
         policy: the policy to use; a default `RetryPolicy` (with its own budget) if None.
 
-    Example::
+    For example:
 
         @retrying(RetryPolicy(max_attempts=3))
         def fetch(key: str) -> dict[str, object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
@@ -24,7 +24,7 @@ ENV_PREFIX = "PORTCHOPS_"
 class Settings(BaseSettings):
     """One connection and policy configuration shared by every model and repository.
 
-    Example:
+    Examples:
         >>> from portchops_models import Settings
         >>> Settings(endpoint_url="http://127.0.0.1:8000").table_prefix
         'port-chops-'
@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     retry_base_delay: float = Field(default=0.025, gt=0, description="First backoff, seconds.")
     retry_max_delay: float = Field(default=1.0, gt=0, description="Backoff cap, seconds.")
     progress_ttl_hours: float = Field(default=24.0, gt=0, description="UserProgress lifetime.")
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs pagination cursors; None = a random key per process.",
+    )
 
     @field_validator("endpoint_url")
     @classmethod
@@ -110,7 +114,7 @@ def configure(settings: Settings | None = None, **overrides: object) -> Settings
     Raises:
         ConfigurationError: a value is invalid; the message names the variable.
 
-    Example:
+    Examples:
         >>> from portchops_models import configure
         >>> configure(endpoint_url="http://127.0.0.1:8000", table_prefix="test-").table_prefix
         'test-'

@@ -66,10 +66,9 @@ def test_non_string_cursor_is_rejected() -> None:
         decode_cursor(123, scope=SCOPE)  # type: ignore[arg-type]
 
 
-def test_secret_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORTCHOPS_CURSOR_SECRET", "one")
-    cursor = encode_cursor({"userId": {"S": "u"}}, scope=SCOPE)
-    assert decode_cursor(cursor, scope=SCOPE) == {"userId": {"S": "u"}}
-    monkeypatch.setenv("PORTCHOPS_CURSOR_SECRET", "two")
-    with pytest.raises(InvalidRequest):
-        decode_cursor(cursor, scope=SCOPE)
+def test_a_cursor_is_valid_only_under_its_secret() -> None:
+    cursor = encode_cursor({"userId": {"S": "u"}}, scope=SCOPE, secret="one")
+    assert decode_cursor(cursor, scope=SCOPE, secret="one") == {"userId": {"S": "u"}}
+    for other in ("two", None):
+        with pytest.raises(InvalidRequest):
+            decode_cursor(cursor, scope=SCOPE, secret=other)

@@ -54,7 +54,7 @@ def test_from_raw_deserialises_with_the_model_attributes() -> None:
 
 
 def test_projections_are_validated_and_frozen() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidRequest, match="name"):
         UserSummary.from_raw({"userId": {"S": "u1"}})  # name missing
     summary = UserSummary(user_id="u1", name="Ada")
     with pytest.raises(ValidationError):

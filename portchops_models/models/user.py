@@ -31,7 +31,7 @@ class EmailIndex(GlobalSecondaryIndex["User"]):  # type: ignore[no-untyped-call]
 class User(BaseModel):
     """A learner.
 
-    Example:
+    Examples:
         >>> user = User(user_id="u1", email="ada@example.com", name="Ada")
         >>> user.user_id
         'u1'

@@ -46,7 +46,7 @@ class CompletedIndex(GlobalSecondaryIndex["UserProgress"]):  # type: ignore[no-u
 class UserProgress(BaseModel):
     """One learner's progress on one lesson.
 
-    Example:
+    Examples:
         >>> row = UserProgress(user_id="u1", lesson_id="l-001", status="started")
         >>> row.attempts
         0
