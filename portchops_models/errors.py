@@ -4,12 +4,14 @@ Every error that crosses the public API is a `PortChopsError`::
 
     PortChopsError
      ├── ConfigurationError      bad settings (also a ValueError)
+     │    └── NoCredentials      no AWS credentials and no local endpoint
      ├── ItemNotFound            get() of a key that is not stored
      ├── TableNotFound           the table does not exist (says how to create it)
      ├── ConditionFailed         a condition or an optimistic-lock version check failed
      ├── InvalidRequest          bad key, item too large, bad cursor... (a ValueError)
      └── ServiceError            DynamoDB could not serve the request
           └── ThrottledError     retries exhausted on throttling, 5xx or dropped connections
+               └── EndpointUnreachable   ... because the endpoint never answered
 
 Each class takes its context as keyword-only arguments (`table=`, `key=`, `attempts=`,
 `code=`), and keeps the AWS error code reachable as `.code` when there is one.
@@ -24,14 +26,17 @@ from collections.abc import Mapping
 __all__ = [
     "ConditionFailed",
     "ConfigurationError",
+    "EndpointUnreachable",
     "InvalidRequest",
     "ItemNotFound",
+    "NoCredentials",
     "PortChopsError",
     "ServiceError",
     "TableNotFound",
     "ThrottledError",
     "RETRYABLE_CODES",
     "error_code",
+    "gave_up",
     "http_status",
     "is_retryable",
     "translate",
@@ -80,6 +85,10 @@ class PortChopsError(Exception):
 
 class ConfigurationError(PortChopsError, ValueError):
     """A setting is invalid; the message names the environment variable."""
+
+
+class NoCredentials(ConfigurationError):
+    """No AWS credentials were found (and no local endpoint is configured)."""
 
 
 class ItemNotFound(PortChopsError, LookupError):
@@ -144,17 +153,29 @@ class ThrottledError(ServiceError):
         self.outstanding = outstanding
 
 
+class EndpointUnreachable(ThrottledError):
+    """Retries were exhausted because the endpoint never answered (down, wrong URL, no network)."""
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """`err` and its causes (``__cause__`` and PynamoDB's ``.cause``), without cycles."""
+    seen: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and all(current is not s for s in seen):
+        seen.append(current)
+        nxt = current.__cause__ or getattr(current, "cause", None)
+        current = nxt if isinstance(nxt, BaseException) else None
+    return seen
+
+
 def _response_field(err: BaseException, section: str, name: str) -> object:
-    """``err.response[section][name]`` of a botocore error, following PynamoDB's ``.cause``."""
-    seen: BaseException | None = err
-    while seen is not None:
-        response = getattr(seen, "response", None)
+    """``err.response[section][name]`` of a botocore error, following the cause chain."""
+    for current in _chain(err):
+        response = getattr(current, "response", None)
         if isinstance(response, Mapping):
             part = response.get(section)
             if isinstance(part, Mapping) and part.get(name) is not None:
                 return part.get(name)
-        cause = getattr(seen, "cause", None)
-        seen = cause if isinstance(cause, BaseException) and cause is not seen else None
     return None
 
 
@@ -175,12 +196,38 @@ def _is_connection_error(err: BaseException) -> bool:
     from botocore.exceptions import ConnectionError as BotoConnectionError
     from botocore.exceptions import HTTPClientError
 
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, BotoConnectionError | HTTPClientError | ConnectionError):
-            return True
-        seen = seen.__cause__ or getattr(seen, "cause", None)
-    return False
+    return any(
+        isinstance(e, BotoConnectionError | HTTPClientError | ConnectionError) for e in _chain(err)
+    )
+
+
+def _never_answered(err: BaseException) -> bool:
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+    return any(isinstance(e, EndpointConnectionError | ConnectTimeoutError) for e in _chain(err))
+
+
+def gave_up(
+    last: BaseException, *, table: str | None, attempts: int, reason: str
+) -> ThrottledError:
+    """The error for a retry loop that stopped: `EndpointUnreachable` or `ThrottledError`."""
+    code = error_code(last)
+    if _never_answered(last):
+        return EndpointUnreachable(
+            f"{table or 'request'}: cannot reach DynamoDB after {attempts} attempt(s) ({reason}):"
+            f" {_message(last)}; is the engine running (`portchops engine`) and"
+            " PORTCHOPS_ENDPOINT_URL right?",
+            table=table,
+            code=code,
+            attempts=attempts,
+        )
+    return ThrottledError(
+        f"{table or 'request'}: gave up after {attempts} attempt(s): {reason}; "
+        f"last error: {code or type(last).__name__}",
+        table=table,
+        code=code,
+        attempts=attempts,
+    )
 
 
 def is_retryable(err: BaseException) -> bool:
@@ -202,6 +249,14 @@ def translate(
     """Map a botocore/PynamoDB exception to the matching `PortChopsError`."""
     if isinstance(err, PortChopsError):
         return err
+    from botocore.exceptions import NoCredentialsError
+
+    if any(isinstance(e, NoCredentialsError) for e in _chain(err)):
+        return NoCredentials(
+            "no AWS credentials found: set PORTCHOPS_ENDPOINT_URL for a local engine, "
+            "or AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+            table=table,
+        )
     code = error_code(err)
     detail = _message(err)
     if code == "ConditionalCheckFailedException":

@@ -75,7 +75,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import tables
 from .connection import Connection, current_connection
-from .errors import ConditionFailed, PortChopsError, ServiceError, error_code, translate
+from .errors import (
+    ConditionFailed,
+    EndpointUnreachable,
+    NoCredentials,
+    PortChopsError,
+    error_code,
+    translate,
+)
 from .metrics import Metrics
 from .models.base import BaseModel
 from .repository import default_metrics
@@ -117,14 +124,6 @@ CheckpointHook = Callable[[str, str, str], None]
 
 class MigrationError(PortChopsError):
     """A migration could not be planned, applied or undone; the message is one line."""
-
-
-class NoCredentials(PortChopsError):
-    """No AWS credentials were found and no local endpoint is configured."""
-
-
-class EndpointUnreachable(ServiceError):
-    """The DynamoDB endpoint did not answer (engine not running, wrong URL, no network)."""
 
 
 def _setup_error(err: BaseException) -> PortChopsError | None:

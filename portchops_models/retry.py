@@ -295,14 +295,7 @@ class RetryPolicy:
             if budget is not None:
                 budget.release_on_success(cost)
             return result
-        code = errors.error_code(last)
-        raise errors.ThrottledError(
-            f"{table or 'request'}: gave up after {attempts} attempt(s): {reason}; "
-            f"last error: {code or type(last).__name__}",
-            table=table,
-            code=code,
-            attempts=attempts,
-        ) from last
+        raise errors.gave_up(last, table=table, attempts=attempts, reason=reason) from last
 
     def with_(self, **changes: Unpack[_Changes]) -> RetryPolicy:
         """A copy with some fields changed (like tenacity's ``retry_with``).
