@@ -192,8 +192,11 @@ class _Steps:
 
 
 def default_path() -> Path:
-    """The top-level ``migrations/`` folder next to the package (a source checkout)."""
-    return Path(__file__).resolve().parent.parent / "migrations"
+    """The migrations folder: top-level ``migrations/`` in a source checkout, else the
+    copy shipped inside the installed wheel (``portchops_models/migrations``)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "migrations"
+    return checkout if checkout.is_dir() else here / "migrations"
 
 
 def discover(path: Path | str | None = None) -> list[Migration]:
