@@ -191,6 +191,9 @@ class _Steps:
     down: _Step | None
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 def default_path() -> Path:
     """The migrations folder: top-level ``migrations/`` in a source checkout, else the
     copy shipped inside the installed wheel (``portchops_models/migrations``)."""
@@ -221,7 +224,8 @@ def discover(path: Path | str | None = None) -> list[Migration]:
             raise MigrationError(f"{file}: number {number} is also {found[number].path.name}")
         source = file.read_bytes()
         try:
-            doc = ast.get_docstring(ast.parse(source, filename=str(file)))
+            with _PARSE_LOCK:  # CPython 3.11's parser is not safe to run in two threads at once
+                doc = ast.get_docstring(ast.parse(source, filename=str(file)))
         except (SyntaxError, ValueError) as err:
             raise MigrationError(f"cannot read migration {file}: {_one_line(err)}") from err
         description = (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
@@ -243,7 +247,8 @@ def _load(migration: Migration) -> _Steps:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with _PARSE_LOCK:
+            spec.loader.exec_module(module)
     except Exception as err:
         sys.modules.pop(name, None)
         raise MigrationError(f"cannot import migration {migration.path}: {_one_line(err)}") from err
