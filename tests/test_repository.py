@@ -315,3 +315,64 @@ def test_bad_progress_keys_and_items(tables: Settings) -> None:
     with pytest.raises(InvalidRequest):
         repo.record_attempt("u", "l", float("inf"))
     assert repo.find("u", "l") is None  # nothing was written
+
+
+def test_cursor_secret_setting_lets_cursors_travel_between_processes(
+    any_tables: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORTCHOPS_CURSOR_SECRET", "shared-secret")
+    settings = configure(endpoint_url=any_tables.endpoint_url, table_prefix=any_tables.table_prefix)
+    assert settings.cursor_secret is not None
+    assert "shared-secret" not in repr(settings)
+    repo = UserProgressRepository()
+    repo.batch_save(UserProgress(user_id="u1", lesson_id=f"l{i}") for i in range(5))
+    cursor = repo.query("u1", limit=2).cursor
+    assert cursor is not None
+    configure(settings, cursor_secret="another-secret")
+    with pytest.raises(InvalidRequest):
+        repo.query("u1", limit=2, cursor=cursor)
+    configure(settings)
+    assert len(repo.query("u1", limit=2, cursor=cursor).items) == 2
+
+
+def test_cache_is_invalidated_by_every_write(any_tables: Settings) -> None:
+    from portchops_models import CachePolicy, Metrics
+
+    metrics = Metrics()
+    users = UserRepository(cache=CachePolicy(negative_ttl=60.0), metrics=metrics)
+    assert users.find("u1") is None  # cached as absent
+    users.save(User(user_id="u1", email="a@example.com", name="Ada"))
+    assert users.get("u1").name == "Ada"
+    users.batch_save([User(user_id="u1", email="a@example.com", name="Batch", version=1)])
+    assert users.get("u1").name == "Batch"
+    users.batch_delete(["u1"])
+    assert users.find("u1") is None
+    progress = UserProgressRepository(metrics=metrics)
+    progress.record_attempt("u1", "l1", 10)
+    assert progress.get("u1", "l1").attempts == 1
+    progress.record_attempt("u1", "l1", 20)
+    assert progress.get("u1", "l1").attempts == 2
+    progress.update("u1", "l1", add_attempts=5)
+    assert progress.get("u1", "l1").attempts == 7
+    progress.delete("u1", "l1")
+    assert progress.find("u1", "l1") is None
+    assert metrics.snapshot()["cache_hits"] == 0  # every read after a write went to the table
+    assert progress.find("u1", "l1") is None
+    assert metrics.snapshot()["cache_misses"] >= 9
+
+
+def test_condition_failures_name_the_key(any_tables: Settings) -> None:
+    progress = UserProgressRepository()
+    progress.record_attempt("u1", "l1", 10)
+    with pytest.raises(ConditionFailed) as info:
+        progress.delete("u1", "l1", condition=UserProgress.status == "completed")
+    assert info.value.key == ("u1", "l1")
+    with pytest.raises(ConditionFailed) as info:
+        progress.update("u1", "l1", score=5, condition=UserProgress.attempts > 3)
+    assert info.value.key == ("u1", "l1")
+    assert "l1" in str(info.value)
+
+
+def test_cache_maxsize_zero_turns_caching_off(any_tables: Settings) -> None:
+    configure(any_tables, cache_maxsize=0)
+    assert UserRepository().cache is None
