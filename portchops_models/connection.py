@@ -26,6 +26,8 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from .settings import Settings, current_settings, settings_generation
+from .wire import call_parsed
+from .wire import install as install_parser
 
 __all__ = ["Connection", "current_connection"]
 
@@ -47,6 +49,11 @@ class Connection:
         workers = self.settings.max_pool_connections
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="portchops-batch")
         object.__setattr__(self, "executor", pool)
+
+    def read(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`call` for the repository's reads: a successful answer is parsed with one
+        ``json.loads`` instead of botocore's shape walk (see `portchops_models.wire`)."""
+        return call_parsed(self.call, operation, params)
 
     def close(self) -> None:
         """Release the pool's connections and the batch threads."""
@@ -83,6 +90,7 @@ def _build_client(settings: Settings) -> BaseClient:
     # pools created from now on block instead of overflowing.
     manager = cast(Any, client)._endpoint.http_session._manager
     manager.connection_pool_kw["block"] = True
+    install_parser(client)
     return client
 
 

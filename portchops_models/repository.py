@@ -19,11 +19,6 @@ public methods (``get(user_id)``, ``get(user_id, lesson_id)``).
 
 from __future__ import annotations
 
-import base64
-import functools
-import json
-import queue
-import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,19 +27,15 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 from pynamodb.attributes import (
     Attribute,
-    AttributeContainer,
-    NumberAttribute,
-    TTLAttribute,
-    UTCDateTimeAttribute,
-    VersionAttribute,
 )
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
-from pynamodb.models import Model
 
+from .batching import fan_out, merge_segments
 from .cache import CachePolicy, ItemCache
 from .connection import Connection, current_connection
 from .cursor import decode_cursor, encode_cursor
+from .decoding import model_decoder
 from .errors import (
     ConditionFailed,
     InvalidRequest,
@@ -71,6 +62,7 @@ from .models.user_progress import default_expiry
 from .projections import Projection
 from .retry import RetryPolicy
 from .settings import current_settings
+from .wire import PARSED_OPERATIONS
 
 __all__ = ["UNSET", "Page", "Repository", "default_metrics"]
 
@@ -93,6 +85,7 @@ class _Unset:
 UNSET: Any = _Unset()
 
 _DEFAULT_METRICS = Metrics()
+_NOT_DECODED = object()
 
 
 def default_metrics() -> Metrics:
@@ -171,7 +164,7 @@ class Repository(Generic[ModelT, KeyT]):
         attrs = model.get_attributes()
         self._version_name = model._version_attribute_name
         self._has_updated_at = "updated_at" in attrs
-        self._decode_model: Callable[[RawItem], ModelT] = _model_decoder(model)
+        self._decode_model: Callable[[RawItem], ModelT] = model_decoder(model)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -209,7 +202,6 @@ class Repository(Generic[ModelT, KeyT]):
     def _connect(self) -> tuple[Connection, str]:
         conn = current_connection()
         if conn.generation != self._generation:
-            _install_lean_parser(conn.client)
             # New settings may mean other tables: nothing cached before still applies.
             if self._cache is not None and self._generation != -1:
                 self._cache.clear()
@@ -219,7 +211,7 @@ class Repository(Generic[ModelT, KeyT]):
     def _send(self, conn: Connection, operation: str, params: dict[str, Any], table: str) -> Any:
         """One API call: retry policy, metrics, error translation."""
         metrics = self.metrics
-        call = functools.partial(_call_lean, conn) if operation in _LEAN_OPERATIONS else conn.call
+        call = conn.read if operation in PARSED_OPERATIONS else conn.call
 
         def attempt() -> dict[str, Any]:
             start = time.perf_counter()
@@ -490,7 +482,7 @@ class Repository(Generic[ModelT, KeyT]):
         stalled = 0
         while pending:
             chunks = [pending[i : i + chunk_size] for i in range(0, len(pending), chunk_size)]
-            responses = _fan_out(conn, send, chunks)
+            responses = fan_out(conn.executor, send, chunks)
             leftover: list[Any] = []
             for response in responses:
                 leftover.extend(collect(response))
@@ -653,7 +645,7 @@ class Repository(Generic[ModelT, KeyT]):
 
         if segments == 1:
             return self._iter_pages(lambda cursor: page(0, cursor))
-        return _merge_segments(segments, page)
+        return merge_segments(segments, page)
 
     # ------------------------------------------------------------------ writes
 
@@ -850,279 +842,7 @@ class Repository(Generic[ModelT, KeyT]):
             self._cache.invalidate(keys)
 
 
-# ------------------------------------------------------------------ fast reads
-#
-# Two costs dominate the client's profile of a batch read or a query, and neither adds
-# anything: botocore's generic response parser, which walks the output shape for every
-# attribute value of every item (tens of µs an item, more than the whole HTTP exchange),
-# and PynamoDB's ``from_raw_data``, which runs every attribute default twice per item and
-# sets each value through its descriptor. For the repository's reads both are replaced
-# by equivalents that produce the same result.
-
-#: Reads whose successful JSON answers the repository parses itself.
-_LEAN_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan"})
-_lean = threading.local()
-_NOT_DECODED = object()
-
-
-def _call_lean(conn: Connection, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-    """`Connection.call`, with this thread's answer parsed by `_lean_parse`."""
-    _lean.active = True
-    try:
-        return conn.call(operation, params)
-    finally:
-        _lean.active = False
-
-
-def _install_lean_parser(client: Any) -> None:
-    """Hook `_lean_parse` into the client's ``before-parse`` events (once per client)."""
-    events = client.meta.events
-    for operation in _LEAN_OPERATIONS:
-        events.register(
-            f"before-parse.dynamodb.{operation}",
-            _lean_parse,
-            unique_id=f"portchops-lean-{operation}",
-        )
-
-
-def _lean_parse(
-    response_dict: dict[str, Any],
-    customized_response_dict: dict[str, Any],
-    operation_model: Any,
-    **_: Any,
-) -> None:
-    """Parse a repository read's 200 answer with one ``json.loads``.
-
-    DynamoDB's JSON already has the shape botocore returns (numbers stay strings in
-    ``N``); only binary values need base64-decoding. The result goes into
-    ``customized_response_dict``, which botocore merges into its own result, and the
-    body botocore then parses is ``{}`` (it still adds ``ResponseMetadata``). Only the
-    output shape's members are kept, as botocore does. Errors, other operations, other
-    callers of the client and anything unexpected are left to botocore.
-    """
-    if not getattr(_lean, "active", False) or response_dict.get("status_code") != 200:
-        return
-    try:
-        parsed = json.loads(response_dict["body"])
-        if not isinstance(parsed, dict):
-            return
-        members = operation_model.output_shape.members
-        lean = {k: v for k, v in parsed.items() if v is not None and k in members}
-        _decode_binaries(lean)
-    except Exception:  # leave it all to botocore, which reports malformed answers
-        return
-    customized_response_dict.update(lean)
-    response_dict["body"] = b"{}"
-
-
-def _decode_binaries(parsed: dict[str, Any]) -> None:
-    """Base64-decode the B and BS values of every item and key, as botocore's parser does."""
-    for name in ("Item", "LastEvaluatedKey"):
-        if name in parsed:
-            _decode_map(parsed[name])
-    for item in parsed.get("Items", ()):
-        _decode_map(item)
-    for items in parsed.get("Responses", {}).values():
-        for item in items:
-            _decode_map(item)
-    for request in parsed.get("UnprocessedKeys", {}).values():
-        for key in request.get("Keys", ()):
-            _decode_map(key)
-
-
-def _decode_map(item: dict[str, Any]) -> None:
-    for value in item.values():
-        if "S" not in value and "N" not in value:
-            _decode_value(value)
-
-
-def _decode_value(value: dict[str, Any]) -> None:
-    if "B" in value:
-        value["B"] = base64.b64decode(value["B"])
-    elif "BS" in value:
-        value["BS"] = [base64.b64decode(v) for v in value["BS"]]
-    elif "M" in value:
-        _decode_map(value["M"])
-    elif "L" in value:
-        for element in value["L"]:
-            if "S" not in element and "N" not in element:
-                _decode_value(element)
-
-
-def _model_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
-    """``model.from_raw_data`` without its overhead: the same object comes out.
-
-    PynamoDB instantiates the model (running every attribute default), clears it, runs
-    the defaults again, then sets each stored value through its descriptor. Here each
-    attribute is visited once: a stored value is deserialized exactly as PynamoDB does,
-    a default is computed only when the item lacks the attribute, and values go straight
-    into ``attribute_values`` unless the attribute's class has its own ``__set__`` (TTL,
-    version...), which then runs. Models with a discriminator or their own construction
-    hooks keep ``from_raw_data``.
-    """
-    untyped: Any = model
-    standard = (
-        not untyped._discriminator
-        and untyped.__new__ is object.__new__
-        and untyped.__init__ is Model.__init__
-        and untyped.from_raw_data.__func__ is cast(Any, Model.from_raw_data).__func__
-        and untyped._instantiate.__func__ is cast(Any, AttributeContainer._instantiate).__func__
-        and untyped._container_deserialize is AttributeContainer._container_deserialize
-        and untyped._set_defaults is AttributeContainer._set_defaults
-    )
-    if not standard:
-        return cast(Callable[[RawItem], ModelT], model.from_raw_data)
-    plan: list[tuple[str, str, Callable[[dict[str, Any]], Any], Any, Any]] = []
-    for python_name, attr in model.get_attributes().items():
-        key = untyped._dynamo_to_python_attrs.get(attr.attr_name, attr.attr_name)
-        setter = attr.__set__ if type(attr).__set__ is not Attribute.__set__ else None
-        plan.append((key or python_name, attr.attr_name, _reader(attr), setter, attr.default))
-    new = object.__new__
-
-    def decode(item: RawItem) -> ModelT:
-        obj = new(model)
-        values: dict[str, Any] = {}
-        obj.attribute_values = values
-        for key, name, read, setter, default in plan:
-            raw = item.get(name)
-            if raw and "NULL" not in raw:
-                value = read(raw)
-            elif default is None:
-                continue
-            else:
-                value = default() if callable(default) else default
-                if value is None:
-                    continue
-            if setter is None:
-                values[key] = value
-            else:
-                setter(obj, value)
-        return obj
-
-    return decode
-
-
-def _reader(attr: Attribute[Any]) -> Callable[[dict[str, Any]], Any]:
-    """``attr.deserialize(attr.get_value(raw))``, with equivalent shortcuts for common types."""
-    kind: Any = type(attr)
-    get_value = attr.get_value
-    deserialize = attr.deserialize
-    if kind.get_value is not Attribute.get_value:
-        return lambda raw: deserialize(get_value(raw))
-    if kind.deserialize is Attribute.deserialize:  # strings: the stored value itself
-        return get_value
-    if kind.deserialize is UTCDateTimeAttribute.deserialize:
-        return lambda raw: _utc_datetime(get_value(raw), deserialize)
-    if kind.deserialize is NumberAttribute.deserialize:
-        return lambda raw: _json_number(get_value(raw))
-    if kind.deserialize is VersionAttribute.deserialize:
-        return lambda raw: int(_json_number(get_value(raw)))
-    if kind.deserialize is TTLAttribute.deserialize:
-        return lambda raw: datetime.fromtimestamp(_json_number(get_value(raw)), tz=UTC)
-    return lambda raw: deserialize(get_value(raw))
-
-
-def _json_number(value: Any) -> Any:
-    """``json.loads(value)`` (PynamoDB's number decoding); plain integers skip the parser."""
-    plain = type(value) is str and value.isascii() and value.isdigit()
-    if plain and (value[0] != "0" or len(value) == 1):  # JSON has no leading zeros
-        return int(value)
-    return json.loads(value)
-
-
-def _utc_datetime(value: Any, slow: Callable[[Any], datetime]) -> datetime:
-    """PynamoDB's UTC datetime decoding, by C's ``fromisoformat`` when the string has
-    exactly PynamoDB's format, ``YYYY-MM-DDTHH:MM:SS.ffffff+0000`` (anything else, or
-    anything ``fromisoformat`` refuses, goes to PynamoDB's own parser)."""
-    if (
-        type(value) is str
-        and len(value) == 31
-        and value[26:] == "+0000"
-        and value[4] == "-"
-        and value[7] == "-"
-        and value[10] == "T"
-        and value[13] == ":"
-        and value[16] == ":"
-        and value[19] == "."
-        and value[11:13] < "24"
-    ):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    return slow(value)
-
-
 def _check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise InvalidRequest(f"limit must be a positive int, got {limit!r}")
     return limit
-
-
-def _fan_out(
-    conn: Connection, send: Callable[[list[Any]], dict[str, Any]], chunks: list[list[Any]]
-) -> list[dict[str, Any]]:
-    """Send chunks in parallel on the connection's executor (inline when there is one)."""
-    if len(chunks) == 1:
-        return [send(chunks[0])]
-    futures = [conn.executor.submit(send, chunk) for chunk in chunks]
-    results: list[dict[str, Any]] = []
-    error: BaseException | None = None
-    for future in futures:  # wait for all, so no request outlives the call
-        try:
-            results.append(future.result())
-        except BaseException as err:
-            error = error or err
-    if error is not None:
-        raise error
-    return results
-
-
-_DONE = object()
-
-
-def _merge_segments(segments: int, page: Callable[[int, str | None], Page[T]]) -> Iterator[T]:
-    """Run one thread per scan segment; yield their items as pages arrive."""
-    if not (isinstance(segments, int) and 1 <= segments <= 1000):
-        raise InvalidRequest("segments must be an int from 1 to 1000")
-    pages: queue.Queue[Any] = queue.Queue(maxsize=segments * 2)
-    stop = threading.Event()
-
-    def worker(segment: int) -> None:
-        cursor: str | None = None
-        try:
-            while not stop.is_set():
-                result = page(segment, cursor)
-                pages.put(result.items)
-                if result.cursor is None:
-                    break
-                cursor = result.cursor
-        except BaseException as err:
-            pages.put(err)
-        finally:
-            pages.put(_DONE)
-
-    threads = [
-        threading.Thread(target=worker, args=(s,), daemon=True, name=f"portchops-scan-{s}")
-        for s in range(segments)
-    ]
-    for thread in threads:
-        thread.start()
-    finished = 0
-    try:
-        while finished < segments:
-            got = pages.get()
-            if got is _DONE:
-                finished += 1
-            elif isinstance(got, BaseException):
-                raise got
-            else:
-                yield from got
-    finally:
-        stop.set()
-        while any(t.is_alive() for t in threads):  # unblock workers waiting on a full queue
-            try:
-                pages.get_nowait()
-            except queue.Empty:
-                for t in threads:
-                    t.join(timeout=0.05)
