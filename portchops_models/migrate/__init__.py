@@ -1,0 +1,84 @@
+"""The migration runner over ``migrations/NNNN_description.py`` (modelled on alembic).
+
+Each verb is a typed function that the CLI wraps and tests call directly:
+`upgrade`, `downgrade` and `status`. Scripts are plain modules found by
+scanning a directory (by default the top-level ``migrations/`` folder next to
+the package; pass ``path=`` / ``--path`` for another) and loaded by file path,
+since their names start with digits. Each has ``up(ctx)`` and, where the step
+can be undone, ``down(ctx)``; the first line of its docstring is the
+description that `status` shows.
+
+The applied state lives in the target store, table ``{prefix}schema-migrations``
+(hash key ``id``, created on first use, PAY_PER_REQUEST, encrypted):
+
+* ``id = "0003"``: one item per step, with ``status`` (``"applied"``, or
+  ``"failed"`` and ``error``), ``applied_at``, ``duration_ms``, ``checksum``
+  (sha256 of the file) and ``description``. A data migration's checkpoints
+  (``checkpoint:KEY``) live on its item while it runs; recording the step as
+  applied replaces the item and drops them, and `downgrade` deletes it.
+* ``id = "lock"``: the run lock, taken with a conditional PutItem
+  (``attribute_not_exists(id) OR expires_at < now``) with an owner and a lease
+  that a heartbeat renews. A second runner polls until it frees up, up to
+  ``lock_timeout`` seconds, then stops with a message naming the holder. Under
+  the lock the history is read again before each step, so every step is
+  applied once however many runners start together. A runner that dies keeps
+  the lock until its lease (60 s) runs out. (This relies on CreateTable and
+conditional writes being atomic, as in DynamoDB. moto's CreateTable is not:
+two runners creating the history table at the same moment can both succeed,
+the second replacing the first's table and its lock.)
+
+Checks, each a `MigrationError` with a one-line message, before anything runs:
+a gap (an applied step whose file is gone, or a pending step numbered below an
+applied one), an applied file edited since (checksum mismatch; pass
+``allow_edited=True`` / ``--allow-edited`` to run anyway, `status` keeps
+reporting it), an unknown target, a file that does not import, a step to undo
+without ``down``, and a table that exists with other keys than its model. A
+step that raises is recorded as failed and stops the run; running again
+retries it (data migrations resume from their checkpoints). A dry run prints
+what would run and changes nothing: it neither creates the history table nor
+takes the lock, and does not call the steps.
+
+Tables are PAY_PER_REQUEST and encrypted; point-in-time recovery and TTL are
+turned on where the engine has them (AWS and moto do; dynalite has neither, so
+they are skipped with a note).
+
+Example:
+    >>> from portchops_models.migrate import status, upgrade
+    >>> results = upgrade()                                    # doctest: +SKIP
+    >>> [s.number for s in status() if s.applied]              # doctest: +SKIP
+    ['0001', '0002', '0003', '0004', '0005']
+
+Modules, one per concept: `errors` (`MigrationError`, `connection_errors`),
+`discovery` (`Migration`, `discover`, `default_path`, loading a file),
+`request` (one call with retries, metrics and error translation), `history`
+(the ``schema-migrations`` table), `lock` (the lease lock), `context`
+(`MigrationContext`), `plan` (the checks before anything runs) and `runner`
+(`upgrade`, `downgrade`, `status`).
+"""
+
+from __future__ import annotations
+
+from ..errors import EndpointUnreachable, NoCredentials
+from .context import CheckpointHook, MigrationContext
+from .discovery import Migration, default_path, discover
+from .errors import MigrationError, connection_errors
+from .history import HISTORY_TABLE
+from .runner import MigrationStatus, StepResult, downgrade, status, upgrade
+
+__all__ = [
+    "HISTORY_TABLE",
+    "CheckpointHook",
+    "EndpointUnreachable",
+    "Migration",
+    "MigrationContext",
+    "MigrationError",
+    "MigrationStatus",
+    "NoCredentials",
+    "StepResult",
+    "connection_errors",
+    "default_path",
+    "discover",
+    "downgrade",
+    "status",
+    "upgrade",
+]

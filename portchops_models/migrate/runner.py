@@ -1,0 +1,296 @@
+"""The verbs `upgrade`, `downgrade` and `status`, and the step runner under the lock."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+from rich.markup import escape
+
+from ..connection import current_connection
+from ..errors import PortChopsError
+from ..metrics import Metrics
+from ..repository import default_metrics
+from .context import CheckpointHook, MigrationContext
+from .discovery import Migration, _load, _Step, _Steps, discover
+from .errors import MigrationError, _one_line, connection_errors
+from .history import _History, _Record
+from .lock import _Lock
+from .plan import _is_applied, _pending, _problems, _resolve, _validate
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What `upgrade` / `downgrade` did (or, in a dry run, would do) for one step."""
+
+    number: str
+    description: str
+    action: Literal["applied", "reverted", "would apply", "would revert"]
+    duration_ms: float
+
+
+MigrationState = Literal["applied", "pending", "failed", "missing"]
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """One row of `status`.
+
+    Attributes:
+        state: ``"applied"``, ``"pending"``, ``"failed"`` (last run raised; it will be
+            retried) or ``"missing"`` (recorded as applied but its file is gone).
+        checksum_ok: for applied steps, whether the file is unchanged since; else None.
+        problem: why `upgrade` would refuse to run (gap, edited file), or None.
+    """
+
+    number: str
+    description: str
+    state: MigrationState
+    applied_at: datetime | None
+    duration_ms: float | None
+    checksum_ok: bool | None
+    error: str | None
+    problem: str | None
+
+    @property
+    def applied(self) -> bool:
+        """True when the step is recorded as applied."""
+        return self.state in ("applied", "missing")
+
+
+class _Runner:
+    def __init__(
+        self, console: Console | None, metrics: Metrics | None, hook: CheckpointHook | None
+    ) -> None:
+        self.console = console or Console()
+        self.metrics = metrics if metrics is not None else default_metrics()
+        self.hook = hook
+        self.conn = current_connection()
+        self.history = _History(self.conn)
+
+    def records(self) -> dict[str, _Record]:
+        return self.history.records() if self.history.exists() else {}
+
+    @contextmanager
+    def locked(self, timeout: float) -> Iterator[_Lock]:
+        self.history.ensure()
+        lock = _Lock(self.history)
+        lock.acquire(timeout=timeout, console=self.console)
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+    def run(self, m: Migration, step: _Step, lock: _Lock) -> float:
+        ctx = MigrationContext(
+            number=m.number,
+            conn=self.conn,
+            console=self.console,
+            metrics=self.metrics,
+            retry=self.history.retry,
+            _history=self.history,
+            _lock=lock,
+            _hook=self.hook,
+        )
+        start = time.perf_counter()
+        step(ctx)
+        return (time.perf_counter() - start) * 1000
+
+    def plan(self, verb: str, m: Migration) -> None:
+        self.console.print(f"{verb} [bold]{m.number}[/] {escape(m.description)}")
+
+
+def upgrade(
+    target: str | None = None,
+    *,
+    dry_run: bool = False,
+    path: Path | str | None = None,
+    console: Console | None = None,
+    allow_edited: bool = False,
+    lock_timeout: float = 60.0,
+    metrics: Metrics | None = None,
+    on_checkpoint: CheckpointHook | None = None,
+) -> list[StepResult]:
+    """Apply the pending migrations up to `target` (default: all), in order.
+
+    Args:
+        target: the last number to apply, e.g. ``"0003"``.
+        dry_run: print what would be applied; change nothing.
+        path: the migrations directory (default: `default_path`).
+        console: where to print progress (default: a new rich console).
+        allow_edited: run even though an applied file was edited since.
+        lock_timeout: seconds to wait for another runner's lock before giving up.
+        metrics: where data migrations count their requests (default: `default_metrics`).
+        on_checkpoint: called as ``hook(number, key, value)`` before each checkpoint
+            is stored; raising aborts the step there (tests use it to interrupt a run).
+
+    Returns:
+        One `StepResult` per step applied (or that would be, in a dry run).
+
+    Raises:
+        MigrationError: unknown target, gap, edited file, broken file, failed step, lock busy.
+        NoCredentials, EndpointUnreachable: DynamoDB cannot be reached.
+
+    Example:
+        >>> upgrade("0002", dry_run=True)                       # doctest: +SKIP
+        [StepResult(number='0001', ..., action='would apply', ...), ...]
+    """
+    with connection_errors():
+        migrations = discover(path)
+        if target is not None:
+            last = _resolve(target, migrations, allow_zero=False)
+        elif migrations:
+            last = migrations[-1].number
+        else:
+            return []
+        runner = _Runner(console, metrics, on_checkpoint)
+        if dry_run:
+            records = runner.records()
+            _validate(migrations, records, allow_edited=allow_edited)
+            todo = _pending(migrations, records, last)
+            for m in todo:
+                _load(m)
+                runner.plan("would apply", m)
+            return [StepResult(m.number, m.description, "would apply", 0.0) for m in todo]
+        results: list[StepResult] = []
+        with runner.locked(lock_timeout) as lock:
+            records = runner.history.records()
+            _validate(migrations, records, allow_edited=allow_edited)
+            todo = _pending(migrations, records, last)
+            steps = {m.number: _load(m) for m in todo}
+            for m in todo:
+                lock.check()
+                if runner.history.is_applied(m.number):
+                    continue  # applied by another runner whose lease ran out
+                results.append(_apply(runner, m, steps[m.number], lock))
+        if not results:
+            runner.console.print(f"nothing to apply (up to {last})")
+        return results
+
+
+def _apply(runner: _Runner, m: Migration, steps: _Steps, lock: _Lock) -> StepResult:
+    runner.plan("applying", m)
+    started = datetime.now(UTC)
+    try:
+        ms = runner.run(m, steps.up, lock)
+    except Exception as err:
+        reason = _one_line(err)
+        with contextlib.suppress(PortChopsError):  # the step's error says more
+            runner.history.failed(m, error=reason, at=started)
+        raise MigrationError(f"migration {m.number} ({m.description}) failed: {reason}") from err
+    runner.history.applied(m, at=started, duration_ms=ms)
+    runner.console.print(f"  applied {m.number} in {ms:.0f} ms")
+    return StepResult(m.number, m.description, "applied", ms)
+
+
+def downgrade(
+    target: str,
+    *,
+    dry_run: bool = False,
+    path: Path | str | None = None,
+    console: Console | None = None,
+    allow_edited: bool = False,
+    lock_timeout: float = 60.0,
+    metrics: Metrics | None = None,
+) -> list[StepResult]:
+    """Undo the applied migrations numbered above `target`, newest first.
+
+    ``target="0000"`` undoes everything. Every step to undo must have ``down``;
+    otherwise nothing runs and the error names the step. A ``down`` that raises
+    stops the run and leaves that step recorded as applied.
+
+    Returns:
+        One `StepResult` per step reverted (or that would be, in a dry run).
+
+    Raises:
+        MigrationError: unknown target, gap, edited file, a step without ``down``,
+            a failing ``down``, lock busy.
+    """
+    with connection_errors():
+        migrations = discover(path)
+        floor = _resolve(target, migrations, allow_zero=True)
+        runner = _Runner(console, metrics, None)
+
+        def plan(records: Mapping[str, _Record]) -> list[tuple[Migration, _Step]]:
+            _validate(migrations, records, allow_edited=allow_edited)
+            todo: list[tuple[Migration, _Step]] = []
+            for m in reversed(migrations):
+                if m.number > floor and _is_applied(records.get(m.number)):
+                    down = _load(m).down
+                    if down is None:
+                        raise MigrationError(
+                            f"migration {m.number} ({m.description}) cannot be undone "
+                            f"(it has no down()): downgrade to {m.number} or later"
+                        )
+                    todo.append((m, down))
+            return todo
+
+        if dry_run:
+            todo = plan(runner.records())
+            for m, _ in todo:
+                runner.plan("would revert", m)
+            return [StepResult(m.number, m.description, "would revert", 0.0) for m, _ in todo]
+        results: list[StepResult] = []
+        if not runner.history.exists():
+            return results
+        with runner.locked(lock_timeout) as lock:
+            records = runner.history.records()
+            for m, down in plan(records):
+                lock.check()
+                if not runner.history.is_applied(m.number):
+                    continue
+                runner.plan("reverting", m)
+                try:
+                    ms = runner.run(m, down, lock)
+                except Exception as err:
+                    reason = _one_line(err)
+                    raise MigrationError(f"reverting {m.number} failed: {reason}") from err
+                runner.history.forget(m.number)
+                runner.console.print(f"  reverted {m.number} in {ms:.0f} ms")
+                results.append(StepResult(m.number, m.description, "reverted", ms))
+            for number, record in records.items():  # failed or interrupted: drop checkpoints
+                if number > floor and not _is_applied(record):
+                    runner.history.forget(number)
+        return results
+
+
+def status(*, path: Path | str | None = None) -> list[MigrationStatus]:
+    """Every migration (files and history), by number: applied or not, when, how long,
+    whether the file is unchanged, and any problem that would stop `upgrade`.
+
+    Reads only: the history table is not created.
+    """
+    with connection_errors():
+        migrations = discover(path)
+        records = _Runner(Console(quiet=True), None, None).records()
+    problems = _problems(migrations, records)
+    rows: list[MigrationStatus] = []
+    files = {m.number: m for m in migrations}
+    for number in sorted(set(files) | {n for n, r in records.items() if r.status == "applied"}):
+        m, r = files.get(number), records.get(number)
+        done = r is not None and r.status == "applied"
+        state: MigrationState = "pending"
+        if m is None:
+            state = "missing"
+        elif r is not None and r.status in ("applied", "failed"):
+            state = "applied" if r.status == "applied" else "failed"
+        rows.append(
+            MigrationStatus(
+                number=number,
+                description=m.description if m else (r.description if r else ""),
+                state=state,
+                applied_at=r.applied_at if r and done else None,
+                duration_ms=r.duration_ms if r and done else None,
+                checksum_ok=(r.checksum == m.checksum) if (m and r and done) else None,
+                error=r.error if r and state == "failed" else None,
+                problem=problems.get(number),
+            )
+        )
+    return rows
