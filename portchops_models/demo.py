@@ -3,7 +3,9 @@
 Starts the embedded engine, creates the tables by running the migrations,
 loads the demo users with `seed`, writes progress through the repositories,
 reads them back (point reads, batch reads, projections, paged queries, the
-sparse index, the cache) and prints a summary and the metrics.
+sparse index, the cache), then writes a batch through a fault-injecting proxy
+(throttles and partial batches, retried until everything is stored) and prints
+a summary and the metrics.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from .engine import LocalEngine
+from .faultproxy import FaultProxy, Faults
 from .migrate import upgrade
 from .models import User, UserProgress
 from .projections import Projection
 from .repositories import UserProgressRepository, UserRepository
 from .repository import default_metrics
 from .seed import demo_users, seed
-from .settings import configure
+from .settings import configure, current_settings
 
 __all__ = ["DemoResult", "UserSummary", "run_demo"]
 
@@ -46,13 +49,23 @@ class DemoResult:
     completed: int
     pages: int
     cache_hits: int
+    stormed_rows: int
+    throttles: int
+    retries: int
 
 
-def run_demo(console: Console | None = None) -> DemoResult:
-    """Run the demo against a fresh embedded engine and print what it does."""
+def run_demo(console: Console | None = None, *, table_prefix: str = "demo-") -> DemoResult:
+    """Run the demo on an embedded engine and print what it does.
+
+    Args:
+        console: where to print (the terminal by default).
+        table_prefix: the tables' prefix. moto keeps one store per process, shared by
+            every `LocalEngine` in it, so a second run in the same process needs
+            another prefix to start from empty tables.
+    """
     out = console or Console()
     with LocalEngine() as engine:
-        configure(endpoint_url=engine.endpoint_url, table_prefix="demo-")
+        configure(endpoint_url=engine.endpoint_url, table_prefix=table_prefix)
         out.print(f"[bold]embedded engine[/] at {engine.endpoint_url}")
         upgrade(console=out)
         default_metrics().reset()
@@ -98,6 +111,8 @@ def run_demo(console: Console | None = None) -> DemoResult:
         by_email = users.get_by_email(alan[1])
         out.print(f"get_by_email({alan[1]!r}) -> {by_email.name if by_email else None}")
 
+        stormed, throttles = _storm(engine.endpoint_url, progress, out)
+
         snapshot = default_metrics().snapshot()
         metrics = Table(title="metrics")
         metrics.add_column("metric")
@@ -120,4 +135,27 @@ def run_demo(console: Console | None = None) -> DemoResult:
             completed=total_completed,
             pages=pages,
             cache_hits=int(snapshot["cache_hits"]),
+            stormed_rows=stormed,
+            throttles=throttles,
+            retries=int(snapshot["retries"]),
         )
+
+
+def _storm(upstream: str, progress: UserProgressRepository, out: Console) -> tuple[int, int]:
+    """batch_save 500 rows through a proxy that throttles 20% and leaves 30% unprocessed."""
+    settings = current_settings()
+    faults = Faults(throttle=0.2, unprocessed=0.3, operations=frozenset({"BatchWriteItem"}))
+    rows = [UserProgress(user_id="u-storm", lesson_id=f"lesson-{i:03d}") for i in range(500)]
+    with FaultProxy(upstream=upstream, faults=faults, seed=1) as proxy:
+        configure(settings, endpoint_url=proxy.endpoint_url)
+        try:
+            progress.batch_save(rows)
+            stats = proxy.stats
+        finally:
+            configure(settings)
+    stored = sum(1 for _ in progress.iter_query("u-storm"))
+    out.print(
+        f"batch_save of {len(rows)} rows through a fault proxy: {stats.throttled} throttled "
+        f"requests and {stats.unprocessed_items} unprocessed items retried; {stored} stored"
+    )
+    return stored, stats.throttled

@@ -59,6 +59,10 @@ def _server_class() -> Any:
 class LocalEngine(_Served):
     """moto's server on ``127.0.0.1``; a context manager that stops it on exit.
 
+    moto keeps its tables in one store per process: every `LocalEngine` started in
+    the same process serves the same tables. Give each test or job its own
+    ``table_prefix`` (or call `reset`, which empties the store for all of them).
+
     Args:
         port: the port to bind; 0 (the default) picks a free one.
         host: the address to bind; loopback only by default.
