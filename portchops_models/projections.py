@@ -20,7 +20,8 @@ A field the model lacks fails when the class is defined, with `InvalidRequest`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel as PydanticModel
 from pydantic import ConfigDict, ValidationError
@@ -77,14 +78,14 @@ class Projection(PydanticModel, Generic[ModelT]):
         return tuple(attr.attr_name for attr in cls.__attributes__.values())
 
     @classmethod
-    def from_raw(cls, item: dict[str, dict[str, Any]]) -> Any:
+    def from_raw(cls, item: Mapping[str, Mapping[str, object]]) -> Self:
         """Build a validated projection from a raw DynamoDB item (missing attributes -> absent)."""
         values: dict[str, Any] = {}
         for name, attr in cls.__attributes__.items():
             raw = item.get(attr.attr_name)
             if raw is None or "NULL" in raw:
                 continue
-            values[name] = attr.deserialize(attr.get_value(raw))
+            values[name] = attr.deserialize(attr.get_value(cast(dict[str, Any], raw)))
         try:
             return cls.model_validate(values)
         except ValidationError as err:
