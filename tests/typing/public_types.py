@@ -10,6 +10,7 @@ from typing import assert_type
 
 from portchops_models import (
     CachePolicy,
+    EndpointUnreachable,
     Metrics,
     Page,
     Projection,
@@ -51,6 +52,7 @@ def users() -> None:
     assert_type(repo.scan(projection=UserSummary), Iterator[UserSummary])
     assert_type(repo.scan_page(), Page[User])
     assert_type(repo.get("u1").email, str)
+    assert_type(UserSummary.from_raw({"userId": {"S": "u1"}}), UserSummary)
 
 
 def progress() -> None:
@@ -77,3 +79,9 @@ def policies() -> None:
     assert_type(Metrics().snapshot(), MetricsSnapshot)
     assert_type(Metrics().snapshot()["cache_hits"], int)
     assert_type(UserRepository(cache=CachePolicy()).metrics, Metrics)
+    try:
+        UserRepository().get("u1")
+    except EndpointUnreachable as err:
+        assert_type(err.attempts, int)
+        assert_type(err.outstanding, int)
+        assert_type(err.code, str | None)
