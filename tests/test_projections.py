@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError, create_model
 
 from portchops_models import InvalidRequest, Projection, User, UserProgress
 
@@ -59,3 +61,19 @@ def test_projections_are_validated_and_frozen() -> None:
     summary = UserSummary(user_id="u1", name="Ada")
     with pytest.raises(ValidationError):
         summary.name = "x"  # type: ignore[misc]
+
+
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20).filter(
+        lambda n: n not in User.get_attributes() and not n.startswith("_") and n != "model_config"
+    )
+)
+def test_any_unknown_field_fails_at_definition(field: str) -> None:
+    with pytest.raises(InvalidRequest, match=field):
+        create_model(f"Bad_{field}", __base__=Projection[User], **{field: (str, ...)})
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)))
+def test_naive_datetimes_never_become_a_ttl(moment: datetime) -> None:
+    with pytest.raises(InvalidRequest, match="naive"):
+        UserProgress(user_id="u", lesson_id="l", ttl=moment)
