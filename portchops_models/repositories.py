@@ -74,6 +74,38 @@ class UserRepository(Repository[User, str]):
         """Delete the user (no error if absent, unless `condition` fails)."""
         self._delete(user_id, condition=condition)
 
+    def update(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        condition: Condition | None = None,
+    ) -> User:
+        """Change an existing user's name or email in one atomic UpdateItem.
+
+        The ``version`` goes up by one, so a copy read before this update fails
+        its next `save` with `ConditionFailed` (optimistic locking holds across
+        both kinds of write). ``updated_at`` is refreshed.
+
+        Raises:
+            ConditionFailed: no such user, or `condition` is false.
+            InvalidRequest: nothing to change.
+        """
+        actions: list[Any] = []
+        for attr, value in ((User.name, name), (User.email, email)):
+            if value is not None:
+                if not isinstance(value, str) or not value:
+                    raise InvalidRequest(f"{attr.attr_name} must be a non-empty str")
+                actions.append(attr.set(value))
+        if not actions:
+            raise InvalidRequest("update() needs name or email")
+        actions.append(User.version.add(1))
+        exists = User.user_id.exists()
+        return self._update(
+            user_id, actions, condition=exists if condition is None else exists & condition
+        )
+
     @overload
     def get_by_email(self, email: str, *, projection: None = None) -> User | None: ...
     @overload

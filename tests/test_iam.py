@@ -35,6 +35,7 @@ def test_table_actions_are_exactly_what_the_repositories_send(tables: Settings) 
     exercised_users: dict[str, Callable[[], object]] = {
         "save": lambda: users.save(ada),
         "get": lambda: users.get("u1"),
+        "update": lambda: users.update("u1", name="Ada L."),
         "find": lambda: users.find("u2"),
         "batch_save": lambda: users.batch_save([User(user_id="u2", email="b@x.io", name="B")]),
         "batch_get": lambda: users.batch_get(["u1", "u2"]),

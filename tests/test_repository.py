@@ -376,3 +376,22 @@ def test_condition_failures_name_the_key(any_tables: Settings) -> None:
 def test_cache_maxsize_zero_turns_caching_off(any_tables: Settings) -> None:
     configure(any_tables, cache_maxsize=0)
     assert UserRepository().cache is None
+
+
+def test_user_update_is_atomic_and_keeps_optimistic_locking(any_tables: Settings) -> None:
+    repo = UserRepository()
+    repo.save(User(user_id="u1", email="a@example.com", name="Ada"))
+    stale = repo.get("u1")
+    updated = repo.update("u1", name="Ada Lovelace")
+    assert (updated.name, updated.email, updated.version) == ("Ada Lovelace", "a@example.com", 2)
+    assert repo.get("u1").name == "Ada Lovelace"  # the cache was invalidated
+    stale.email = "stale@example.com"
+    with pytest.raises(ConditionFailed):
+        repo.save(stale)
+    with pytest.raises(ConditionFailed):
+        repo.update("nobody", name="Ghost")  # update never creates a user
+    assert repo.find("nobody") is None
+    with pytest.raises(ConditionFailed):
+        repo.update("u1", email="b@example.com", condition=User.name == "someone else")
+    with pytest.raises(InvalidRequest):
+        repo.update("u1")

@@ -47,6 +47,7 @@ def users() -> None:
     assert_type(repo.batch_get(["u1"], projection=UserSummary), list[UserSummary])
     assert_type(repo.get_by_email("a@example.com"), User | None)
     assert_type(repo.save(User(user_id="u1")), User)
+    assert_type(repo.update("u1", name="Ada"), User)
     assert_type(repo.batch_save([User(user_id="u1")]), int)
     assert_type(repo.scan(segments=4), Iterator[User])
     assert_type(repo.scan(projection=UserSummary), Iterator[UserSummary])
