@@ -9,8 +9,11 @@ The pool is *blocking*: a thread that finds every connection busy waits for one
 instead of opening an extra connection that urllib3 would discard afterwards, so
 the number of open connections never exceeds ``max_pool_connections``.
 
-SDK retries are off (one attempt): the retry policy at the repository boundary
-(`portchops_models.retry`) owns retries, so the two layers cannot multiply.
+SDK retries are off (one attempt): our retry policy (`portchops_models.retry`)
+owns retries, so the two layers cannot multiply. The connection carries the
+default policy, built from the ``retry_*`` settings, with one retry budget for
+the whole client (as the AWS SDKs keep one retry quota per client); repositories
+and the models' own methods both use it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from .retry import RetryPolicy
 from .settings import Settings, current_settings, settings_generation
 from .wire import call_parsed
 from .wire import install as install_parser
@@ -44,11 +48,21 @@ class Connection:
     generation: int
     #: fans batch chunks out over the pool; threads start lazily, at most one per connection.
     executor: ThreadPoolExecutor = field(init=False, repr=False, compare=False)
+    #: the default retry policy (``retry_*`` settings), one budget for the whole client.
+    retry: RetryPolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        workers = self.settings.max_pool_connections
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="portchops-batch")
+        s = self.settings
+        pool = ThreadPoolExecutor(
+            max_workers=s.max_pool_connections, thread_name_prefix="portchops-batch"
+        )
         object.__setattr__(self, "executor", pool)
+        policy = RetryPolicy(
+            max_attempts=s.retry_max_attempts,
+            base_delay=s.retry_base_delay,
+            max_delay=max(s.retry_max_delay, s.retry_base_delay),
+        )
+        object.__setattr__(self, "retry", policy)
 
     def read(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the repository's reads: a successful answer is parsed with one

@@ -144,7 +144,6 @@ class Repository(Generic[ModelT, KeyT]):
             ItemCache(cache, on_event=self._count_cache) if cache is not None else None
         )
         self._retry_given = retry
-        self._retry_built: tuple[int, RetryPolicy] | None = None
         self._generation = -1
         model = self.model
         untyped: Any = model  # PynamoDB's key-attribute helpers are untyped
@@ -175,20 +174,8 @@ class Repository(Generic[ModelT, KeyT]):
 
     @property
     def retry(self) -> RetryPolicy:
-        """The retry policy in force."""
-        if self._retry_given is not None:
-            return self._retry_given
-        generation = current_connection().generation
-        built = self._retry_built
-        if built is None or built[0] != generation:
-            s = current_settings()
-            policy = RetryPolicy(
-                max_attempts=s.retry_max_attempts,
-                base_delay=s.retry_base_delay,
-                max_delay=max(s.retry_max_delay, s.retry_base_delay),
-            )
-            built = self._retry_built = (generation, policy)
-        return built[1]
+        """The retry policy in force: the one given, else the connection's default."""
+        return self._retry_given or current_connection().retry
 
     def cache_clear(self) -> None:
         """Drop everything this repository has cached."""

@@ -43,7 +43,9 @@ def test_concurrent_reads_never_open_more_connections_than_the_pool(
 def test_models_and_repositories_share_one_client(tables: Settings) -> None:
     conn = current_connection()
     User(user_id="u1", email="a@example.com", name="Ada").save()
-    assert User._get_connection().connection.client is conn.client
+    shared = User._get_connection().connection.client
+    assert shared.connection is conn  # type: ignore[attr-defined]
+    assert shared.meta is conn.client.meta  # everything else is the shared client itself
     UserRepository().get("u1")
     assert current_connection() is conn
 
@@ -59,7 +61,7 @@ def test_configure_again_rebinds_everything_and_closes_the_old_client(
     new = current_connection()
     assert new is not old
     assert new.settings is other
-    assert User._get_connection().connection.client is new.client
+    assert User._get_connection().connection.client.connection is new  # type: ignore[attr-defined]
     assert old.executor._shutdown  # the old pool's threads are released
     assert repo.get("u1").name == "Old table"  # same tables, new client
     configure(endpoint_url=moto_engine.endpoint_url, table_prefix="elsewhere-")

@@ -196,3 +196,22 @@ def test_reads_and_writes_keep_working_with_drops_and_5xx(proxy: FaultProxy) -> 
     assert snapshot["errors"] == stats.throttled + stats.server_errors + stats.dropped
     assert snapshot["retries"] == snapshot["errors"]
     assert stats.forwarded == 120
+
+
+def test_the_models_own_methods_are_retried_too(proxy: FaultProxy) -> None:
+    from portchops_models.settings import configure, current_settings
+
+    fast = {"retry_base_delay": 0.001, "retry_max_delay": 0.002}
+    settings = configure(current_settings(), retry_max_attempts=10, **fast)
+    User(user_id="u1", email="a@example.com", name="Ada").save()
+    proxy.faults = Faults(throttle=0.2, server_error=0.05, operations=frozenset({"GetItem"}))
+    for _ in range(20):  # a call fails only if 10 attempts in a row do: 0.25**10
+        assert User.get("u1").name == "Ada"
+    assert proxy.stats.throttled + proxy.stats.server_errors > 0
+    configure(settings, retry_max_attempts=4)
+    proxy.reset_stats()
+    proxy.faults = Faults(throttle=1.0, operations=frozenset({"GetItem"}))
+    with pytest.raises(ThrottledError) as info:
+        User.get("u1")
+    assert info.value.attempts == 4
+    assert proxy.stats.requests == 4

@@ -4,6 +4,10 @@ Our configuration lives in `Settings`, not in hand-written ``Meta`` classes: a
 concrete model names its table with ``base_table_name`` and the base fills in
 the prefixed table name, region and endpoint from the settings in force each
 time the settings change, and lends the model the one shared botocore client.
+The models' own methods (``User.get``, ``user.save()``) go through the
+connection's retry policy too: PynamoDB sees the shared client through
+`_RetryingClient`, whose API calls are retried on throttling, 5xx and dropped
+connections, and which raises `ThrottledError` when the policy gives up.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, ClassVar
 from pynamodb.connection import TableConnection
 from pynamodb.models import Model
 
-from ..connection import current_connection
+from ..connection import Connection, current_connection
 
 __all__ = ["BaseModel"]
 
@@ -66,5 +70,22 @@ class BaseModel(Model):
             cls._bound_generation = conn.generation
         table = super()._get_connection()
         # Lend PynamoDB the shared client instead of letting it build a pool of its own.
-        table.connection._client = conn.client  # type: ignore[assignment]
+        client = table.connection._client
+        if not isinstance(client, _RetryingClient) or client.connection is not conn:
+            table.connection._client = _RetryingClient(conn)  # type: ignore[assignment]
         return table
+
+
+class _RetryingClient:
+    """The shared botocore client as PynamoDB sees it: API calls go through the retry policy."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._client = connection.client
+
+    def _make_api_call(self, operation: str, params: dict[str, Any]) -> Any:
+        call = self.connection.call
+        return self.connection.retry.call(lambda: call(operation, params))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
