@@ -1,0 +1,282 @@
+"""One client connection of the proxy: its thread, fault injection and upstream forwarding."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import socket
+import struct
+import threading
+import zlib
+from typing import TYPE_CHECKING, BinaryIO, Final, cast
+
+from .batches import BatchPlan, empty_batch_response, merge_unprocessed
+from .faults import THROTTLE_BODIES
+from .http import (
+    HOP_BY_HOP,
+    BadRequest,
+    Headers,
+    Request,
+    Response,
+    header,
+    json_dumps,
+    json_ok,
+    json_response,
+    plain_response,
+    read_request,
+    set_header,
+    strip_hop_by_hop,
+    upstream_failure,
+)
+
+if TYPE_CHECKING:
+    from .server import FaultProxy
+
+__all__ = ["ClientConnection"]
+
+_log = logging.getLogger(__package__)  # the package's logger, "portchops_models.faultproxy"
+
+_STALE_CONNECTION_ERRORS: Final = (
+    http.client.RemoteDisconnected,
+    http.client.BadStatusLine,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
+
+
+class ClientConnection:
+    """One client connection, served on its own thread."""
+
+    def __init__(self, proxy: FaultProxy, sock: socket.socket, number: int) -> None:
+        self.proxy = proxy
+        self.sock = sock
+        self.rfile = cast("BinaryIO", sock.makefile("rb", buffering=65536))
+        self.upstream: http.client.HTTPConnection | None = None
+        self.thread = threading.Thread(
+            target=self.run, name=f"faultproxy-{proxy.port}-conn-{number}", daemon=True
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._serve_forever()
+        except Exception:  # pragma: no cover - a bug; never kill the process over it
+            if not self.proxy._stopping.is_set():
+                _log.exception("fault proxy connection failed")
+        finally:
+            self.close()
+            self.proxy._connection_closed(self)
+
+    def _serve_forever(self) -> None:
+        stopping = self.proxy._stopping
+        while not stopping.is_set():
+            try:
+                request = read_request(self.rfile, self._send_continue)
+            except BadRequest as err:
+                with contextlib.suppress(OSError):
+                    self._send(plain_response(400, "Bad Request", str(err)), close=True)
+                return
+            except (OSError, ValueError):
+                return
+            if request is None:
+                return
+            try:
+                if not self._handle(request):
+                    return
+            except OSError:
+                return
+
+    def close(self) -> None:
+        """Close both sides; safe to call from any thread, more than once."""
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.close()
+        with contextlib.suppress(OSError):
+            self.rfile.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def interrupt(self) -> None:
+        """Wake the thread wherever it blocks (reading the client or the engine)."""
+        for sock in (self.sock, self.upstream.sock if self.upstream is not None else None):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _abort(self) -> None:
+        """Reset the client connection: no answer, an RST instead of a FIN."""
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close()
+
+    # -- one request -------------------------------------------------------
+
+    def _handle(self, request: Request) -> bool:
+        """Serve one request; returns whether to keep the connection open."""
+        proxy = self.proxy
+        operation = request.operation
+        proxy._count_request(operation)
+        faults = proxy.faults
+        plan: BatchPlan | None = None
+        if faults.applies_to(operation):
+            delay = proxy._draw_delay(faults)
+            if delay > 0 and proxy._stopping.wait(delay):
+                return False
+            outcome = proxy._draw_outcome(faults)
+            if outcome == "drop":
+                proxy._count("dropped")
+                self._abort()
+                return False
+            if outcome == "throttle":
+                proxy._count("throttled")
+                type_, message = THROTTLE_BODIES[faults.throttle_code]
+                return self._send(json_response(400, "Bad Request", type_, message), request)
+            if outcome == "server_error":
+                proxy._count("server_errors")
+                if faults.server_error_status == 503:
+                    response = json_response(
+                        503,
+                        "Service Unavailable",
+                        "com.amazon.coral.service#ServiceUnavailable",
+                        "The service is currently unavailable or busy.",
+                    )
+                else:
+                    response = json_response(
+                        500,
+                        "Internal Server Error",
+                        "com.amazon.coral.service#InternalFailure",
+                        "The server encountered an internal error trying to fulfill the request.",
+                    )
+                return self._send(response, request)
+            if faults.unprocessed > 0 and operation in ("BatchGetItem", "BatchWriteItem"):
+                plan = proxy._plan_batch(operation, request.body, faults.unprocessed)
+        if plan is None:
+            upstream_response = self._forward(request, request.body, operation)
+            if upstream_response is None:
+                return self._send(upstream_failure(), request)
+            return self._send(upstream_response, request)
+        return self._send(self._forward_partial(request, plan), request)
+
+    def _forward_partial(self, request: Request, plan: BatchPlan) -> Response:
+        if plan.forward is None:
+            response = empty_batch_response(plan)
+            merge_unprocessed(plan, response)
+            self.proxy._count_unprocessed(plan)
+            return json_ok(json_dumps(response))
+        upstream = self._forward(request, json_dumps(plan.forward), plan.operation, identity=True)
+        if upstream is None:
+            return upstream_failure()
+        if upstream.status != 200:
+            return upstream  # the engine rejected the (partial) batch: pass its answer on
+        body = upstream.body
+        encoding = header(upstream.headers, "content-encoding")
+        try:
+            if encoding and encoding.lower() != "identity":
+                body = zlib.decompress(body, wbits=47)  # gzip or zlib
+            payload = json.loads(body)
+        except (ValueError, zlib.error):
+            payload = None
+        if not isinstance(payload, dict) or not merge_unprocessed(plan, payload):
+            self.proxy._count("upstream_errors")
+            return upstream_failure("the engine's batch response could not be parsed")
+        self.proxy._count_unprocessed(plan)
+        new_body = json_dumps(payload)
+        headers = [(k, v) for k, v in upstream.headers if k.lower() != "content-encoding"]
+        set_header(headers, "Content-Length", str(len(new_body)))
+        set_header(headers, "x-amz-crc32", str(zlib.crc32(new_body)))
+        return Response(upstream.status, upstream.reason, headers, new_body)
+
+    def _forward(
+        self, request: Request, body: bytes, operation: str, *, identity: bool = False
+    ) -> Response | None:
+        """Send to the engine and read its answer; None (counted) if it fails."""
+        proxy = self.proxy
+        headers: Headers = []
+        connection_tokens = {
+            token.strip().lower() for token in (request.header("connection") or "").split(",")
+        }
+        has_host = has_length = False
+        for name, value in request.headers:
+            lowered = name.lower()
+            if lowered in HOP_BY_HOP or lowered in connection_tokens:
+                continue
+            if identity and lowered == "accept-encoding":
+                continue
+            if lowered == "content-length":
+                if has_length:
+                    continue
+                has_length = True
+                value = str(len(body))
+            has_host = has_host or lowered == "host"
+            headers.append((name, value))
+        if not has_length and (body or request.method in ("POST", "PUT", "PATCH")):
+            headers.append(("Content-Length", str(len(body))))
+        if not has_host:
+            headers.insert(0, ("Host", proxy._upstream_netloc))
+        for attempt in range(2):
+            if proxy._stopping.is_set():
+                return None
+            if self.upstream is None:
+                self.upstream = http.client.HTTPConnection(
+                    proxy._upstream_host, proxy._upstream_port, timeout=proxy.upstream_timeout
+                )
+            conn = self.upstream
+            reused = conn.sock is not None
+            try:
+                conn.putrequest(
+                    request.method, request.target, skip_host=True, skip_accept_encoding=True
+                )
+                for name, value in headers:
+                    conn.putheader(name, value)
+                conn.endheaders(body)
+                upstream = conn.getresponse()
+                data = upstream.read()
+                response = Response(
+                    upstream.status, upstream.reason, list(upstream.msg.items()), data
+                )
+            except _STALE_CONNECTION_ERRORS as err:
+                conn.close()
+                if reused and attempt == 0:
+                    continue  # a keep-alive connection the engine had closed: retry once
+                self._upstream_failed(err)
+                return None
+            except (OSError, http.client.HTTPException) as err:
+                conn.close()
+                self._upstream_failed(err)
+                return None
+            proxy._count_forwarded(operation)
+            return strip_hop_by_hop(response, request.method)
+        return None  # pragma: no cover - the loop always returns
+
+    def _upstream_failed(self, err: Exception) -> None:
+        if not self.proxy._stopping.is_set():
+            _log.warning("fault proxy: upstream %s failed: %r", self.proxy.upstream, err)
+        self.proxy._count("upstream_errors")
+
+    # -- writing -----------------------------------------------------------
+
+    def _send_continue(self) -> None:
+        self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _send(
+        self, response: Response, request: Request | None = None, *, close: bool = False
+    ) -> bool:
+        """Write a whole response in one go; returns whether to keep the connection."""
+        keep = not close and request is not None and request.keep_alive
+        keep = keep and not self.proxy._stopping.is_set()
+        head_only = request is not None and request.method == "HEAD"
+        lines = [f"HTTP/1.1 {response.status} {response.reason}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in response.headers)
+        if not keep:
+            lines.append("Connection: close\r\n")
+        lines.append("\r\n")
+        data = "".join(lines).encode("latin-1")
+        body = b"" if head_only else response.body
+        # Count first: once the client has the answer, the stats must already show it.
+        self.proxy._count_bytes(len(body))
+        self.sock.sendall(data + body if body else data)
+        return keep

@@ -1,0 +1,91 @@
+"""`Faults`: what the proxy does to requests, and the throttling answers it can give."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias
+
+__all__ = ["THROTTLE_BODIES", "Faults", "ThrottleCode"]
+
+ThrottleCode: TypeAlias = Literal[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+]
+"""Error codes `Faults.throttle_code` can answer throttled requests with."""
+
+THROTTLE_BODIES: Final[dict[str, tuple[str, str]]] = {
+    "ProvisionedThroughputExceededException": (
+        "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "The level of configured provisioned throughput for the table was exceeded. "
+        "Consider increasing your provisioning level with the UpdateTable API.",
+    ),
+    "ThrottlingException": (
+        "com.amazon.coral.availability#ThrottlingException",
+        "Rate of requests exceeds the allowed throughput.",
+    ),
+    "RequestLimitExceeded": (
+        "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
+        "Throughput exceeds the current throughput limit for your account.",
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Faults:
+    """What the proxy does to requests; every fault is off by default.
+
+    Fractions are probabilities per request (``drop``, ``server_error``,
+    ``throttle``; together at most 1) or per batch key/write request
+    (``unprocessed``). Swap a running proxy's faults with
+    ``proxy.faults = Faults(...)``.
+
+    Attributes:
+        latency: seconds to wait before handling each request (network RTT).
+        latency_jitter: up to this many extra seconds, drawn uniformly.
+        throttle: fraction answered, without forwarding, with HTTP 400
+            ``throttle_code``.
+        throttle_code: the error code of throttled answers.
+        server_error: fraction answered, without forwarding, with HTTP
+            ``server_error_status`` (500 ``InternalFailure`` or 503
+            ``ServiceUnavailable``).
+        server_error_status: 500 or 503.
+        drop: fraction where the client connection is reset without an
+            answer (and nothing is forwarded).
+        unprocessed: fraction of ``BatchGetItem`` keys and ``BatchWriteItem``
+            write requests taken out of the forwarded request and returned as
+            ``UnprocessedKeys``/``UnprocessedItems`` (merged with the engine's).
+            When every one is drawn, nothing is forwarded.
+        operations: when set, faults (latency included) apply only to these
+            operations, e.g. ``frozenset({"BatchWriteItem"})``.
+    """
+
+    latency: float = 0.0
+    latency_jitter: float = 0.0
+    throttle: float = 0.0
+    throttle_code: ThrottleCode = "ProvisionedThroughputExceededException"
+    server_error: float = 0.0
+    server_error_status: Literal[500, 503] = 500
+    drop: float = 0.0
+    unprocessed: float = 0.0
+    operations: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("throttle", "server_error", "drop", "unprocessed"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Faults.{name} must be within [0, 1], got {value!r}")
+        if self.latency < 0 or self.latency_jitter < 0:
+            raise ValueError("Faults.latency and Faults.latency_jitter must be >= 0")
+        if self.drop + self.server_error + self.throttle > 1.0 + 1e-9:
+            raise ValueError("Faults.drop + Faults.server_error + Faults.throttle must be <= 1")
+        if self.throttle_code not in THROTTLE_BODIES:
+            raise ValueError(f"unknown Faults.throttle_code {self.throttle_code!r}")
+        if self.server_error_status not in (500, 503):
+            raise ValueError("Faults.server_error_status must be 500 or 503")
+        if self.operations is not None and not isinstance(self.operations, frozenset):
+            object.__setattr__(self, "operations", frozenset(self.operations))
+
+    def applies_to(self, operation: str) -> bool:
+        """Whether faults apply to ``operation`` (a DynamoDB operation name)."""
+        return bool(operation) and (self.operations is None or operation in self.operations)

@@ -1,0 +1,89 @@
+"""`ProxyStats`, the snapshot a proxy reports, and the locked counters behind it."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["Counters", "ProxyStats"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxyStats:
+    """A snapshot of a proxy's counters (see `FaultProxy.stats`).
+
+    Attributes:
+        requests: requests received from clients.
+        forwarded: requests sent upstream and answered by the engine.
+        throttled: requests the proxy answered with a throttling error.
+        server_errors: requests the proxy answered with a 500/503.
+        dropped: requests whose connection the proxy reset.
+        upstream_errors: requests the engine could not be reached for
+            (answered with 502).
+        unprocessed_keys: BatchGetItem keys moved to ``UnprocessedKeys``.
+        unprocessed_items: BatchWriteItem requests moved to ``UnprocessedItems``.
+        by_operation: requests received, per operation.
+        forwarded_by_operation: requests forwarded, per operation.
+        bytes_to_client: response body bytes sent to clients.
+        connections_opened: client TCP connections accepted.
+        peak_connections: most client connections open at once.
+        open_connections: client connections open now.
+    """
+
+    requests: int = 0
+    forwarded: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+    dropped: int = 0
+    upstream_errors: int = 0
+    unprocessed_keys: int = 0
+    unprocessed_items: int = 0
+    by_operation: dict[str, int] = field(default_factory=dict)
+    forwarded_by_operation: dict[str, int] = field(default_factory=dict)
+    bytes_to_client: int = 0
+    connections_opened: int = 0
+    peak_connections: int = 0
+    open_connections: int = 0
+
+
+class Counters:
+    """Mutable counters; every access holds ``lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open_connections = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.forwarded = 0
+        self.throttled = 0
+        self.server_errors = 0
+        self.dropped = 0
+        self.upstream_errors = 0
+        self.unprocessed_keys = 0
+        self.unprocessed_items = 0
+        self.by_operation: Counter[str] = Counter()
+        self.forwarded_by_operation: Counter[str] = Counter()
+        self.bytes_to_client = 0
+        self.connections_opened = 0
+        self.peak_connections = self.open_connections
+
+    def snapshot(self) -> ProxyStats:
+        return ProxyStats(
+            requests=self.requests,
+            forwarded=self.forwarded,
+            throttled=self.throttled,
+            server_errors=self.server_errors,
+            dropped=self.dropped,
+            upstream_errors=self.upstream_errors,
+            unprocessed_keys=self.unprocessed_keys,
+            unprocessed_items=self.unprocessed_items,
+            by_operation=dict(self.by_operation),
+            forwarded_by_operation=dict(self.forwarded_by_operation),
+            bytes_to_client=self.bytes_to_client,
+            connections_opened=self.connections_opened,
+            peak_connections=self.peak_connections,
+            open_connections=self.open_connections,
+        )
