@@ -19,6 +19,7 @@ and the models' own methods both use it.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -28,15 +29,18 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from .errors import PortChopsError, error_code, http_status, translate
+from .metrics import Metrics
 from .retry import RetryPolicy
 from .settings import Settings, current_settings, settings_generation
-from .wire import call_parsed
+from .wire import PARSED_OPERATIONS, call_parsed
 from .wire import install as install_parser
 
 __all__ = ["Connection", "current_connection"]
 
 # Credentials used only against a local engine (endpoint_url set) when none are found.
 _LOCAL_CREDENTIALS = Credentials("local", "local")
+_USER_ERROR = range(400, 500)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,60 @@ class Connection:
             max_delay=max(s.retry_max_delay, s.retry_base_delay),
         )
         object.__setattr__(self, "retry", policy)
+
+    def send(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str | None = None,
+        retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
+    ) -> dict[str, Any]:
+        """One API call the way the layer makes them: the retry policy (this
+        connection's unless given), every attempt and retry counted in `metrics`,
+        reads parsed by `read`, and errors translated into `portchops_models.errors`.
+        """
+        policy = retry or self.retry
+        call = self.read if operation in PARSED_OPERATIONS else self.call
+
+        def attempt() -> dict[str, Any]:
+            start = time.perf_counter()
+            try:
+                response = call(operation, params)
+            except Exception as err:
+                if metrics is not None:
+                    code = error_code(err)
+                    status = http_status(err)
+                    retryable = policy.retry_on(err)
+                    metrics.record_request(
+                        operation,
+                        table=table,
+                        seconds=time.perf_counter() - start,
+                        error_code=code or type(err).__name__,
+                        throttled=retryable and code is not None and status in _USER_ERROR,
+                        user_error=not retryable and status in _USER_ERROR,
+                    )
+                raise
+            if metrics is not None:
+                metrics.record_request(
+                    operation,
+                    table=table,
+                    seconds=time.perf_counter() - start,
+                    consumed=response.get("ConsumedCapacity"),
+                )
+            return response
+
+        def on_retry(err: BaseException, attempt_no: int, delay: float) -> None:
+            if metrics is not None:
+                metrics.record_retry(operation, table=table)
+
+        try:
+            return policy.call(attempt, on_retry=on_retry, table=table)
+        except PortChopsError:
+            raise
+        except Exception as err:
+            raise translate(err, table=table) from err
 
     def read(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the repository's reads: a successful answer is parsed with one

@@ -35,10 +35,12 @@ __all__ = [
     "TableNotFound",
     "ThrottledError",
     "RETRYABLE_CODES",
+    "error_chain",
     "error_code",
     "gave_up",
     "http_status",
     "is_retryable",
+    "no_credentials",
     "translate",
 ]
 
@@ -157,7 +159,7 @@ class EndpointUnreachable(ThrottledError):
     """Retries were exhausted because the endpoint never answered (down, wrong URL, no network)."""
 
 
-def _chain(err: BaseException) -> list[BaseException]:
+def error_chain(err: BaseException) -> list[BaseException]:
     """`err` and its causes (``__cause__`` and PynamoDB's ``.cause``), without cycles."""
     seen: list[BaseException] = []
     current: BaseException | None = err
@@ -170,7 +172,7 @@ def _chain(err: BaseException) -> list[BaseException]:
 
 def _response_field(err: BaseException, section: str, name: str) -> object:
     """``err.response[section][name]`` of a botocore error, following the cause chain."""
-    for current in _chain(err):
+    for current in error_chain(err):
         response = getattr(current, "response", None)
         if isinstance(response, Mapping):
             part = response.get(section)
@@ -197,14 +199,17 @@ def _is_connection_error(err: BaseException) -> bool:
     from botocore.exceptions import HTTPClientError
 
     return any(
-        isinstance(e, BotoConnectionError | HTTPClientError | ConnectionError) for e in _chain(err)
+        isinstance(e, BotoConnectionError | HTTPClientError | ConnectionError)
+        for e in error_chain(err)
     )
 
 
 def _never_answered(err: BaseException) -> bool:
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
-    return any(isinstance(e, EndpointConnectionError | ConnectTimeoutError) for e in _chain(err))
+    return any(
+        isinstance(e, EndpointConnectionError | ConnectTimeoutError) for e in error_chain(err)
+    )
 
 
 def gave_up(
@@ -251,12 +256,8 @@ def translate(
         return err
     from botocore.exceptions import NoCredentialsError
 
-    if any(isinstance(e, NoCredentialsError) for e in _chain(err)):
-        return NoCredentials(
-            "no AWS credentials found: set PORTCHOPS_ENDPOINT_URL for a local engine, "
-            "or AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
-            table=table,
-        )
+    if any(isinstance(e, NoCredentialsError) for e in error_chain(err)):
+        return no_credentials(table=table)
     code = error_code(err)
     detail = _message(err)
     if code == "ConditionalCheckFailedException":
@@ -285,6 +286,15 @@ def translate(
     if code in {"ValidationException", "SerializationException"} or isinstance(err, ValueError):
         return InvalidRequest(f"{table}: {detail}", table=table, code=code)
     return ServiceError(f"{table}: {code or type(err).__name__}: {detail}", table=table, code=code)
+
+
+def no_credentials(*, table: str | None = None) -> NoCredentials:
+    """A `NoCredentials` that says how to point at a local engine or provide credentials."""
+    return NoCredentials(
+        "no AWS credentials found: set PORTCHOPS_ENDPOINT_URL for a local engine, "
+        "or AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+        table=table,
+    )
 
 
 def table_not_found(table: str | None, *, code: str | None = None) -> TableNotFound:

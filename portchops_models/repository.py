@@ -42,9 +42,6 @@ from .errors import (
     ItemNotFound,
     PortChopsError,
     ThrottledError,
-    error_code,
-    http_status,
-    translate,
 )
 from .expressions import Expression
 from .limits import (
@@ -62,7 +59,6 @@ from .models.user_progress import default_expiry
 from .projections import Projection
 from .retry import RetryPolicy
 from .settings import current_settings
-from .wire import PARSED_OPERATIONS
 
 __all__ = ["UNSET", "Page", "Repository", "default_metrics"]
 
@@ -72,7 +68,6 @@ T = TypeVar("T")
 P = TypeVar("P", bound=Projection[Any])
 
 RawItem = dict[str, dict[str, Any]]
-_USER_ERROR_STATUS = range(400, 500)
 
 
 class _Unset:
@@ -196,44 +191,8 @@ class Repository(Generic[ModelT, KeyT]):
         return conn, conn.settings.table_name(self.model.base_table_name)
 
     def _send(self, conn: Connection, operation: str, params: dict[str, Any], table: str) -> Any:
-        """One API call: retry policy, metrics, error translation."""
-        metrics = self.metrics
-        call = conn.read if operation in PARSED_OPERATIONS else conn.call
-
-        def attempt() -> dict[str, Any]:
-            start = time.perf_counter()
-            try:
-                response = call(operation, params)
-            except Exception as err:
-                code = error_code(err)
-                status = http_status(err)
-                retryable = self.retry.retry_on(err)
-                metrics.record_request(
-                    operation,
-                    table=table,
-                    seconds=time.perf_counter() - start,
-                    error_code=code or type(err).__name__,
-                    throttled=retryable and code is not None and status in _USER_ERROR_STATUS,
-                    user_error=not retryable and status in _USER_ERROR_STATUS,
-                )
-                raise
-            metrics.record_request(
-                operation,
-                table=table,
-                seconds=time.perf_counter() - start,
-                consumed=response.get("ConsumedCapacity"),
-            )
-            return response
-
-        def on_retry(err: BaseException, attempt_no: int, delay: float) -> None:
-            metrics.record_retry(operation, table=table)
-
-        try:
-            return self.retry.call(attempt, on_retry=on_retry, table=table)
-        except PortChopsError:
-            raise
-        except Exception as err:
-            raise translate(err, table=table) from err
+        """One API call with this repository's retry policy and metrics."""
+        return conn.send(operation, params, table=table, retry=self.retry, metrics=self.metrics)
 
     # ------------------------------------------------------------------ keys
 
@@ -300,22 +259,24 @@ class Repository(Generic[ModelT, KeyT]):
             return self._decode_model(item)
         return projection.from_raw(item)
 
-    def _projection_params(self, projection: type[Projection[Any]] | None) -> dict[str, Any]:
+    def _projection_expression(
+        self, projection: type[Projection[Any]] | None, expr: Expression
+    ) -> str | None:
+        """The ProjectionExpression for `projection` (keys and TTL included), names in `expr`."""
         if projection is None:
-            return {}
+            return None
         if projection.__model__ is not self.model:
             raise InvalidRequest(
                 f"{projection.__name__} projects {getattr(projection.__model__, '__name__', '?')},"
                 f" not {self.model.__name__}"
             )
-        expr = Expression()
         extra = (self._ttl_name,) if self._ttl_name else ()
-        params = {
-            "ProjectionExpression": expr.projection(
-                (*self._key_names, *projection.attribute_names(), *extra)
-            )
-        }
-        return expr.apply(params)
+        return expr.projection((*self._key_names, *projection.attribute_names(), *extra))
+
+    def _projection_params(self, projection: type[Projection[Any]] | None) -> dict[str, Any]:
+        expr = Expression()
+        expression = self._projection_expression(projection, expr)
+        return {} if expression is None else expr.apply({"ProjectionExpression": expression})
 
     # ------------------------------------------------------------------ point reads
 
@@ -546,12 +507,9 @@ class Repository(Generic[ModelT, KeyT]):
             params["ScanIndexForward"] = False
         if consistent:
             params["ConsistentRead"] = True
-        if projection is not None:
-            extra = (self._ttl_name,) if self._ttl_name else ()
-            self._projection_params(projection)
-            params["ProjectionExpression"] = expr.projection(
-                (*self._key_names, *projection.attribute_names(), *extra)
-            )
+        projected = self._projection_expression(projection, expr)
+        if projected is not None:
+            params["ProjectionExpression"] = projected
         expr.apply(params)
         scope = ("query", index or "", value)
         return self._page("Query", params, scope=scope, cursor=cursor, projection=projection)
@@ -665,6 +623,16 @@ class Repository(Generic[ModelT, KeyT]):
         check_item(raw, table=table)
         return raw
 
+    def _bump_version(self, item: ModelT, raw: RawItem) -> tuple[Any, int | None, int] | None:
+        """Write one more than the item's version into `raw`: (attribute, current, new)."""
+        if self._version_name is None:
+            return None
+        attr: Any = getattr(self.model, self._version_name)
+        current = getattr(item, self._version_name)
+        new = 1 if current is None else int(current) + 1
+        raw[attr.attr_name] = {"N": str(new)}
+        return attr, current, new
+
     def save(self, item: ModelT, *, condition: Condition | None = None) -> ModelT:
         """Write the whole item (PutItem), optionally only if `condition` holds.
 
@@ -681,17 +649,13 @@ class Repository(Generic[ModelT, KeyT]):
         raw = self._serialize(item, table)
         expr = Expression()
         checks: list[Condition] = []
-        new_version: int | None = None
-        if self._version_name is not None:
-            version_attr: Any = getattr(self.model, self._version_name)
-            current = getattr(item, self._version_name)
-            if current is None:
-                checks.append(version_attr.does_not_exist())
-                new_version = 1
-            else:
-                checks.append(version_attr == current)
-                new_version = int(current) + 1
-            raw[version_attr.attr_name] = {"N": str(new_version)}
+        bumped = self._bump_version(item, raw)
+        new_version = bumped[2] if bumped is not None else None
+        if bumped is not None:
+            version_attr, current, _ = bumped
+            checks.append(
+                version_attr.does_not_exist() if current is None else version_attr == current
+            )
         if condition is not None:
             checks.append(condition)
         params: dict[str, Any] = {
@@ -785,10 +749,7 @@ class Repository(Generic[ModelT, KeyT]):
         for item in items:
             self._stamp(item)
             raw = self._serialize(item, table)
-            if self._version_name is not None:
-                version_attr: Any = getattr(self.model, self._version_name)
-                current = getattr(item, self._version_name)
-                raw[version_attr.attr_name] = {"N": str(int(current or 0) + 1)}
+            self._bump_version(item, raw)
             key = self._key_of(raw)
             if key in seen:
                 raise InvalidRequest(f"{table}: key {key!r} appears twice in one batch_save")

@@ -19,7 +19,6 @@ from ..settings import Settings
 from .errors import MigrationError
 from .history import _History
 from .lock import _Lock
-from .request import _send
 
 #: ``hook(number, key, value)``, called before a checkpoint is stored; raising aborts the step.
 CheckpointHook = Callable[[str, str, str], None]
@@ -62,7 +61,15 @@ class MigrationContext:
     def call(self, operation: str, params: Mapping[str, object]) -> dict[str, Any]:
         """One raw DynamoDB call (e.g. ``"Scan"``) with retries, metrics and the
         `portchops_models.errors` translation; returns the raw response."""
-        return _send(self.conn, self.retry, self.metrics, operation, dict(params))
+        request = dict(params)
+        table = request.get("TableName")
+        return self.conn.send(
+            operation,
+            request,
+            table=table if isinstance(table, str) else None,
+            retry=self.retry,
+            metrics=self.metrics,
+        )
 
     def create_table(
         self, model: type[BaseModel], *, indexes: bool = True, ttl: bool = True, pitr: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import EndpointUnreachable, NoCredentials, PortChopsError
+from ..errors import EndpointUnreachable, PortChopsError, error_chain, no_credentials
 from ..settings import current_settings
 
 
@@ -17,15 +17,9 @@ def _setup_error(err: BaseException) -> PortChopsError | None:
     from botocore.exceptions import ConnectionError as BotoConnectionError
     from botocore.exceptions import NoCredentialsError
 
-    seen: set[int] = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
+    for cause in error_chain(err):
         if isinstance(cause, NoCredentialsError):
-            return NoCredentials(
-                "no AWS credentials found: set PORTCHOPS_ENDPOINT_URL for a local engine, "
-                "or AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
-            )
+            return no_credentials()
         if isinstance(cause, BotoConnectionError):
             settings = current_settings()
             where = settings.endpoint_url or f"AWS ({settings.region})"
@@ -33,8 +27,6 @@ def _setup_error(err: BaseException) -> PortChopsError | None:
                 f"cannot reach DynamoDB at {where}: start the engine (`portchops engine`), "
                 "or set PORTCHOPS_ENDPOINT_URL or AWS credentials"
             )
-        nxt = cause.__cause__ or getattr(cause, "cause", None)
-        cause = nxt if isinstance(nxt, BaseException) else None
     return None
 
 

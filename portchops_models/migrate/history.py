@@ -11,10 +11,8 @@ from typing import Any
 from .. import tables
 from ..connection import Connection
 from ..errors import PortChopsError
-from ..retry import RetryPolicy
 from .discovery import Migration
 from .errors import MigrationError
-from .request import _send
 
 #: Base name of the history table (the prefix is added).
 HISTORY_TABLE = "schema-migrations"
@@ -57,14 +55,12 @@ class _History:
         s = conn.settings
         self.conn = conn
         self.table = s.table_name(HISTORY_TABLE)
-        self.retry = RetryPolicy(
-            max_attempts=s.retry_max_attempts,
-            base_delay=min(s.retry_base_delay, s.retry_max_delay),
-            max_delay=s.retry_max_delay,
-        )
+        self.retry = conn.retry
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        return _send(self.conn, self.retry, None, operation, {"TableName": self.table, **params})
+        return self.conn.send(
+            operation, {"TableName": self.table, **params}, table=self.table, retry=self.retry
+        )
 
     def exists(self) -> bool:
         table = tables.describe_table(self.table, conn=self.conn)
