@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from portchops_models import UserRepository
-from portchops_models.faultproxy import Faults
 from portchops_models.metrics import Metrics
+from portchops_models.testing.faultproxy import Faults
 
 from .common import (
     RTT,

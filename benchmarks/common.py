@@ -33,9 +33,9 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
-from portchops_models.engine import DynaliteEngine
-from portchops_models.faultproxy import Faults, ProxyStats
 from portchops_models.settings import Settings, configure
+from portchops_models.testing.engine import DynaliteEngine
+from portchops_models.testing.faultproxy import Faults, ProxyStats
 
 REGION = "us-east-1"
 PREFIX = "bench-"
@@ -183,7 +183,7 @@ def dynalite() -> Iterator[DynaliteEngine]:
 
 def _serve_proxy(pipe: Pipe, upstream: str, faults: Faults, seed: int) -> None:
     """The proxy process: start a FaultProxy, report its URL, obey the pipe."""
-    from portchops_models.faultproxy import FaultProxy
+    from portchops_models.testing.faultproxy import FaultProxy
 
     with FaultProxy(upstream=upstream, faults=faults, seed=seed) as proxy:
         pipe.send(proxy.endpoint_url)

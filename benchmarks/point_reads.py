@@ -20,8 +20,8 @@ from typing import Any
 
 from portchops_models import UserRepository
 from portchops_models.cache import CachePolicy
-from portchops_models.faultproxy import Faults
 from portchops_models.metrics import Metrics
+from portchops_models.testing.faultproxy import Faults
 
 from .common import (
     RTT,

@@ -18,10 +18,10 @@ from typing import Any
 
 from portchops_models import UserProgress, UserProgressRepository
 from portchops_models.errors import PortChopsError
-from portchops_models.faultproxy import Faults
 from portchops_models.limits import BATCH_WRITE_MAX
 from portchops_models.metrics import Metrics
 from portchops_models.retry import RetryBudget
+from portchops_models.testing.faultproxy import Faults
 
 from .common import (
     PROGRESS_TABLE,

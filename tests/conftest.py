@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from portchops_models.connection import current_connection
-from portchops_models.engine import DynaliteEngine, LocalEngine
-from portchops_models.faultproxy import FaultProxy
 from portchops_models.models import User, UserProgress
 from portchops_models.retry import RetryPolicy
 from portchops_models.settings import Settings, configure
 from portchops_models.tables import create_table, delete_table
+from portchops_models.testing.engine import DynaliteEngine, LocalEngine
+from portchops_models.testing.faultproxy import FaultProxy
 
 MODELS = (User, UserProgress)
 

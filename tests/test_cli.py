@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from portchops_models.cli import app
 from portchops_models.connection import current_connection
-from portchops_models.engine import LocalEngine
 from portchops_models.iam import TABLE_ACTIONS
 from portchops_models.settings import configure
 from portchops_models.tables import delete_table
+from portchops_models.testing.engine import LocalEngine
 
 runner = CliRunner()
 

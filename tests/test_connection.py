@@ -6,9 +6,9 @@ import threading
 
 from portchops_models import User, UserRepository
 from portchops_models.connection import current_connection
-from portchops_models.engine import LocalEngine
-from portchops_models.faultproxy import FaultProxy, Faults
 from portchops_models.settings import Settings, configure
+from portchops_models.testing.engine import LocalEngine
+from portchops_models.testing.faultproxy import FaultProxy, Faults
 
 
 def test_concurrent_reads_never_open_more_connections_than_the_pool(

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from portchops_models.demo import LESSONS, USERS, run_demo
+from portchops_models.cli.demo import LESSONS, USERS, run_demo
 
 
 def test_run_demo_reports_what_it_did() -> None:

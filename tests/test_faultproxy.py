@@ -15,8 +15,8 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from portchops_models.engine import LocalEngine
-from portchops_models.faultproxy import FaultProxy, Faults, ProxyStats
+from portchops_models.testing.engine import LocalEngine
+from portchops_models.testing.faultproxy import FaultProxy, Faults, ProxyStats
 
 pytestmark = pytest.mark.timeout(120)
 

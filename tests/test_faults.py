@@ -18,8 +18,8 @@ from portchops_models import (
     UserProgressRepository,
     UserRepository,
 )
-from portchops_models.faultproxy import FaultProxy, Faults
 from portchops_models.retry import RetryBudget, RetryPolicy
+from portchops_models.testing.faultproxy import FaultProxy, Faults
 from tests.conftest import fast_retry, no_sleep
 
 

@@ -15,8 +15,8 @@ connection, dynalite keeps them open: both work). Draws come from one seeded
 
 Examples:
     >>> import botocore.session
-    >>> from portchops_models.engine import LocalEngine
-    >>> from portchops_models.faultproxy import FaultProxy, Faults
+    >>> from portchops_models.testing.engine import LocalEngine
+    >>> from portchops_models.testing.faultproxy import FaultProxy, Faults
     >>> with LocalEngine() as engine, FaultProxy(
     ...     upstream=engine.endpoint_url, faults=Faults(throttle=0.2, latency=0.005), seed=1
     ... ) as proxy:

@@ -15,7 +15,7 @@ has passed counts as missing (the repositories hide it), so it is written
 again with a fresh ``ttl``. Needs the tables: ``portchops migrate up``.
 
 Example:
-    >>> from portchops_models.seed import seed
+    >>> from portchops_models.cli.seed import seed
     >>> seed(users=10, lessons=5).progress_rows           # doctest: +SKIP
     50
 """
@@ -30,12 +30,12 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from .errors import InvalidRequest
-from .metrics import Metrics
-from .migrate import connection_errors
-from .models import BaseModel, User, UserProgress
-from .projections import Projection
-from .repositories import PASSING_SCORE, UserProgressRepository, UserRepository
+from ..errors import InvalidRequest
+from ..metrics import Metrics
+from ..migrate import connection_errors
+from ..models import BaseModel, User, UserProgress
+from ..projections import Projection
+from ..repositories import PASSING_SCORE, UserProgressRepository, UserRepository
 
 __all__ = ["NAMES", "SeedResult", "demo_progress", "demo_users", "seed"]
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientConnection"]
 
-_log = logging.getLogger(__package__)  # the package's logger, "portchops_models.faultproxy"
+_log = logging.getLogger(__package__)  # the package's logger, "portchops_models.testing.faultproxy"
 
 _STALE_CONNECTION_ERRORS: Final = (
     http.client.RemoteDisconnected,

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from .engine import LocalEngine
-from .faultproxy import FaultProxy, Faults
-from .migrate import upgrade
-from .models import User, UserProgress
-from .projections import Projection
-from .repositories import UserProgressRepository, UserRepository
-from .repository import default_metrics
+from ..migrate import upgrade
+from ..models import User, UserProgress
+from ..projections import Projection
+from ..repositories import UserProgressRepository, UserRepository
+from ..repository import default_metrics
+from ..settings import configure, current_settings
+from ..testing.engine import LocalEngine
+from ..testing.faultproxy import FaultProxy, Faults
 from .seed import demo_users, seed
-from .settings import configure, current_settings
 
 __all__ = ["DemoResult", "UserSummary", "run_demo"]
 

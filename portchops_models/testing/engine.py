@@ -6,7 +6,7 @@ no network. Needs the ``engine`` extra (``pip install portchops-models[engine]``
 
 Examples:
     >>> from portchops_models import configure
-    >>> from portchops_models.engine import LocalEngine
+    >>> from portchops_models.testing.engine import LocalEngine
     >>> with LocalEngine() as engine:
     ...     settings = configure(endpoint_url=engine.endpoint_url)
 """

@@ -16,8 +16,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .errors import PortChopsError
-from .iam import DEFAULT_LEADING_KEY_VARIABLE, DEFAULT_TABLE_ARN_PREFIX
+from ..errors import PortChopsError
+from ..iam import DEFAULT_LEADING_KEY_VARIABLE, DEFAULT_TABLE_ARN_PREFIX
 
 app = typer.Typer(help="port-chops data layer: demo, local engine, migrations, seeds, IAM.")
 migrate_app = typer.Typer(
@@ -56,7 +56,7 @@ def engine(
     """Serve the embedded engine (moto) on 127.0.0.1 until interrupted."""
     import threading
 
-    from .engine import LocalEngine
+    from ..testing.engine import LocalEngine
 
     with LocalEngine(port=port) as running:
         typer.echo(f"DynamoDB-compatible engine at {running.endpoint_url} (Ctrl-C stops it)")
@@ -82,7 +82,7 @@ def migrate_up(
     path: PathOption = None,
 ) -> None:
     """Apply the pending migrations, in order."""
-    from .migrate import upgrade
+    from ..migrate import upgrade
 
     with _errors():
         upgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
@@ -96,7 +96,7 @@ def migrate_down(
     path: PathOption = None,
 ) -> None:
     """Undo the applied migrations numbered above --to (0000: all), newest first."""
-    from .migrate import downgrade
+    from ..migrate import downgrade
 
     with _errors():
         downgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
@@ -108,7 +108,7 @@ def migrate_status(path: PathOption = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .migrate import status
+    from ..migrate import status
 
     with _errors():
         rows = status(path=path)
@@ -157,7 +157,7 @@ def iam_policy(
     ] = DEFAULT_LEADING_KEY_VARIABLE,
 ) -> None:
     """Print the runtime IAM policy (JSON): data-plane actions on the project's tables."""
-    from .iam import policy_document
+    from ..iam import policy_document
 
     with _errors():
         doc = policy_document(

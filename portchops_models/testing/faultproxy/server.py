@@ -19,7 +19,7 @@ from .stats import Counters, ProxyStats
 
 __all__ = ["FaultProxy"]
 
-_log = logging.getLogger(__package__)  # the package's logger, "portchops_models.faultproxy"
+_log = logging.getLogger(__package__)  # the package's logger, "portchops_models.testing.faultproxy"
 
 
 class FaultProxy:
