@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from portchops_models.cli import app
 from portchops_models.connection import current_connection
 from portchops_models.iam import TABLE_ACTIONS
 from portchops_models.settings import configure
-from portchops_models.tables import delete_table
+from portchops_models.tables import delete_table, describe_table
 from portchops_models.testing.engine import LocalEngine
 
 runner = CliRunner()
@@ -144,6 +145,110 @@ def test_iam_policy_prints_json(prefix: str) -> None:
     assert "dynamodb:Scan" not in doc["Statement"][0]["Action"]
     assert doc["Statement"][0]["Resource"][0] == f"arn:aws:dynamodb:x:1:table/{prefix}users"
     assert "dynamodb:LeadingKeys" in json.dumps(doc["Statement"][0]["Condition"])
+
+
+# --------------------------------------------------------------------------- an app's own folder
+
+APP_MODEL = """
+from typing import ClassVar
+
+from pynamodb.attributes import UnicodeAttribute
+
+from portchops_models.models.base import BaseModel
+
+
+class Lesson(BaseModel):
+    base_table_name: ClassVar[str] = "app-lessons"
+
+    lesson_id = UnicodeAttribute(hash_key=True, attr_name="lessonId")
+"""
+
+
+def app_folder(tmp_path: Path) -> Path:
+    """An app's migrations, numbered from 0001 like the package's: a table, then a row."""
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    (folder / "0001_create_lessons.py").write_text(
+        '"""Create the app-lessons table."""\n'
+        f"{APP_MODEL}\n\n"
+        "def up(ctx):\n    ctx.create_table(Lesson)\n\n\n"
+        "def down(ctx):\n    ctx.drop_table(Lesson)\n"
+    )
+    put = '{"TableName": ctx.settings.table_name("app-lessons"), "Item": ITEM}'
+    key = '{"TableName": ctx.settings.table_name("app-lessons"), "Key": ITEM}'
+    (folder / "0002_first_lesson.py").write_text(
+        '"""Add the first lesson."""\n\n'
+        'ITEM = {"lessonId": {"S": "l-001"}}\n\n\n'
+        f'def up(ctx):\n    ctx.call("PutItem", {put})\n\n\n'
+        f'def down(ctx):\n    ctx.call("DeleteItem", {key})\n'
+    )
+    return folder
+
+
+def status_rows(output: str) -> dict[str, str]:
+    """The rows of `migrate status`, by id (the first cell)."""
+    rows: dict[str, str] = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if re.fullmatch(r"([\w.-]+:)?\d{4}", cells[0]):
+            rows[cells[0]] = line
+    return rows
+
+
+def test_the_package_and_an_app_folder_side_by_side(prefix: str, tmp_path: Path) -> None:
+    app_dir = str(app_folder(tmp_path))
+    assert runner.invoke(app, ["migrate", "up"]).exit_code == 0
+
+    up = runner.invoke(app, ["migrate", "up", "--path", app_dir])
+
+    assert up.exit_code == 0, up.output
+    assert "applied lessons:0001" in up.stdout
+    assert "applied lessons:0002" in up.stdout
+    assert describe_table(f"{prefix}app-lessons") is not None
+    for args in (["migrate", "up"], ["migrate", "up", "--path", app_dir]):
+        again = runner.invoke(app, args)
+        assert again.exit_code == 0, again.output
+        assert "nothing to apply" in again.stdout
+        assert "applied" not in again.stdout
+
+    package = runner.invoke(app, ["migrate", "status"])
+    assert package.exit_code == 0, package.output
+    assert set(status_rows(package.stdout)) == {"0001", "0002", "0003", "0004", "0005"}
+    assert all("applied" in row for row in status_rows(package.stdout).values())
+    own = runner.invoke(app, ["migrate", "status", "--path", app_dir])
+    assert own.exit_code == 0, own.output
+    assert "migrations: lessons" in own.stdout
+    rows = status_rows(own.stdout)
+    assert set(rows) == {"lessons:0001", "lessons:0002"}
+    assert all("applied" in row and "unchanged" in row for row in rows.values())
+    assert "EDITED" not in own.stdout
+    assert own.stderr == ""
+
+    down = runner.invoke(app, ["migrate", "down", "--to", "0000", "--path", app_dir])
+
+    assert down.exit_code == 0, down.output
+    assert "reverted lessons:0002" in down.stdout
+    assert "reverted lessons:0001" in down.stdout
+    assert describe_table(f"{prefix}app-lessons") is None
+    assert describe_table(f"{prefix}users") is not None
+    after = runner.invoke(app, ["migrate", "status"])
+    assert after.exit_code == 0, after.output
+    assert status_rows(after.stdout).keys() == status_rows(package.stdout).keys()
+    assert all("applied" in row for row in status_rows(after.stdout).values())
+    pending = status_rows(runner.invoke(app, ["migrate", "status", "--path", app_dir]).stdout)
+    assert all("pending" in row for row in pending.values())
+
+
+def test_an_unknown_target_in_an_app_folder_names_it(prefix: str, tmp_path: Path) -> None:
+    app_dir = str(app_folder(tmp_path))
+
+    result = runner.invoke(app, ["migrate", "up", "--path", app_dir, "--to", "0099"])
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: unknown migration target '0099': no migration lessons:0099 "
+        "(lessons:0001..lessons:0002)"
+    ]
 
 
 def test_demo_runs_through_migrations_and_seed() -> None:

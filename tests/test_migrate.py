@@ -25,6 +25,7 @@ from portchops_models.migrate import (
     default_path,
     discover,
     downgrade,
+    namespace_of,
     status,
     upgrade,
 )
@@ -60,7 +61,7 @@ def prefix(moto_engine: LocalEngine) -> Iterator[str]:
 
 
 def write(folder: Path, name: str, body: str, doc: str = "A step.") -> Path:
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(f'"""{doc}"""\n\n{body}\n')
     return path
@@ -415,7 +416,7 @@ def test_an_applied_migration_whose_file_is_gone_is_a_gap(prefix: str, tmp_path:
     (folder / "0002_step.py").unlink()
     logging_steps(folder, "0003")
 
-    with pytest.raises(MigrationError, match=r"migration 0002 \(Step 0002.\) is applied but its"):
+    with pytest.raises(MigrationError, match=r"migration m:0002 \(Step 0002.\) is applied but"):
         upgrade(path=folder, console=quiet())
     rows = status(path=folder)
     assert [(s.number, s.state) for s in rows] == [
@@ -432,7 +433,7 @@ def test_a_pending_migration_below_an_applied_one_is_a_gap(prefix: str, tmp_path
     logging_steps(folder, "0002")
 
     with pytest.raises(
-        MigrationError, match=r"0002_step\.py is pending but 0003 is already applied"
+        MigrationError, match=r"0002_step\.py is pending but m:0003 is already applied"
     ):
         upgrade(path=folder, console=quiet())
     assert ran(folder) == ["0001", "0003"]
@@ -445,7 +446,7 @@ def test_a_failed_step_is_recorded_and_stops_the_run(prefix: str, tmp_path: Path
     with pytest.raises(MigrationError) as err:
         upgrade(path=folder, console=quiet())
 
-    assert str(err.value) == "migration 0002 (Fails.) failed: RuntimeError: disk full"
+    assert str(err.value) == "migration m:0002 (Fails.) failed: RuntimeError: disk full"
     assert ran(folder) == ["0001"]
     rows = status(path=folder)
     assert [s.state for s in rows] == ["applied", "failed", "pending"]
@@ -461,6 +462,162 @@ def test_downgrade_refuses_a_step_without_down(prefix: str, tmp_path: Path) -> N
         downgrade("0001", path=folder, console=quiet())
     assert ran(folder) == ["0001", "0003"]  # nothing was reverted
     assert [r.number for r in downgrade("0002", path=folder, console=quiet())] == ["0003"]
+
+
+# --------------------------------------------------------------------------- several folders
+
+
+def history_ids(prefix: str) -> list[str]:
+    items = call("Scan", {"TableName": f"{prefix}schema-migrations", "ConsistentRead": True})
+    return sorted(item["id"]["S"] for item in items["Items"])
+
+
+def test_the_namespace_of_a_folder(tmp_path: Path) -> None:
+    assert namespace_of() == namespace_of(default_path()) == ""
+    assert [m.id for m in discover()] == ALL  # the package's ids are as they always were
+
+    lessons = logging_steps(tmp_path / "lessons", "0001", "0002")
+    assert namespace_of(lessons) == "lessons"
+    assert [(m.number, m.namespace, m.id) for m in discover(lessons)] == [
+        ("0001", "lessons", "lessons:0001"),
+        ("0002", "lessons", "lessons:0002"),
+    ]
+
+    declared = logging_steps(tmp_path / "migrations", "0001")
+    (declared / "__init__.py").write_text('"""Shop steps."""\n\nNAMESPACE: str = "shop"\n')
+    assert namespace_of(declared) == "shop"
+    assert [m.id for m in discover(declared)] == ["shop:0001"]  # __init__.py is no step
+
+    (declared / "__init__.py").write_text("NAMESPACE = 'shop' + 'x'\n")
+    with pytest.raises(MigrationError, match=r"NAMESPACE must be a string literal"):
+        discover(declared)
+    (declared / "__init__.py").write_text('NAMESPACE = "a:b"\n')
+    with pytest.raises(MigrationError, match=r"migration namespace 'a:b' \(NAMESPACE in "):
+        namespace_of(declared)
+    with pytest.raises(MigrationError, match=r"namespace 'my app' \(the folder name of"):
+        namespace_of(logging_steps(tmp_path / "my app", "0001"))
+
+
+def test_the_package_and_an_app_folder_are_tracked_apart(prefix: str, tmp_path: Path) -> None:
+    app = logging_steps(tmp_path / "lessons", "0001", "0002")
+    upgrade(console=quiet())
+
+    results = upgrade(path=app, console=quiet())
+
+    assert [(r.id, r.number, r.action) for r in results] == [
+        ("lessons:0001", "0001", "applied"),
+        ("lessons:0002", "0002", "applied"),
+    ]
+    assert ran(app) == ["0001", "0002"]  # ctx.number is the file's number
+    assert history_ids(prefix) == [*ALL, "lessons:0001", "lessons:0002"]
+    assert upgrade(console=quiet()) == []
+    assert upgrade(path=app, console=quiet()) == []
+
+    own = status(path=app)
+    assert [(s.id, s.namespace, s.state, s.checksum_ok, s.problem) for s in own] == [
+        ("lessons:0001", "lessons", "applied", True, None),
+        ("lessons:0002", "lessons", "applied", True, None),
+    ]
+    package = status()
+    assert [(s.id, s.state, s.checksum_ok, s.problem) for s in package] == [
+        (n, "applied", True, None) for n in ALL
+    ]
+
+    assert [r.id for r in downgrade("0000", path=app, console=quiet())] == [
+        "lessons:0002",
+        "lessons:0001",
+    ]
+    assert ran(app) == ["0001", "0002", "-0002", "-0001"]
+    assert history_ids(prefix) == ALL
+    assert status() == package
+    assert [s.state for s in status(path=app)] == ["pending", "pending"]
+
+
+def test_two_app_folders_keep_their_checkpoints_apart(prefix: str, tmp_path: Path) -> None:
+    body = """
+from pathlib import Path
+
+def up(ctx):
+    seen = ctx.checkpoint("position")
+    Path(__file__).with_name("seen.log").write_text(str(seen))
+    ctx.save_checkpoint("position", ctx.id)
+    raise RuntimeError("stop after the checkpoint")
+"""
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    write(first, "0001_backfill.py", body)
+    write(second, "0001_backfill.py", body)
+
+    for folder in (first, second):
+        with pytest.raises(MigrationError, match=r"migration \w+:0001 \(A step.\) failed"):
+            upgrade(path=folder, console=quiet())
+
+    assert (first / "seen.log").read_text() == (second / "seen.log").read_text() == "None"
+    for name in ("first", "second"):
+        key = {"id": {"S": f"{name}:0001"}}
+        item = call("GetItem", {"TableName": f"{prefix}schema-migrations", "Key": key})["Item"]
+        assert item["checkpoint:position"] == {"S": f"{name}:0001"}
+        assert item["status"] == {"S": "failed"}
+    assert history_ids(prefix) == ["first:0001", "second:0001"]  # the lock is released
+    assert all(s.state == "pending" for s in status())  # the package's folder is untouched
+
+
+def test_missing_files_are_only_reported_within_a_namespace(prefix: str, tmp_path: Path) -> None:
+    big = logging_steps(tmp_path / "big", "0001", "0002", "0003")
+    small = logging_steps(tmp_path / "small", "0001")
+    upgrade(path=big, console=quiet())
+
+    assert [(s.id, s.state, s.problem) for s in status(path=small)] == [
+        ("small:0001", "pending", None)
+    ]
+    assert [r.id for r in upgrade(path=small, console=quiet())] == ["small:0001"]
+
+    (big / "0003_step.py").unlink()
+    rows = status(path=big)
+    assert [(s.id, s.state) for s in rows] == [
+        ("big:0001", "applied"),
+        ("big:0002", "applied"),
+        ("big:0003", "missing"),
+    ]
+    assert rows[2].problem is not None
+    assert rows[2].problem.startswith("migration big:0003 (Step 0003.) is applied but its file")
+    assert "applied from" not in rows[2].problem  # same folder: no hint
+    assert all(s.problem is None for s in status(path=small))
+
+
+def test_one_namespace_in_two_folders_is_reported_when_it_shows(
+    prefix: str, tmp_path: Path
+) -> None:
+    here = logging_steps(tmp_path / "here" / "lessons", "0001")
+    there = tmp_path / "there" / "lessons"
+    write(there, "0001_other.py", "def up(ctx):\n    pass", "Another step.")
+    upgrade(path=here, console=quiet())
+
+    with pytest.raises(MigrationError) as err:
+        upgrade(path=there, console=quiet())
+
+    message = str(err.value)
+    assert message.startswith("migration 0001_other.py was edited after it was applied")
+    assert f"it was applied from {here.resolve()}" in message
+    assert "does another folder use namespace 'lessons'?" in message
+    assert "\n" not in message
+
+
+def test_targets_in_an_app_folder(prefix: str, tmp_path: Path) -> None:
+    app = logging_steps(tmp_path / "lessons", "0001", "0002", "0003")
+
+    assert [r.id for r in upgrade("lessons:0001", path=app, console=quiet())] == ["lessons:0001"]
+    assert [r.id for r in upgrade("2", path=app, console=quiet())] == ["lessons:0002"]
+    for target in ("0099", "other:0003", "lessons:"):
+        with pytest.raises(MigrationError, match=f"^unknown migration target '{target}'") as err:
+            upgrade(target, path=app, console=quiet())
+        assert "(lessons:0001..lessons:0003)" in str(err.value)
+    with pytest.raises(MigrationError) as err:
+        downgrade("0099", path=app, console=quiet())
+    assert str(err.value) == (
+        "unknown migration target '0099': no migration lessons:0099 (lessons:0001..lessons:0003)"
+    )
+    assert [r.id for r in downgrade("lessons:0001", path=app, console=quiet())] == ["lessons:0002"]
 
 
 # --------------------------------------------------------------------------- connection problems

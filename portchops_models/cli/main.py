@@ -27,7 +27,10 @@ migrate_app = typer.Typer(
 app.add_typer(migrate_app, name="migrate")
 
 _TO_HELP = "Last migration to apply, e.g. 0003 (default: all)."
-_PATH_HELP = "Migrations directory (default: migrations/ next to the package)."
+_PATH_HELP = (
+    "Migrations directory (default: the package's own). An app folder's history is "
+    "kept apart under its namespace: NAMESPACE in its __init__.py, else the folder name."
+)
 _EDITED_HELP = "Run even though an applied migration file was edited since."
 
 
@@ -104,16 +107,19 @@ def migrate_down(
 
 @migrate_app.command("status")
 def migrate_status(path: PathOption = None) -> None:
-    """Show every migration: applied or pending, when, how long; exit 1 on a problem."""
+    """Show the folder's migrations (only its own namespace): applied or pending, when,
+    how long; exit 1 on a problem."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..migrate import status
+    from ..migrate import namespace_of, status
 
     with _errors():
         rows = status(path=path)
-    table = Table(title="migrations")
-    for column in ("number", "description", "state", "applied at", "took", "file"):
+        namespace = namespace_of(path)
+    table = Table(title=f"migrations: {escape(namespace)}" if namespace else "migrations")
+    table.add_column("id", no_wrap=True)
+    for column in ("description", "state", "applied at", "took", "file"):
         table.add_column(column)
     colours = {"applied": "green", "pending": "yellow", "failed": "red", "missing": "red"}
     for row in rows:
@@ -121,10 +127,10 @@ def migrate_status(path: PathOption = None) -> None:
         took = f"{row.duration_ms:.0f} ms" if row.duration_ms is not None else ""
         file = {True: "unchanged", False: "EDITED", None: ""}[row.checksum_ok]
         state = f"[{colours[row.state]}]{row.state}[/]"
-        table.add_row(row.number, escape(row.description), state, when, took, file)
+        table.add_row(escape(row.id), escape(row.description), state, when, took, file)
     Console().print(table)
     problems = [row.problem for row in rows if row.problem] + [
-        f"migration {row.number} failed: {row.error}" for row in rows if row.error
+        f"migration {row.id} failed: {row.error}" for row in rows if row.error
     ]
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)

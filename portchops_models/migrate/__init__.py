@@ -11,13 +11,20 @@ description that `status` shows.
 The applied state lives in the target store, table ``{prefix}schema-migrations``
 (hash key ``id``, created on first use, PAY_PER_REQUEST, encrypted):
 
-* ``id = "0003"``: one item per step, with ``status`` (``"applied"``, or
+* ``id = "0003"``: one item per step of the package's own folder; an app's
+  folder (``--path DIR``) has ids of its own, ``"lessons:0003"``, under its
+  namespace (`namespace_of`: ``NAMESPACE = "lessons"`` in the folder's
+  ``__init__.py``, else the folder's name), so each folder's history is kept
+  apart: `status` shows one folder's steps, and a gap or an edited file is
+  judged within the folder. Each item has ``status`` (``"applied"``, or
   ``"failed"`` and ``error``), ``applied_at``, ``duration_ms``, ``checksum``
-  (sha256 of the file) and ``description``. A data migration's checkpoints
-  (``checkpoint:KEY``) live on its item while it runs; recording the step as
-  applied replaces the item and drops them, and `downgrade` deletes it.
-* ``id = "lock"``: the run lock, taken with a conditional PutItem
-  (``attribute_not_exists(id) OR expires_at < now``) with an owner and a lease
+  (sha256 of the file), ``description`` and ``folder`` (where it was applied
+  from, named in the message when a check fails and the namespace was applied
+  from another folder). A data migration's checkpoints (``checkpoint:KEY``)
+  live on its item while it runs; recording the step as applied replaces the
+  item and drops them, and `downgrade` deletes it.
+* ``id = "lock"``: the run lock, one for all folders, taken with a conditional
+  PutItem (``attribute_not_exists(id) OR expires_at < now``) with an owner and a lease
   that a heartbeat renews. A second runner polls until it frees up, up to
   ``lock_timeout`` seconds, then stops with a message naming the holder. Under
   the lock the history is read again before each step, so every step is
@@ -49,7 +56,7 @@ Example:
     ['0001', '0002', '0003', '0004', '0005']
 
 Modules, one per concept: `errors` (`MigrationError`, `connection_errors`),
-`discovery` (`Migration`, `discover`, `default_path`, loading a file),
+`discovery` (`Migration`, `discover`, `default_path`, `namespace_of`, loading a file),
 `request` (one call with retries, metrics and error translation), `history`
 (the ``schema-migrations`` table), `lock` (the lease lock), `context`
 (`MigrationContext`), `plan` (the checks before anything runs) and `runner`
@@ -60,7 +67,7 @@ from __future__ import annotations
 
 from ..errors import EndpointUnreachable, NoCredentials
 from .context import CheckpointHook, MigrationContext
-from .discovery import Migration, default_path, discover
+from .discovery import Migration, default_path, discover, namespace_of
 from .errors import MigrationError, connection_errors
 from .history import HISTORY_TABLE
 from .runner import MigrationStatus, StepResult, downgrade, status, upgrade
@@ -79,6 +86,7 @@ __all__ = [
     "default_path",
     "discover",
     "downgrade",
+    "namespace_of",
     "status",
     "upgrade",
 ]

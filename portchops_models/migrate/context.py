@@ -16,6 +16,7 @@ from ..metrics import Metrics
 from ..models.base import BaseModel
 from ..retry import RetryPolicy
 from ..settings import Settings
+from .discovery import _step_id
 from .errors import MigrationError
 from .history import _History
 from .lock import _Lock
@@ -30,6 +31,7 @@ class MigrationContext:
 
     Attributes:
         number: the running migration's number, e.g. ``"0004"``.
+        namespace: its folder's namespace (``""`` for the package's own migrations).
         conn: the shared connection (``conn.call(op, params)`` for raw calls).
         console: where to print (rich).
         metrics: where `call` counts its requests.
@@ -45,9 +47,15 @@ class MigrationContext:
     console: Console
     metrics: Metrics
     retry: RetryPolicy
+    namespace: str = ""
     _history: _History = field(repr=False)
     _lock: _Lock = field(repr=False)
     _hook: CheckpointHook | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        """The step's id in the history table: ``"0004"``, or ``"lessons:0004"``."""
+        return _step_id(self.namespace, self.number)
 
     @property
     def settings(self) -> Settings:
@@ -169,7 +177,7 @@ class MigrationContext:
 
     def checkpoint(self, key: str) -> str | None:
         """The value last saved under `key` for this migration, or None."""
-        return self._history.checkpoint(self.number, _check_key(key))
+        return self._history.checkpoint(self.id, _check_key(key))
 
     def save_checkpoint(self, key: str, value: str) -> None:
         """Store a resume point (e.g. a scan position) for this migration in the history."""
@@ -177,7 +185,7 @@ class MigrationContext:
         if self._hook is not None:
             self._hook(self.number, key, value)
         self._lock.check()
-        self._history.save_checkpoint(self.number, key, value)
+        self._history.save_checkpoint(self.id, key, value)
 
     def progress(self) -> Progress:
         """A rich progress bar on the run's console: ``with ctx.progress() as bar: ...``."""

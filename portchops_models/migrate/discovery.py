@@ -19,16 +19,36 @@ if TYPE_CHECKING:
     from .context import MigrationContext
 
 _FILE = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.py$")
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A history id: ``NNNN`` (the package's own folder) or ``NAMESPACE:NNNN``.
+_ID = re.compile(r"^(?:([A-Za-z0-9][A-Za-z0-9_.-]{0,63}):)?(\d{4})$")
 
 
 @dataclass(frozen=True)
 class Migration:
-    """One migration file: its number, description, path and checksum (sha256)."""
+    """One migration file: its number, description, path, checksum (sha256) and the
+    namespace of its folder (``""`` for the package's own migrations)."""
 
     number: str
     description: str
     path: Path
     checksum: str
+    namespace: str = ""
+
+    @property
+    def id(self) -> str:
+        """Its item id in the history table: ``"0003"``, or ``"lessons:0003"`` in an app folder."""
+        return _step_id(self.namespace, self.number)
+
+
+def _step_id(namespace: str, number: str) -> str:
+    return f"{namespace}:{number}" if namespace else number
+
+
+def _parse_id(item_id: str) -> tuple[str, str] | None:
+    """``"lessons:0003"`` -> ``("lessons", "0003")``, ``"0003"`` -> ``("", "0003")``; else None."""
+    match = _ID.match(item_id)
+    return (match.group(1) or "", match.group(2)) if match else None
 
 
 _Step = Callable[["MigrationContext"], None]
@@ -51,16 +71,72 @@ def default_path() -> Path:
     return checkout if checkout.is_dir() else package / "migrations"
 
 
+def namespace_of(path: Path | str | None = None) -> str:
+    """The namespace that keeps a folder's history apart from the others'.
+
+    * The package's own folder (`default_path`, also when `path` is None): ``""``,
+      so its steps keep the ids ``"0001"``, ``"0002"``... they always had.
+    * Another folder: the string given by a module-level ``NAMESPACE = "lessons"``
+      in the folder's ``__init__.py`` (read, not imported), else the folder's name.
+      Its steps are recorded as ``"lessons:0001"``, ``"lessons:0002"``...
+
+    A namespace is 1-64 letters, digits, ``_``, ``.`` or ``-``, starting with a
+    letter or digit.
+
+    Raises:
+        MigrationError: ``NAMESPACE`` is not a string literal, or the namespace
+            does not follow the rule above.
+    """
+    folder = Path(path) if path is not None else default_path()
+    if folder.resolve() == default_path().resolve():
+        return ""
+    init = folder / "__init__.py"
+    namespace, source = folder.resolve().name, f"the folder name of {folder}"
+    if init.is_file():
+        declared = _declared_namespace(init)
+        if declared is not None:
+            namespace, source = declared, f"NAMESPACE in {init}"
+    if not _NAMESPACE.match(namespace):
+        raise MigrationError(
+            f"migration namespace {namespace!r} ({source}) must be 1-64 letters, digits, "
+            "'_', '.' or '-': set NAMESPACE = \"name\" in the folder's __init__.py"
+        )
+    return namespace
+
+
+def _declared_namespace(init: Path) -> str | None:
+    try:
+        with _PARSE_LOCK:
+            tree = ast.parse(init.read_bytes(), filename=str(init))
+    except (SyntaxError, ValueError) as err:
+        raise MigrationError(f"cannot read {init}: {_one_line(err)}") from err
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "NAMESPACE" for t in targets):
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                return value.value
+            raise MigrationError(f"{init}: NAMESPACE must be a string literal")
+    return None
+
+
 def discover(path: Path | str | None = None) -> list[Migration]:
-    """The migrations in a directory, by number (files named ``NNNN_description.py``).
+    """The migrations in a directory, by number (files named ``NNNN_description.py``),
+    each with the folder's namespace (`namespace_of`).
 
     Raises:
         MigrationError: no such directory, a ``.py`` file starting with a digit that
-            does not follow the pattern, a number used twice, or a file that does not parse.
+            does not follow the pattern, a number used twice, a file that does not
+            parse, or a bad namespace.
     """
     folder = Path(path) if path is not None else default_path()
     if not folder.is_dir():
         raise MigrationError(f"no migrations directory at {folder}: pass --path")
+    namespace = namespace_of(folder)
     found: dict[str, Migration] = {}
     for file in sorted(folder.glob("*.py")):
         match = _FILE.match(file.name)
@@ -83,13 +159,15 @@ def discover(path: Path | str | None = None) -> list[Migration]:
             description=description or match.group(2).replace("_", " "),
             path=file,
             checksum=hashlib.sha256(source).hexdigest(),
+            namespace=namespace,
         )
     return [found[n] for n in sorted(found)]
 
 
 def _load(migration: Migration) -> _Steps:
     """Import a migration file by path; its ``up`` and optional ``down``."""
-    name = f"_portchops_migration_{migration.number}_{migration.checksum[:12]}"
+    space = re.sub(r"\W", "_", migration.namespace)
+    name = f"_portchops_migration_{space}_{migration.number}_{migration.checksum[:12]}"
     spec = importlib.util.spec_from_file_location(name, migration.path)
     if spec is None or spec.loader is None:
         raise MigrationError(f"cannot import migration {migration.path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +10,7 @@ from typing import Any
 from .. import tables
 from ..connection import Connection
 from ..errors import PortChopsError
-from .discovery import Migration
+from .discovery import Migration, _parse_id
 from .errors import MigrationError
 
 #: Base name of the history table (the prefix is added).
@@ -22,12 +21,14 @@ _CHECKPOINT = "checkpoint:"
 @dataclass(frozen=True)
 class _Record:
     number: str
+    namespace: str
     status: str
     description: str
     checksum: str | None
     applied_at: datetime | None
     duration_ms: float | None
     error: str | None
+    folder: str | None
 
 
 def _record(item: Mapping[str, Mapping[str, str]]) -> _Record:
@@ -37,14 +38,17 @@ def _record(item: Mapping[str, Mapping[str, str]]) -> _Record:
 
     number = item.get("duration_ms", {}).get("N")
     applied = text("applied_at")
+    namespace, step = _parse_id(text("id") or "") or ("", "")
     return _Record(
-        number=text("id") or "",
+        number=step,
+        namespace=namespace,
         status=text("status") or "pending",
         description=text("description") or "",
         checksum=text("checksum"),
         applied_at=datetime.fromisoformat(applied) if applied else None,
         duration_ms=float(number) if number else None,
         error=text("error"),
+        folder=text("folder"),
     )
 
 
@@ -88,14 +92,15 @@ class _History:
                 raise
         tables.wait_until_active(self.table, conn=self.conn)
 
-    def records(self) -> dict[str, _Record]:
+    def records(self, namespace: str) -> dict[str, _Record]:
+        """The step records of one folder's namespace, by number (the lock is not one)."""
         found: dict[str, _Record] = {}
         params: dict[str, Any] = {"ConsistentRead": True}
         while True:
             page = self.call("Scan", params)
             for item in page.get("Items", []):
                 record = _record(item)
-                if re.fullmatch(r"\d{4}", record.number):
+                if record.number and record.namespace == namespace:
                     found[record.number] = record
             if not page.get("LastEvaluatedKey"):
                 return found
@@ -106,29 +111,30 @@ class _History:
         item: dict[str, Any] | None = self.call("GetItem", key).get("Item")
         return item
 
-    def is_applied(self, number: str) -> bool:
-        item = self.get(number)
+    def is_applied(self, step_id: str) -> bool:
+        item = self.get(step_id)
         return item is not None and _record(item).status == "applied"
 
     def applied(self, migration: Migration, *, at: datetime, duration_ms: float) -> None:
         item = {
-            "id": {"S": migration.number},
+            "id": {"S": migration.id},
             "status": {"S": "applied"},
             "description": {"S": migration.description},
             "checksum": {"S": migration.checksum},
             "applied_at": {"S": at.isoformat()},
             "duration_ms": {"N": f"{duration_ms:.3f}"},
+            "folder": {"S": _folder(migration)},
         }
         self.call("PutItem", {"Item": item})
 
     def failed(self, migration: Migration, *, error: str, at: datetime) -> None:
         names = {"#s": "status", "#e": "error", "#d": "description", "#c": "checksum"}
-        names["#t"] = "failed_at"
+        names |= {"#t": "failed_at", "#f": "folder"}
         self.call(
             "UpdateItem",
             {
-                "Key": {"id": {"S": migration.number}},
-                "UpdateExpression": "SET #s = :s, #e = :e, #d = :d, #c = :c, #t = :t",
+                "Key": {"id": {"S": migration.id}},
+                "UpdateExpression": "SET #s = :s, #e = :e, #d = :d, #c = :c, #t = :t, #f = :f",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": {
                     ":s": {"S": "failed"},
@@ -136,25 +142,31 @@ class _History:
                     ":d": {"S": migration.description},
                     ":c": {"S": migration.checksum},
                     ":t": {"S": at.isoformat()},
+                    ":f": {"S": _folder(migration)},
                 },
             },
         )
 
-    def forget(self, number: str) -> None:
-        self.call("DeleteItem", {"Key": {"id": {"S": number}}})
+    def forget(self, step_id: str) -> None:
+        self.call("DeleteItem", {"Key": {"id": {"S": step_id}}})
 
-    def checkpoint(self, number: str, key: str) -> str | None:
-        item = self.get(number) or {}
+    def checkpoint(self, step_id: str, key: str) -> str | None:
+        item = self.get(step_id) or {}
         value = item.get(_CHECKPOINT + key, {}).get("S")
         return value if isinstance(value, str) else None
 
-    def save_checkpoint(self, number: str, key: str, value: str) -> None:
+    def save_checkpoint(self, step_id: str, key: str, value: str) -> None:
         self.call(
             "UpdateItem",
             {
-                "Key": {"id": {"S": number}},
+                "Key": {"id": {"S": step_id}},
                 "UpdateExpression": "SET #k = :v",
                 "ExpressionAttributeNames": {"#k": _CHECKPOINT + key},
                 "ExpressionAttributeValues": {":v": {"S": value}},
             },
         )
+
+
+def _folder(migration: Migration) -> str:
+    """Where the step was applied from (shown when two folders share a namespace)."""
+    return str(migration.path.resolve().parent)

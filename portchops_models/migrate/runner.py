@@ -19,7 +19,16 @@ from ..errors import PortChopsError
 from ..metrics import Metrics
 from ..repository import default_metrics
 from .context import CheckpointHook, MigrationContext
-from .discovery import Migration, _load, _Step, _Steps, discover
+from .discovery import (
+    Migration,
+    _load,
+    _Step,
+    _step_id,
+    _Steps,
+    default_path,
+    discover,
+    namespace_of,
+)
 from .errors import MigrationError, _one_line, connection_errors
 from .history import _History, _Record
 from .lock import _Lock
@@ -34,6 +43,12 @@ class StepResult:
     description: str
     action: Literal["applied", "reverted", "would apply", "would revert"]
     duration_ms: float
+    namespace: str = ""
+
+    @property
+    def id(self) -> str:
+        """The step's id in the history table: ``"0003"``, or ``"lessons:0003"``."""
+        return _step_id(self.namespace, self.number)
 
 
 MigrationState = Literal["applied", "pending", "failed", "missing"]
@@ -48,6 +63,7 @@ class MigrationStatus:
             retried) or ``"missing"`` (recorded as applied but its file is gone).
         checksum_ok: for applied steps, whether the file is unchanged since; else None.
         problem: why `upgrade` would refuse to run (gap, edited file), or None.
+        namespace: the folder's namespace (``""`` for the package's own migrations).
     """
 
     number: str
@@ -58,6 +74,12 @@ class MigrationStatus:
     checksum_ok: bool | None
     error: str | None
     problem: str | None
+    namespace: str = ""
+
+    @property
+    def id(self) -> str:
+        """The step's id in the history table: ``"0003"``, or ``"lessons:0003"``."""
+        return _step_id(self.namespace, self.number)
 
     @property
     def applied(self) -> bool:
@@ -67,8 +89,14 @@ class MigrationStatus:
 
 class _Runner:
     def __init__(
-        self, console: Console | None, metrics: Metrics | None, hook: CheckpointHook | None
+        self,
+        path: Path | str | None,
+        console: Console | None,
+        metrics: Metrics | None,
+        hook: CheckpointHook | None,
     ) -> None:
+        self.folder = Path(path) if path is not None else default_path()
+        self.namespace = namespace_of(self.folder)
         self.console = console or Console()
         self.metrics = metrics if metrics is not None else default_metrics()
         self.hook = hook
@@ -76,7 +104,26 @@ class _Runner:
         self.history = _History(self.conn)
 
     def records(self) -> dict[str, _Record]:
-        return self.history.records() if self.history.exists() else {}
+        """This folder's records (none if the history table does not exist yet)."""
+        return self.history.records(self.namespace) if self.history.exists() else {}
+
+    def read(self) -> dict[str, _Record]:
+        """This folder's records, the history table being there."""
+        return self.history.records(self.namespace)
+
+    def validate(
+        self, migrations: list[Migration], records: Mapping[str, _Record], *, allow_edited: bool
+    ) -> None:
+        _validate(
+            migrations,
+            records,
+            allow_edited=allow_edited,
+            namespace=self.namespace,
+            folder=self.folder,
+        )
+
+    def resolve(self, target: str, migrations: list[Migration], *, allow_zero: bool) -> str:
+        return _resolve(target, migrations, allow_zero=allow_zero, namespace=self.namespace)
 
     @contextmanager
     def locked(self, timeout: float) -> Iterator[_Lock]:
@@ -91,6 +138,7 @@ class _Runner:
     def run(self, m: Migration, step: _Step, lock: _Lock) -> float:
         ctx = MigrationContext(
             number=m.number,
+            namespace=m.namespace,
             conn=self.conn,
             console=self.console,
             metrics=self.metrics,
@@ -104,7 +152,7 @@ class _Runner:
         return (time.perf_counter() - start) * 1000
 
     def plan(self, verb: str, m: Migration) -> None:
-        self.console.print(f"{verb} [bold]{m.number}[/] {escape(m.description)}")
+        self.console.print(f"{verb} [bold]{escape(m.id)}[/] {escape(m.description)}")
 
 
 def upgrade(
@@ -121,9 +169,10 @@ def upgrade(
     """Apply the pending migrations up to `target` (default: all), in order.
 
     Args:
-        target: the last number to apply, e.g. ``"0003"``.
+        target: the last number to apply, e.g. ``"0003"`` (or ``"lessons:0003"``).
         dry_run: print what would be applied; change nothing.
-        path: the migrations directory (default: `default_path`).
+        path: the migrations directory (default: `default_path`, the package's own).
+            Each folder's history is kept apart under its namespace (`namespace_of`).
         console: where to print progress (default: a new rich console).
         allow_edited: run even though an applied file was edited since.
         lock_timeout: seconds to wait for another runner's lock before giving up.
@@ -144,34 +193,37 @@ def upgrade(
     """
     with connection_errors():
         migrations = discover(path)
+        runner = _Runner(path, console, metrics, on_checkpoint)
         if target is not None:
-            last = _resolve(target, migrations, allow_zero=False)
+            last = runner.resolve(target, migrations, allow_zero=False)
         elif migrations:
             last = migrations[-1].number
         else:
             return []
-        runner = _Runner(console, metrics, on_checkpoint)
         if dry_run:
             records = runner.records()
-            _validate(migrations, records, allow_edited=allow_edited)
+            runner.validate(migrations, records, allow_edited=allow_edited)
             todo = _pending(migrations, records, last)
             for m in todo:
                 _load(m)
                 runner.plan("would apply", m)
-            return [StepResult(m.number, m.description, "would apply", 0.0) for m in todo]
+            return [
+                StepResult(m.number, m.description, "would apply", 0.0, m.namespace) for m in todo
+            ]
         results: list[StepResult] = []
         with runner.locked(lock_timeout) as lock:
-            records = runner.history.records()
-            _validate(migrations, records, allow_edited=allow_edited)
+            records = runner.read()
+            runner.validate(migrations, records, allow_edited=allow_edited)
             todo = _pending(migrations, records, last)
             steps = {m.number: _load(m) for m in todo}
             for m in todo:
                 lock.check()
-                if runner.history.is_applied(m.number):
+                if runner.history.is_applied(m.id):
                     continue  # applied by another runner whose lease ran out
                 results.append(_apply(runner, m, steps[m.number], lock))
         if not results:
-            runner.console.print(f"nothing to apply (up to {last})")
+            up_to = escape(_step_id(runner.namespace, last))
+            runner.console.print(f"nothing to apply (up to {up_to})")
         return results
 
 
@@ -184,10 +236,10 @@ def _apply(runner: _Runner, m: Migration, steps: _Steps, lock: _Lock) -> StepRes
         reason = _one_line(err)
         with contextlib.suppress(PortChopsError):  # the step's error says more
             runner.history.failed(m, error=reason, at=started)
-        raise MigrationError(f"migration {m.number} ({m.description}) failed: {reason}") from err
+        raise MigrationError(f"migration {m.id} ({m.description}) failed: {reason}") from err
     runner.history.applied(m, at=started, duration_ms=ms)
-    runner.console.print(f"  applied {m.number} in {ms:.0f} ms")
-    return StepResult(m.number, m.description, "applied", ms)
+    runner.console.print(f"  applied {escape(m.id)} in {ms:.0f} ms")
+    return StepResult(m.number, m.description, "applied", ms, m.namespace)
 
 
 def downgrade(
@@ -204,7 +256,9 @@ def downgrade(
 
     ``target="0000"`` undoes everything. Every step to undo must have ``down``;
     otherwise nothing runs and the error names the step. A ``down`` that raises
-    stops the run and leaves that step recorded as applied.
+    stops the run and leaves that step recorded as applied. Only the steps of the
+    folder at `path` (default: the package's own) are touched, never another
+    folder's.
 
     Returns:
         One `StepResult` per step reverted (or that would be, in a dry run).
@@ -215,19 +269,19 @@ def downgrade(
     """
     with connection_errors():
         migrations = discover(path)
-        floor = _resolve(target, migrations, allow_zero=True)
-        runner = _Runner(console, metrics, None)
+        runner = _Runner(path, console, metrics, None)
+        floor = runner.resolve(target, migrations, allow_zero=True)
 
         def plan(records: Mapping[str, _Record]) -> list[tuple[Migration, _Step]]:
-            _validate(migrations, records, allow_edited=allow_edited)
+            runner.validate(migrations, records, allow_edited=allow_edited)
             todo: list[tuple[Migration, _Step]] = []
             for m in reversed(migrations):
                 if m.number > floor and _is_applied(records.get(m.number)):
                     down = _load(m).down
                     if down is None:
                         raise MigrationError(
-                            f"migration {m.number} ({m.description}) cannot be undone "
-                            f"(it has no down()): downgrade to {m.number} or later"
+                            f"migration {m.id} ({m.description}) cannot be undone "
+                            f"(it has no down()): downgrade to {m.id} or later"
                         )
                     todo.append((m, down))
             return todo
@@ -236,41 +290,47 @@ def downgrade(
             todo = plan(runner.records())
             for m, _ in todo:
                 runner.plan("would revert", m)
-            return [StepResult(m.number, m.description, "would revert", 0.0) for m, _ in todo]
+            return [
+                StepResult(m.number, m.description, "would revert", 0.0, m.namespace)
+                for m, _ in todo
+            ]
         results: list[StepResult] = []
         if not runner.history.exists():
             return results
         with runner.locked(lock_timeout) as lock:
-            records = runner.history.records()
+            records = runner.read()
             for m, down in plan(records):
                 lock.check()
-                if not runner.history.is_applied(m.number):
+                if not runner.history.is_applied(m.id):
                     continue
                 runner.plan("reverting", m)
                 try:
                     ms = runner.run(m, down, lock)
                 except Exception as err:
                     reason = _one_line(err)
-                    raise MigrationError(f"reverting {m.number} failed: {reason}") from err
-                runner.history.forget(m.number)
-                runner.console.print(f"  reverted {m.number} in {ms:.0f} ms")
-                results.append(StepResult(m.number, m.description, "reverted", ms))
+                    raise MigrationError(f"reverting {m.id} failed: {reason}") from err
+                runner.history.forget(m.id)
+                runner.console.print(f"  reverted {escape(m.id)} in {ms:.0f} ms")
+                results.append(StepResult(m.number, m.description, "reverted", ms, m.namespace))
             for number, record in records.items():  # failed or interrupted: drop checkpoints
                 if number > floor and not _is_applied(record):
-                    runner.history.forget(number)
+                    runner.history.forget(_step_id(runner.namespace, number))
         return results
 
 
 def status(*, path: Path | str | None = None) -> list[MigrationStatus]:
-    """Every migration (files and history), by number: applied or not, when, how long,
-    whether the file is unchanged, and any problem that would stop `upgrade`.
+    """Every migration of the folder at `path` (files and history), by number: applied
+    or not, when, how long, whether the file is unchanged, and any problem that would
+    stop `upgrade`.
 
-    Reads only: the history table is not created.
+    Only the folder's own namespace is shown: another folder's steps are neither
+    listed nor reported missing. Reads only: the history table is not created.
     """
     with connection_errors():
         migrations = discover(path)
-        records = _Runner(Console(quiet=True), None, None).records()
-    problems = _problems(migrations, records)
+        runner = _Runner(path, Console(quiet=True), None, None)
+        records = runner.records()
+    problems = _problems(migrations, records, namespace=runner.namespace, folder=runner.folder)
     rows: list[MigrationStatus] = []
     files = {m.number: m for m in migrations}
     for number in sorted(set(files) | {n for n, r in records.items() if r.status == "applied"}):
@@ -291,6 +351,7 @@ def status(*, path: Path | str | None = None) -> list[MigrationStatus]:
                 checksum_ok=(r.checksum == m.checksum) if (m and r and done) else None,
                 error=r.error if r and state == "failed" else None,
                 problem=problems.get(number),
+                namespace=runner.namespace,
             )
         )
     return rows
