@@ -2,19 +2,22 @@
 
 Data plane only: exactly the DynamoDB actions the repositories call
 (`TABLE_ACTIONS`; a test runs every repository method and compares), on
-exactly the project's tables, plus ``Query`` (`INDEX_ACTIONS`) on their
-indexes, whose ARNs are ``table/NAME/index/INDEX``. No table management
+exactly the project's tables (`MODELS`, plus the app's own models passed as
+``models=`` / ``--model package.module:ClassName``), plus ``Query``
+(`INDEX_ACTIONS`) on their indexes (global and local), whose ARNs are
+``table/NAME/index/INDEX``. No table management
 (CreateTable, UpdateTable, DeleteTable, DescribeTable...): migrations run with
 an admin role of their own.
 
 With ``leading_keys=True`` every statement gets a
 ``ForAllValues:StringEquals`` condition on ``dynamodb:LeadingKeys``: a caller
-may touch only items whose partition key (``userId``) equals
-`leading_key_variable` - by default ``${cognito-identity.amazonaws.com:sub}``,
-the Cognito identity id, so user ids must be those ids. Such a per-user role
-cannot ``Scan`` (a scan names no partition key, and ``ForAllValues`` over no
-keys is true, so it would expose every row), and gets only the indexes whose
-partition key is also ``userId`` (``completed-index``, not ``email-index``).
+may touch only items whose partition key (``userId`` for the built-in tables)
+equals `leading_key_variable` - by default
+``${cognito-identity.amazonaws.com:sub}``, the Cognito identity id, so user
+ids must be those ids. Such a per-user role cannot ``Scan`` (a scan names no
+partition key, and ``ForAllValues`` over no keys is true, so it would expose
+every row), and gets only the indexes whose partition key is the table's own
+(``completed-index``, not ``email-index``; every local index).
 
 Example:
     >>> doc = policy_document()
@@ -89,6 +92,7 @@ def policy_document(
     leading_keys: bool = False,
     leading_key_variable: str = DEFAULT_LEADING_KEY_VARIABLE,
     settings: Settings | None = None,
+    models: Iterable[type[BaseModel]] = (),
 ) -> PolicyDocument:
     """The runtime policy for the tables under `settings` (default: those in force).
 
@@ -98,18 +102,27 @@ def policy_document(
         leading_keys: restrict each caller to items whose partition key is its identity.
         leading_key_variable: the IAM policy variable holding that identity.
         settings: whose ``table_prefix`` names the tables.
+        models: the app's own models, covered after `MODELS` (one table each, with
+            its global and local secondary indexes); a model given twice counts once.
+
+    Raises:
+        ValueError: a model has no ``base_table_name``.
     """
     prefix = (settings or current_settings()).table_prefix
     tables: list[str] = []
     indexes: list[str] = []
-    for model in MODELS:
+    for model in dict.fromkeys((*MODELS, *models)):
+        if not model.base_table_name:
+            raise ValueError(f"{model.__name__} has no base_table_name (no table of its own)")
         arn = f"{table_arn_prefix}{prefix}{model.base_table_name}"
+        if arn in tables:
+            continue  # two classes over one table
         tables.append(arn)
         schema = model._get_schema()
         table_hash = _hash_key(schema["key_schema"])
-        for gsi in schema["global_secondary_indexes"]:
-            if not leading_keys or _hash_key(gsi["key_schema"]) == table_hash:
-                indexes.append(f"{arn}/index/{gsi['index_name']}")
+        for index in (*schema["global_secondary_indexes"], *schema["local_secondary_indexes"]):
+            if not leading_keys or _hash_key(index["key_schema"]) == table_hash:
+                indexes.append(f"{arn}/index/{index['index_name']}")
     table_actions = [a for a in TABLE_ACTIONS if not (leading_keys and a == "Scan")]
     statements = [
         PolicyStatement(

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from typer.testing import CliRunner
 
 from portchops_models.cli import app
 from portchops_models.connection import current_connection
 from portchops_models.iam import TABLE_ACTIONS
+from portchops_models.models import BaseModel
 from portchops_models.settings import configure
 from portchops_models.tables import delete_table, describe_table
 from portchops_models.testing.engine import LocalEngine
@@ -249,6 +254,101 @@ def test_an_unknown_target_in_an_app_folder_names_it(prefix: str, tmp_path: Path
         "error: unknown migration target '0099': no migration lessons:0099 "
         "(lessons:0001..lessons:0002)"
     ]
+
+
+# --------------------------------------------------------------------------- iam-policy --model
+
+
+class CourseLevelIndex(GlobalSecondaryIndex["Course"]):
+    class Meta:
+        index_name = "level-index"
+        projection = AllProjection()
+
+    level = UnicodeAttribute(hash_key=True)
+
+
+class CoursePositionIndex(LocalSecondaryIndex["Course"]):
+    class Meta:
+        index_name = "position-index"
+        projection = AllProjection()
+
+    course_id = UnicodeAttribute(hash_key=True, attr_name="courseId")
+    position = NumberAttribute(range_key=True)
+
+
+class Course(BaseModel):
+    """An app model: its table and both indexes go into the policy with --model."""
+
+    base_table_name: ClassVar[str] = "courses"
+
+    course_id = UnicodeAttribute(hash_key=True, attr_name="courseId")
+    lesson_id = UnicodeAttribute(range_key=True, attr_name="lessonId")
+    level = UnicodeAttribute()
+    position = NumberAttribute()
+    by_level = CourseLevelIndex()
+    by_position = CoursePositionIndex()
+
+
+def test_iam_policy_covers_the_apps_models(prefix: str) -> None:
+    arn = f"arn:aws:dynamodb:*:*:table/{prefix}"
+
+    result = runner.invoke(app, ["iam-policy", "--model", f"{__name__}:Course"])
+
+    assert result.exit_code == 0, result.output
+    tables_stmt, index_stmt = json.loads(result.stdout)["Statement"]
+    assert tables_stmt["Resource"] == [f"{arn}users", f"{arn}user-progress", f"{arn}courses"]
+    assert index_stmt["Resource"][2:] == [
+        f"{arn}courses/index/level-index",
+        f"{arn}courses/index/position-index",
+    ]
+
+    scoped = runner.invoke(app, ["iam-policy", "--leading-keys", "--model", f"{__name__}:Course"])
+    assert scoped.exit_code == 0, scoped.output
+    index_stmt = json.loads(scoped.stdout)["Statement"][1]
+    assert index_stmt["Resource"] == [  # level-index is not keyed by the table's courseId
+        f"{arn}user-progress/index/completed-index",
+        f"{arn}courses/index/position-index",
+    ]
+
+
+def test_iam_policy_imports_a_model_from_the_current_directory(
+    prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"shop_models_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(APP_MODEL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    try:
+        result = runner.invoke(app, ["iam-policy", "--model", f"{name}:Lesson"])
+    finally:
+        sys.modules.pop(name, None)
+
+    assert result.exit_code == 0, result.output
+    resources = json.loads(result.stdout)["Statement"][0]["Resource"]
+    assert resources[-1] == f"arn:aws:dynamodb:*:*:table/{prefix}app-lessons"
+
+
+@pytest.mark.parametrize(
+    ("reference", "says"),
+    [
+        ("no_colon_here", "expected package.module:ClassName"),
+        ("no_such_module_for_portchops:Lesson", "cannot import no_such_module_for_portchops"),
+        (f"{__name__}:Missing", f"{__name__} has no attribute Missing"),
+        (f"{__name__}:runner", "is not a BaseModel subclass"),
+        (f"{__name__}:CliRunner", "is not a BaseModel subclass"),
+        ("portchops_models.models.base:BaseModel", "has no base_table_name"),
+    ],
+)
+def test_a_bad_model_exits_2_with_one_line(prefix: str, reference: str, says: str) -> None:
+    result = runner.invoke(
+        app, ["iam-policy", "--model", f"{__name__}:Course", "--model", reference]
+    )
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: --model {reference}: ")
+    assert says in result.stderr
 
 
 def test_demo_runs_through_migrations_and_seed() -> None:

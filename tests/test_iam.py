@@ -5,11 +5,21 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
+from typing import ClassVar
+
+import pytest
+from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    KeysOnlyProjection,
+    LocalSecondaryIndex,
+)
 
 from portchops_models import UserProgress
 from portchops_models.iam import INDEX_ACTIONS, TABLE_ACTIONS, policy_document
 from portchops_models.metrics import Metrics
-from portchops_models.models import User
+from portchops_models.models import BaseModel, User
 from portchops_models.repositories import UserProgressRepository, UserRepository
 from portchops_models.settings import Settings
 
@@ -120,3 +130,100 @@ def test_leading_key_variable_is_configurable() -> None:
     doc = policy_document(leading_keys=True, leading_key_variable="${aws:userid}")
     keys = doc["Statement"][0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
     assert keys == ["${aws:userid}"]
+
+
+# --------------------------------------------------------------------------- the app's own models
+
+
+class ByLevel(GlobalSecondaryIndex["Lesson"]):
+    class Meta:
+        index_name = "level-index"
+        projection = KeysOnlyProjection()
+
+    level = UnicodeAttribute(hash_key=True)
+
+
+class ByCourseTitle(GlobalSecondaryIndex["Lesson"]):
+    class Meta:
+        index_name = "course-title-index"
+        projection = AllProjection()
+
+    course = UnicodeAttribute(hash_key=True, attr_name="courseId")
+    title = UnicodeAttribute(range_key=True)
+
+
+class ByPosition(LocalSecondaryIndex["Lesson"]):
+    class Meta:
+        index_name = "position-index"
+        projection = AllProjection()
+
+    course = UnicodeAttribute(hash_key=True, attr_name="courseId")
+    position = NumberAttribute(range_key=True)
+
+
+class Lesson(BaseModel):
+    """Keyed by course (not by user), with two GSIs and an LSI."""
+
+    base_table_name: ClassVar[str] = "lessons"
+
+    course = UnicodeAttribute(hash_key=True, attr_name="courseId")
+    lesson_id = UnicodeAttribute(range_key=True, attr_name="lessonId")
+    level = UnicodeAttribute()
+    title = UnicodeAttribute()
+    position = NumberAttribute()
+    by_level = ByLevel()
+    by_course_title = ByCourseTitle()
+    by_position = ByPosition()
+
+
+class Blob(BaseModel):
+    """A binary hash key, no index."""
+
+    base_table_name: ClassVar[str] = "blobs"
+
+    digest = BinaryAttribute(hash_key=True, legacy_encoding=False)
+
+
+def test_the_apps_models_are_covered_beside_the_built_in_ones() -> None:
+    doc = policy_document(settings=Settings(table_prefix="prod-"), models=[Lesson, Blob])
+
+    tables_stmt, index_stmt = doc["Statement"]
+    assert tables_stmt["Resource"] == [
+        f"{ARN}prod-users",
+        f"{ARN}prod-user-progress",
+        f"{ARN}prod-lessons",
+        f"{ARN}prod-blobs",
+    ]
+    assert index_stmt["Resource"] == [
+        f"{ARN}prod-users/index/email-index",
+        f"{ARN}prod-user-progress/index/completed-index",
+        f"{ARN}prod-lessons/index/course-title-index",
+        f"{ARN}prod-lessons/index/level-index",
+        f"{ARN}prod-lessons/index/position-index",
+    ]
+    assert tables_stmt["Action"] == [f"dynamodb:{a}" for a in TABLE_ACTIONS]
+
+
+def test_leading_keys_keep_the_indexes_on_each_tables_own_partition_key() -> None:
+    doc = policy_document(
+        settings=Settings(table_prefix="prod-"), models=[Lesson], leading_keys=True
+    )
+
+    # level-index is keyed by level, not by the table's courseId; the others are.
+    assert doc["Statement"][1]["Resource"] == [
+        f"{ARN}prod-user-progress/index/completed-index",
+        f"{ARN}prod-lessons/index/course-title-index",
+        f"{ARN}prod-lessons/index/position-index",
+    ]
+    assert f"{ARN}prod-lessons" in doc["Statement"][0]["Resource"]
+
+
+def test_a_model_given_twice_counts_once() -> None:
+    once = policy_document(settings=Settings(), models=[Lesson])
+    assert policy_document(settings=Settings(), models=[User, Lesson, Lesson]) == once
+    assert policy_document(settings=Settings(), models=[]) == policy_document(settings=Settings())
+
+
+def test_a_model_without_a_table_is_refused() -> None:
+    with pytest.raises(ValueError, match="BaseModel has no base_table_name"):
+        policy_document(models=[BaseModel])

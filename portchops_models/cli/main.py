@@ -8,6 +8,8 @@ Commands use the settings from the environment (``PORTCHOPS_ENDPOINT_URL``,
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ from rich.markup import escape
 
 from ..errors import PortChopsError
 from ..iam import DEFAULT_LEADING_KEY_VARIABLE, DEFAULT_TABLE_ARN_PREFIX
+from ..models.base import BaseModel
 
 app = typer.Typer(help="port-chops data layer: demo, local engine, migrations, seeds, IAM.")
 migrate_app = typer.Typer(
@@ -30,6 +33,10 @@ _TO_HELP = "Last migration to apply, e.g. 0003 (default: all)."
 _PATH_HELP = (
     "Migrations directory (default: the package's own). An app folder's history is "
     "kept apart under its namespace: NAMESPACE in its __init__.py, else the folder name."
+)
+_MODEL_HELP = (
+    "An app model to cover too, as package.module:ClassName (repeatable); "
+    "the module is imported from sys.path or the current directory."
 )
 _EDITED_HELP = "Run even though an applied migration file was edited since."
 
@@ -161,17 +168,64 @@ def iam_policy(
     leading_key_variable: Annotated[
         str, typer.Option(help="IAM policy variable holding the caller's id.")
     ] = DEFAULT_LEADING_KEY_VARIABLE,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", metavar="MODULE:CLASS", help=_MODEL_HELP)
+    ] = None,
 ) -> None:
-    """Print the runtime IAM policy (JSON): data-plane actions on the project's tables."""
+    """Print the runtime IAM policy (JSON): data-plane actions on the project's tables
+    (User, UserProgress and every --model), and Query on their indexes."""
     from ..iam import policy_document
 
+    models: list[type[BaseModel]] = []
+    for reference in model or []:
+        try:
+            models.append(import_model(reference))
+        except ValueError as err:
+            typer.echo(f"error: --model {reference}: {' '.join(str(err).split())}", err=True)
+            raise typer.Exit(2) from None
     with _errors():
         doc = policy_document(
             table_arn_prefix=table_arn_prefix,
             leading_keys=leading_keys,
             leading_key_variable=leading_key_variable,
+            models=models,
         )
     typer.echo(json.dumps(doc, indent=2))
+
+
+def import_model(reference: str) -> type[BaseModel]:
+    """The model class that ``package.module:ClassName`` names.
+
+    The module is imported as usual, from ``sys.path``; the current directory is
+    put on it first if it is missing (a console script does not have it), so a
+    module of the app next to where the command runs is found.
+
+    Raises:
+        ValueError: no colon, the module does not import, no such attribute, or it
+            is not a `BaseModel` subclass with a ``base_table_name``.
+    """
+    import importlib
+
+    module_name, colon, attribute = reference.partition(":")
+    if not colon or not module_name or not attribute:
+        raise ValueError("expected package.module:ClassName")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()  # a module written since the last import is found
+    try:
+        found: object = importlib.import_module(module_name)
+    except Exception as err:
+        raise ValueError(f"cannot import {module_name}: {type(err).__name__}: {err}") from err
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ValueError(f"{module_name} has no attribute {attribute}")
+        found = getattr(found, part)
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise ValueError(f"{reference} is not a BaseModel subclass")
+    if not found.base_table_name:
+        raise ValueError(f"{reference} has no base_table_name (no table of its own)")
+    return found
 
 
 def main() -> None:
