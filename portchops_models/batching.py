@@ -28,25 +28,26 @@ class PageLike(Protocol[T_co]):
 
 def fan_out(
     executor: Executor, send: Callable[[list[Any]], dict[str, Any]], chunks: list[list[Any]]
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any] | BaseException]:
     """Send chunks in parallel on `executor` (inline when there is only one).
 
-    Waits for every chunk before returning or raising, so no request outlives the call;
-    the first error is raised.
+    Waits for every chunk, so no request outlives the call, and returns each chunk's
+    answer or the exception it raised, in the order of `chunks`: the caller knows
+    exactly which chunks were done when one failed.
     """
     if len(chunks) == 1:
-        return [send(chunks[0])]
-    futures = [executor.submit(send, chunk) for chunk in chunks]
-    results: list[dict[str, Any]] = []
-    error: BaseException | None = None
-    for future in futures:  # wait for all, so no request outlives the call
         try:
-            results.append(future.result())
-        except BaseException as err:
-            error = error or err
-    if error is not None:
-        raise error
-    return results
+            return [send(chunks[0])]
+        except Exception as err:
+            return [err]
+    futures = [executor.submit(send, chunk) for chunk in chunks]
+    outcomes: list[dict[str, Any] | BaseException] = []
+    for future in futures:
+        try:
+            outcomes.append(future.result())
+        except Exception as err:
+            outcomes.append(err)
+    return outcomes
 
 
 _DONE = object()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import InvalidRequest
@@ -17,11 +18,13 @@ from .errors import InvalidRequest
 __all__ = [
     "BATCH_GET_MAX",
     "BATCH_WRITE_MAX",
+    "NUMBER_MAX_DIGITS",
     "HASH_KEY_MAX_BYTES",
     "ITEM_MAX_BYTES",
     "RANGE_KEY_MAX_BYTES",
     "TRANSACT_MAX",
     "check_item",
+    "number_text",
     "check_key_part",
     "item_size",
 ]
@@ -32,6 +35,10 @@ ITEM_MAX_BYTES = 400 * 1024
 BATCH_GET_MAX = 100
 BATCH_WRITE_MAX = 25
 TRANSACT_MAX = 100
+NUMBER_MAX_DIGITS = 38
+#: Non-zero numbers have a magnitude from 1E-130 to below 1E+126.
+NUMBER_MIN_EXPONENT = -130
+NUMBER_MAX_EXPONENT = 126
 
 
 def check_key_part(value: object, *, name: str, max_bytes: int) -> str:
@@ -73,16 +80,48 @@ def _value_size(value: Mapping[str, Any], path: str) -> int:
 
 
 def _number_size(text: str, path: str) -> int:
+    digits = len(_check_number_text(text, path))
+    return 1 + (digits + 1) // 2
+
+
+def _check_number_text(text: str, path: str) -> str:
+    """The significant digits of a DynamoDB number, after checking its range and precision."""
     try:
-        number = float(text)
-    except ValueError:
+        number = Decimal(text)
+    except (InvalidOperation, ValueError, TypeError):
         raise InvalidRequest(f"{path}: {text!r} is not a number") from None
-    if not math.isfinite(number):
+    if not number.is_finite():
         raise InvalidRequest(f"{path}: {text} is not a finite number; DynamoDB rejects it")
-    digits = text.lstrip("-").split("e")[0].split("E")[0].replace(".", "").strip("0")
-    if len(digits) > 38:
-        raise InvalidRequest(f"{path}: {text} has more than 38 significant digits")
-    return 1 + (len(digits) + 1) // 2
+    if not number:
+        return "0"
+    digits = "".join(map(str, number.as_tuple().digits)).strip("0") or "0"
+    if len(digits) > NUMBER_MAX_DIGITS:
+        raise InvalidRequest(f"{path}: {text} has more than {NUMBER_MAX_DIGITS} significant digits")
+    exponent = number.adjusted()
+    if not NUMBER_MIN_EXPONENT <= exponent < NUMBER_MAX_EXPONENT:
+        raise InvalidRequest(
+            f"{path}: {text} is outside DynamoDB's range "
+            f"(magnitude 1E{NUMBER_MIN_EXPONENT} to below 1E+{NUMBER_MAX_EXPONENT})"
+        )
+    return digits
+
+
+def number_text(value: object, *, name: str) -> str:
+    """A Python number as DynamoDB's ``N`` string, checked against DynamoDB's range.
+
+    Accepts ``int``, ``float`` and ``Decimal`` (not ``bool``): finite, at most 38
+    significant digits, magnitude from 1E-130 to below 1E+126 (or zero).
+
+    Raises:
+        InvalidRequest: anything else, naming `name`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise InvalidRequest(f"{name} must be a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidRequest(f"{name}: {value} is not a finite number; DynamoDB rejects it")
+    text = str(value) if not isinstance(value, float) else repr(value)
+    _check_number_text(text, name)
+    return text
 
 
 def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:

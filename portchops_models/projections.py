@@ -21,7 +21,7 @@ A field the model lacks fails when the class is defined, with `InvalidRequest`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, cast
 
 from pydantic import BaseModel as PydanticModel
 from pydantic import ConfigDict, ValidationError
@@ -30,9 +30,11 @@ from pynamodb.models import Model
 
 from .errors import InvalidRequest
 
-__all__ = ["Projection"]
+__all__ = ["Projection", "ProjectionType"]
 
 ModelT = TypeVar("ModelT", bound=Model)
+M_co = TypeVar("M_co", covariant=True)
+P_co = TypeVar("P_co", covariant=True)
 
 
 class Projection(PydanticModel, Generic[ModelT]):
@@ -64,6 +66,11 @@ class Projection(PydanticModel, Generic[ModelT]):
             raise InvalidRequest(f"{cls.__name__}: a projection needs at least one field")
         cls.__model__ = model
         cls.__attributes__ = {name: known[name] for name in cls.model_fields}
+
+    @classmethod
+    def projected_model(cls) -> type[ModelT]:
+        """The model this projection reads, typed (what `ProjectionType` matches on)."""
+        return cast(type[ModelT], cls.model_class())
 
     @classmethod
     def model_class(cls) -> type[Model]:
@@ -104,3 +111,16 @@ def _model_of(cls: type[Projection[Any]]) -> type[Model] | None:
             if isinstance(arg, type) and issubclass(arg, Model):
                 return arg
     return None
+
+
+class ProjectionType(Protocol[M_co, P_co]):
+    """A projection class of model ``M`` whose instances are ``P`` (for type checkers).
+
+    ``type[UserSummary]`` is a ``ProjectionType[User, UserSummary]``: repositories take
+    ``projection: ProjectionType[ModelT, P]`` and return ``P``, so a projection of
+    another model does not type-check.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> P_co: ...  # pragma: no cover
+
+    def projected_model(self) -> type[M_co]: ...  # pragma: no cover

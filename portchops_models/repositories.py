@@ -1,4 +1,9 @@
-"""`UserRepository` and `UserProgressRepository`: the repositories the app uses.
+"""`UserRepository` and `UserProgressRepository`: the built-in models' domain helpers.
+
+Everything generic (get, find, exists, batch reads, queries, counts, writes,
+scans) comes from `Repository`; these classes add only what is particular to
+users and progress rows: key-shaped calls (``progress.get(user_id, lesson_id)``),
+lookups by email, attempts and completions.
 
 Examples:
     >>> from portchops_models import UserRepository
@@ -10,23 +15,22 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar, overload
+from typing import TypeVar, overload
 
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from .errors import InvalidRequest
-from .expressions import Expression
 from .limits import RANGE_KEY_MAX_BYTES, check_key_part
 from .models import User, UserProgress
-from .projections import Projection
-from .repository import Page, Repository
+from .projections import ProjectionType
+from .repository import IndexRef, Page, Repository
 
 __all__ = ["PASSING_SCORE", "ProgressKey", "UserProgressRepository", "UserRepository"]
 
-UP = TypeVar("UP", bound=Projection[User])
-PP = TypeVar("PP", bound=Projection[UserProgress])
+P = TypeVar("P")
 
 #: A ``(user_id, lesson_id)`` key of `UserProgress`.
 ProgressKey = tuple[str, str]
@@ -40,145 +44,160 @@ class UserRepository(Repository[User, str]):
 
     model = User
 
-    @overload
-    def get(self, user_id: str, *, consistent: bool = False, projection: None = None) -> User: ...
-    @overload
-    def get(self, user_id: str, *, consistent: bool = False, projection: type[UP]) -> UP: ...
-    def get(
-        self, user_id: str, *, consistent: bool = False, projection: type[UP] | None = None
-    ) -> User | UP:
-        """The user with this id.
-
-        Raises:
-            ItemNotFound: no such user.
-        """
-        result: User | UP = self._get(user_id, consistent=consistent, projection=projection)
-        return result
-
-    @overload
-    def find(
-        self, user_id: str, *, consistent: bool = False, projection: None = None
-    ) -> User | None: ...
-    @overload
-    def find(
-        self, user_id: str, *, consistent: bool = False, projection: type[UP]
-    ) -> UP | None: ...
-    def find(
-        self, user_id: str, *, consistent: bool = False, projection: type[UP] | None = None
-    ) -> User | UP | None:
-        """The user with this id, or ``None``."""
-        result: User | UP | None = self._find(user_id, consistent=consistent, projection=projection)
-        return result
-
-    def delete(self, user_id: str, *, condition: Condition | None = None) -> None:
-        """Delete the user (no error if absent, unless `condition` fails)."""
-        self._delete(user_id, condition=condition)
-
     def update(
         self,
-        user_id: str,
+        key: str,
+        actions: Sequence[Action] | None = None,
         *,
         name: str | None = None,
         email: str | None = None,
         condition: Condition | None = None,
     ) -> User:
-        """Change an existing user's name or email in one atomic UpdateItem.
+        """Change an existing user in one atomic UpdateItem (never creates one).
 
-        The ``version`` goes up by one, so a copy read before this update fails
-        its next `save` with `ConditionFailed` (optimistic locking holds across
-        both kinds of write). ``updated_at`` is refreshed.
+        Give ``name`` / ``email``, or PynamoDB `actions`. The ``version`` goes up
+        by one, so a copy read before this update fails its next `save` with
+        `ConditionFailed` (optimistic locking holds across both kinds of write).
 
         Raises:
             ConditionFailed: no such user, or `condition` is false.
             InvalidRequest: nothing to change.
         """
-        actions: list[Any] = []
+        changes: list[Action] = list(actions or ())
         for attr, value in ((User.name, name), (User.email, email)):
             if value is not None:
                 if not isinstance(value, str) or not value:
                     raise InvalidRequest(f"{attr.attr_name} must be a non-empty str")
-                actions.append(attr.set(value))
-        if not actions:
-            raise InvalidRequest("update() needs name or email")
-        actions.append(User.version.add(1))
+                changes.append(attr.set(value))
+        if not changes:
+            raise InvalidRequest("update() needs name, email or actions")
         exists = User.user_id.exists()
-        return self._update(
-            user_id, actions, condition=exists if condition is None else exists & condition
+        return super().update(
+            key, changes, condition=exists if condition is None else exists & condition
         )
 
     @overload
     def get_by_email(self, email: str, *, projection: None = None) -> User | None: ...
     @overload
-    def get_by_email(self, email: str, *, projection: type[UP]) -> UP | None: ...
-    def get_by_email(self, email: str, *, projection: type[UP] | None = None) -> User | UP | None:
+    def get_by_email(self, email: str, *, projection: ProjectionType[User, P]) -> P | None: ...
+    def get_by_email(
+        self, email: str, *, projection: ProjectionType[User, P] | None = None
+    ) -> User | P | None:
         """The user with this email (through ``email-index``), or ``None``."""
-        page = self._query_page(
-            partition=("email", email), index="email-index", limit=1, projection=projection
-        )
+        page = self.query(email, index=User.email_index, limit=1, projection=projection)
         return page.items[0] if page.items else None
 
 
+def _progress_key(key: ProgressKey | str, lesson_id: object) -> ProgressKey:
+    """``(user_id, lesson_id)`` from either calling form: a tuple, or two arguments."""
+    if lesson_id is None:
+        if isinstance(key, str):
+            raise InvalidRequest("give (user_id, lesson_id), or user_id and lesson_id")
+        return key
+    if not isinstance(key, str):
+        raise InvalidRequest(f"user_id must be a str when lesson_id is given, got {key!r}")
+    if not isinstance(lesson_id, str):
+        raise InvalidRequest(f"lesson_id must be a str, got {type(lesson_id).__name__}")
+    return (key, lesson_id)
+
+
 class UserProgressRepository(Repository[UserProgress, ProgressKey]):
-    """Lesson progress by ``(user_id, lesson_id)``; queries by user."""
+    """Lesson progress by ``(user_id, lesson_id)``; queries by user.
+
+    Rows expire ``progress_ttl_hours`` after their last write (sliding TTL).
+    """
 
     model = UserProgress
 
     @overload
     def get(
-        self, user_id: str, lesson_id: str, *, consistent: bool = False, projection: None = None
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: None = None,
     ) -> UserProgress: ...
     @overload
     def get(
-        self, user_id: str, lesson_id: str, *, consistent: bool = False, projection: type[PP]
-    ) -> PP: ...
-    def get(
         self,
-        user_id: str,
-        lesson_id: str,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
         *,
         consistent: bool = False,
-        projection: type[PP] | None = None,
-    ) -> UserProgress | PP:
-        """The progress row for this user and lesson (expired rows count as absent).
+        projection: ProjectionType[UserProgress, P],
+    ) -> P: ...
+    def get(
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P] | None = None,
+    ) -> UserProgress | P:
+        """The row for ``get(user_id, lesson_id)`` or ``get((user_id, lesson_id))``.
 
         Raises:
-            ItemNotFound: no such row.
+            ItemNotFound: no such row (expired rows count as absent).
         """
-        key = (user_id, lesson_id)
-        result: UserProgress | PP = self._get(key, consistent=consistent, projection=projection)
-        return result
+        return super().get(
+            _progress_key(key, lesson_id), consistent=consistent, projection=projection
+        )
 
     @overload
     def find(
-        self, user_id: str, lesson_id: str, *, consistent: bool = False, projection: None = None
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: None = None,
     ) -> UserProgress | None: ...
     @overload
     def find(
-        self, user_id: str, lesson_id: str, *, consistent: bool = False, projection: type[PP]
-    ) -> PP | None: ...
-    def find(
         self,
-        user_id: str,
-        lesson_id: str,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
         *,
         consistent: bool = False,
-        projection: type[PP] | None = None,
-    ) -> UserProgress | PP | None:
-        """The progress row, or ``None``."""
-        key = (user_id, lesson_id)
-        result: UserProgress | PP | None = self._find(
-            key, consistent=consistent, projection=projection
+        projection: ProjectionType[UserProgress, P],
+    ) -> P | None: ...
+    def find(
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P] | None = None,
+    ) -> UserProgress | P | None:
+        """The row, or ``None``; ``find(user_id, lesson_id)`` or ``find((user_id, lesson_id))``."""
+        return super().find(
+            _progress_key(key, lesson_id), consistent=consistent, projection=projection
         )
-        return result
 
-    def delete(self, user_id: str, lesson_id: str, *, condition: Condition | None = None) -> None:
-        """Delete the row (no error if absent, unless `condition` fails)."""
-        self._delete((user_id, lesson_id), condition=condition)
+    def exists(
+        self, key: ProgressKey | str, lesson_id: str | None = None, *, consistent: bool = False
+    ) -> bool:
+        """Whether the (unexpired) row exists."""
+        return super().exists(_progress_key(key, lesson_id), consistent=consistent)
+
+    def delete(
+        self,
+        key_or_item: ProgressKey | UserProgress | str,
+        lesson_id: str | None = None,
+        *,
+        condition: Condition | None = None,
+    ) -> None:
+        """Delete the row (by key, by instance, or ``delete(user_id, lesson_id)``)."""
+        if isinstance(key_or_item, UserProgress):
+            super().delete(key_or_item, condition=condition)
+        else:
+            super().delete(_progress_key(key_or_item, lesson_id), condition=condition)
 
     def update(
         self,
-        user_id: str,
-        lesson_id: str,
+        key: ProgressKey | str,
+        actions: Sequence[Action] | str | None = None,
         *,
         score: float | None = None,
         status: str | None = None,
@@ -187,24 +206,31 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
     ) -> UserProgress:
         """Change a row in one atomic UpdateItem (creating it if absent).
 
-        ``add_attempts`` is an atomic increment. ``updated_at`` and ``ttl`` are
-        refreshed. Returns the row as stored afterwards.
+        ``update(user_id, lesson_id, score=..., status=..., add_attempts=...)``, or
+        the generic ``update((user_id, lesson_id), actions)``. ``add_attempts`` is
+        an atomic increment; ``updated_at`` and ``ttl`` are refreshed. Returns the
+        row as stored afterwards.
         """
-        actions: list[Any] = []
+        if isinstance(actions, str):
+            row_key, changes = _progress_key(key, actions), []
+        else:
+            row_key, changes = _progress_key(key, None), list(actions or ())
         if score is not None:
-            actions.append(UserProgress.score.set(_check_score(score)))
+            changes.append(UserProgress.score.set(_check_score(score)))
         if status is not None:
             if status not in ("started", "completed"):
                 raise InvalidRequest(f"status must be 'started' or 'completed', got {status!r}")
-            actions.append(UserProgress.status.set(status))
+            changes.append(UserProgress.status.set(status))
             if status == "completed":
                 now = datetime.now(UTC)
-                actions.append(UserProgress.completed_at.set(UserProgress.completed_at | now))
+                changes.append(UserProgress.completed_at.set(UserProgress.completed_at | now))
         if add_attempts:
-            actions.append(UserProgress.attempts.add(add_attempts))
-        if not actions:
-            raise InvalidRequest("update() needs score, status or add_attempts")
-        return self._update((user_id, lesson_id), actions, condition=condition)
+            if isinstance(add_attempts, bool) or not isinstance(add_attempts, int):
+                raise InvalidRequest(f"add_attempts must be an int, got {add_attempts!r}")
+            changes.append(UserProgress.attempts.add(add_attempts))
+        if not changes:
+            raise InvalidRequest("update() needs score, status, add_attempts or actions")
+        return super().update(row_key, changes, condition=condition)
 
     def record_attempt(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
         """Record one attempt atomically: attempts + 1, latest score, completion.
@@ -215,124 +241,149 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         does not undo a completion. Refreshes ``ttl``.
         """
         score = _check_score(score)
-        actions: list[Any] = [UserProgress.attempts.add(1), UserProgress.score.set(score)]
+        actions: list[Action] = [UserProgress.attempts.add(1), UserProgress.score.set(score)]
         if score >= PASSING_SCORE:
             now = datetime.now(UTC)
             actions.append(UserProgress.status.set("completed"))
             actions.append(UserProgress.completed_at.set(UserProgress.completed_at | now))
         else:
             actions.append(UserProgress.status.set(UserProgress.status | "started"))
-        return self._update((user_id, lesson_id), actions)
+        return super().update(_progress_key(user_id, lesson_id), actions)
 
     @overload
     def query(
         self,
-        user_id: str,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
         *,
         lesson_prefix: str | None = None,
         between: tuple[str, str] | None = None,
+        index: IndexRef | None = None,
         limit: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
-        consistent: bool = False,
         projection: None = None,
+        consistent: bool = False,
     ) -> Page[UserProgress]: ...
     @overload
     def query(
         self,
-        user_id: str,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
         *,
         lesson_prefix: str | None = None,
         between: tuple[str, str] | None = None,
+        index: IndexRef | None = None,
         limit: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
+        projection: ProjectionType[UserProgress, P],
         consistent: bool = False,
-        projection: type[PP],
-    ) -> Page[PP]: ...
+    ) -> Page[P]: ...
     def query(
         self,
-        user_id: str,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
         *,
         lesson_prefix: str | None = None,
         between: tuple[str, str] | None = None,
+        index: IndexRef | None = None,
         limit: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
+        projection: ProjectionType[UserProgress, P] | None = None,
         consistent: bool = False,
-        projection: type[PP] | None = None,
-    ) -> Page[UserProgress] | Page[PP]:
-        """One page of a user's progress rows, by lesson id.
+    ) -> Page[UserProgress] | Page[P]:
+        """One page of a user's rows by lesson id: `Repository.query` plus two shortcuts.
 
         Args:
-            user_id: the partition to read.
             lesson_prefix: only lessons whose id starts with this.
             between: only lessons with ``low <= lesson_id <= high``.
-            limit: at most this many rows evaluated for the page.
-            cursor: from the previous page's ``cursor``; valid only for this query.
-            newest_first: descending lesson order.
-            consistent: strongly consistent read.
-            projection: return these projections instead of full rows.
 
         Raises:
-            InvalidRequest: both ``lesson_prefix`` and ``between``; a bad or foreign cursor.
+            InvalidRequest: more than one of ``lesson_prefix``, ``between`` and
+                ``range_key_condition``; a bad or foreign cursor.
         """
-        sort = _sort_condition(lesson_prefix, between)
-        page: Page[UserProgress] | Page[PP] = self._query_page(
-            partition=("userId", user_id),
-            sort=sort,
-            limit=limit,
-            cursor=cursor,
-            newest_first=newest_first,
-            projection=projection,
-            consistent=consistent,
+        page: Page[UserProgress] | Page[P] = self._query(
+            hash_key,
+            _lesson_condition(range_key_condition, lesson_prefix, between),
+            filter_condition,
+            index,
+            limit,
+            cursor,
+            newest_first,
+            projection,
+            consistent,
         )
         return page
 
     @overload
     def iter_query(
         self,
-        user_id: str,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
         *,
         lesson_prefix: str | None = None,
         between: tuple[str, str] | None = None,
         page_size: int | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
         newest_first: bool = False,
         projection: None = None,
+        consistent: bool = False,
     ) -> Iterator[UserProgress]: ...
     @overload
     def iter_query(
         self,
-        user_id: str,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
         *,
         lesson_prefix: str | None = None,
         between: tuple[str, str] | None = None,
         page_size: int | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
         newest_first: bool = False,
-        projection: type[PP],
-    ) -> Iterator[PP]: ...
+        projection: ProjectionType[UserProgress, P],
+        consistent: bool = False,
+    ) -> Iterator[P]: ...
     def iter_query(
         self,
-        user_id: str,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
         *,
         lesson_prefix: str | None = None,
         between: tuple[str, str] | None = None,
         page_size: int | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
         newest_first: bool = False,
-        projection: type[PP] | None = None,
-    ) -> Iterator[UserProgress] | Iterator[PP]:
-        """Every matching row, fetched lazily page by page (memory stays at one page)."""
-        sort = _sort_condition(lesson_prefix, between)
-        return self._iter_pages(
-            lambda cursor: self._query_page(
-                partition=("userId", user_id),
-                sort=sort,
-                limit=page_size,
-                cursor=cursor,
-                newest_first=newest_first,
-                projection=projection,
-            )
+        projection: ProjectionType[UserProgress, P] | None = None,
+        consistent: bool = False,
+    ) -> Iterator[UserProgress] | Iterator[P]:
+        """Every matching row of `query`, lazily page by page (``page_size`` = ``limit``)."""
+        items: Iterator[UserProgress] | Iterator[P] = self._query(
+            hash_key,
+            _lesson_condition(range_key_condition, lesson_prefix, between),
+            filter_condition,
+            index,
+            page_size if page_size is not None else limit,
+            cursor,
+            newest_first,
+            projection,
+            consistent,
+            lazily=True,
         )
+        return items
 
     @overload
     def completed(
@@ -350,26 +401,25 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         *,
         limit: int | None = None,
         cursor: str | None = None,
-        projection: type[PP],
-    ) -> Page[PP]: ...
+        projection: ProjectionType[UserProgress, P],
+    ) -> Page[P]: ...
     def completed(
         self,
         user_id: str,
         *,
         limit: int | None = None,
         cursor: str | None = None,
-        projection: type[PP] | None = None,
-    ) -> Page[UserProgress] | Page[PP]:
+        projection: ProjectionType[UserProgress, P] | None = None,
+    ) -> Page[UserProgress] | Page[P]:
         """A user's completed lessons, most recent first, from the sparse ``completed-index``."""
-        page: Page[UserProgress] | Page[PP] = self._query_page(
-            partition=("userId", user_id),
-            index="completed-index",
+        return super().query(
+            user_id,
+            index=UserProgress.completed_index,
             limit=limit,
             cursor=cursor,
             newest_first=True,
             projection=projection,
         )
-        return page
 
 
 def _check_score(score: float) -> float:
@@ -378,18 +428,16 @@ def _check_score(score: float) -> float:
     return float(score)
 
 
-def _sort_condition(
-    lesson_prefix: str | None, between: tuple[str, str] | None
-) -> Callable[[Expression], str] | None:
-    if lesson_prefix is not None and between is not None:
-        raise InvalidRequest("give lesson_prefix or between, not both")
+def _lesson_condition(
+    condition: Condition | None, lesson_prefix: str | None, between: tuple[str, str] | None
+) -> Condition | None:
+    """The sort key condition from the ``lesson_prefix`` / ``between`` shortcuts."""
+    given = [c for c in (condition, lesson_prefix, between) if c is not None]
+    if len(given) > 1:
+        raise InvalidRequest("give one of range_key_condition, lesson_prefix or between")
     if lesson_prefix is not None:
         prefix = check_key_part(lesson_prefix, name="lesson_prefix", max_bytes=RANGE_KEY_MAX_BYTES)
-
-        def begins(expr: Expression) -> str:
-            return f"begins_with({expr.name('lessonId')}, {expr.value({'S': prefix})})"
-
-        return begins
+        return UserProgress.lesson_id.startswith(prefix)
     if between is not None:
         if not (isinstance(between, tuple) and len(between) == 2):
             raise InvalidRequest("between must be a (low, high) tuple")
@@ -398,10 +446,5 @@ def _sort_condition(
         )
         if low > high:
             raise InvalidRequest(f"between: {low!r} sorts after {high!r}")
-
-        def within(expr: Expression) -> str:
-            name = expr.name("lessonId")
-            return f"{name} BETWEEN {expr.value({'S': low})} AND {expr.value({'S': high})}"
-
-        return within
-    return None
+        return UserProgress.lesson_id.between(low, high)
+    return condition

@@ -260,26 +260,12 @@ class RetryPolicy:
         table: str | None,
     ) -> T:
         """The slow path of `call`: ``fn`` already failed once with ``last``."""
-        budget = self.budget
         attempts = 1
         slept = 0.0
-        cost = 0
         while True:
-            if attempts >= self.max_attempts:
-                reason = f"attempts exhausted (max_attempts={self.max_attempts})"
-                break
-            delay = self.backoff(attempts - 1)
-            if slept + delay > self.max_total_delay:
-                reason = (
-                    f"total delay cap reached (slept {slept:.3f}s, next {delay:.3f}s, "
-                    f"max_total_delay={self.max_total_delay}s)"
-                )
-                break
-            if budget is not None:
-                cost = budget.cost_of(last)
-                if not budget.try_acquire(cost):
-                    reason = f"retry budget empty ({budget.available}/{budget.capacity} tokens)"
-                    break
+            delay, cost, reason = self._next_delay(attempts, attempts - 1, slept, last)
+            if reason:
+                raise errors.gave_up(last, table=table, attempts=attempts, reason=reason) from last
             if on_retry is not None:
                 on_retry(last, attempts, delay)
             self.sleep(delay)
@@ -292,10 +278,85 @@ class RetryPolicy:
                     raise
                 last = err
                 continue
-            if budget is not None:
-                budget.release_on_success(cost)
+            if self.budget is not None:
+                self.budget.release_on_success(cost)
             return result
-        raise errors.gave_up(last, table=table, attempts=attempts, reason=reason) from last
+
+    def _next_delay(
+        self, attempts: int, backoff_step: int, slept: float, last: BaseException | None
+    ) -> tuple[float, int, str]:
+        """Whether to try again and after how long: ``(delay, cost, "")``, or a reason to stop.
+
+        The one place that applies the three limits (attempts, total delay, budget) for
+        both single requests (`call`) and batch rounds (`resubmit`).
+        """
+        if attempts >= self.max_attempts:
+            return 0.0, 0, f"attempts exhausted (max_attempts={self.max_attempts})"
+        delay = self.backoff(backoff_step)
+        if slept + delay > self.max_total_delay:
+            return (
+                0.0,
+                0,
+                (
+                    f"total delay cap reached (slept {slept:.3f}s, next {delay:.3f}s, "
+                    f"max_total_delay={self.max_total_delay}s)"
+                ),
+            )
+        cost = 0
+        budget = self.budget
+        if budget is not None:
+            cost = budget.retry_cost if last is None else budget.cost_of(last)
+            if not budget.try_acquire(cost):
+                return 0.0, 0, f"retry budget empty ({budget.available}/{budget.capacity} tokens)"
+        return delay, cost, ""
+
+    def resubmit(
+        self,
+        pending: list[T],
+        send_round: Callable[[list[T]], list[T]],
+        *,
+        table: str | None = None,
+        operation: str = "batch",
+        on_retry: Callable[[int, float], None] | None = None,
+    ) -> None:
+        """Send `pending` round after round until nothing comes back unprocessed.
+
+        ``send_round(pending)`` sends one round and returns what DynamoDB left
+        unprocessed (``UnprocessedKeys`` / ``UnprocessedItems``). Rounds continue
+        while they make progress; ``max_attempts`` rounds in a row that process
+        nothing, the total-delay cap or an empty budget end the loop with a
+        `ThrottledError` whose ``outstanding`` is the number left.
+
+        For example:
+
+            policy.resubmit(keys, lambda keys: send_chunks(keys), table="users")
+        """
+        stalled = 0
+        rounds = 0
+        slept = 0.0
+        cost = 0
+        while pending:
+            leftover = send_round(pending)
+            if not leftover:
+                if self.budget is not None and rounds:
+                    self.budget.release_on_success(cost)
+                return
+            stalled = stalled + 1 if len(leftover) >= len(pending) else 0
+            rounds += 1
+            delay, cost, reason = self._next_delay(max(stalled, 1), stalled, slept, None)
+            if reason:
+                raise errors.ThrottledError(
+                    f"{table or 'request'}: {operation} left {len(leftover)} unprocessed after "
+                    f"{rounds} round(s), {stalled} in a row without progress: {reason}",
+                    table=table,
+                    attempts=rounds + 1,
+                    outstanding=len(leftover),
+                )
+            if on_retry is not None:
+                on_retry(rounds, delay)
+            self.sleep(delay)
+            slept += delay
+            pending = leftover
 
     def with_(self, **changes: Unpack[_Changes]) -> RetryPolicy:
         """A copy with some fields changed (like tenacity's ``retry_with``).

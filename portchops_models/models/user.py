@@ -8,6 +8,7 @@ from typing import ClassVar
 from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
+from .attributes import UpdatedAtAttribute
 from .base import BaseModel
 
 __all__ = ["EmailIndex", "User"]
@@ -43,7 +44,7 @@ class User(BaseModel):
     email = UnicodeAttribute()
     name = UnicodeAttribute()
     created_at = UTCDateTimeAttribute(attr_name="createdAt", default_for_new=utc_now)
-    updated_at = UTCDateTimeAttribute(attr_name="updatedAt", default_for_new=utc_now)
+    updated_at = UpdatedAtAttribute(attr_name="updatedAt")
     version = VersionAttribute()
 
     email_index = EmailIndex()

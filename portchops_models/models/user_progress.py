@@ -2,7 +2,8 @@
 
 ``completedAt`` is only set once a lesson is completed, which makes the
 ``completed-index`` GSI sparse: it holds completed lessons only. ``ttl`` is the
-TTL attribute (epoch seconds), now + ``progress_ttl_hours`` by default.
+TTL attribute (epoch seconds), now + ``progress_ttl_hours`` by default and again on
+every write (sliding expiry).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
 from ..settings import current_settings
-from .attributes import ExpiryAttribute
+from .attributes import ExpiryAttribute, UpdatedAtAttribute
 from .base import BaseModel
 from .user import utc_now
 
@@ -60,7 +61,7 @@ class UserProgress(BaseModel):
     score = NumberAttribute(default=0)
     attempts = NumberAttribute(default=0)
     completed_at = UTCDateTimeAttribute(null=True, attr_name="completedAt")
-    updated_at = UTCDateTimeAttribute(attr_name="updatedAt", default=utc_now)
-    ttl = ExpiryAttribute(default=default_expiry)
+    updated_at = UpdatedAtAttribute(attr_name="updatedAt", default=utc_now)
+    ttl = ExpiryAttribute(default=default_expiry, sliding=default_expiry)
 
     completed_index = CompletedIndex()

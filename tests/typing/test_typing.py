@@ -18,7 +18,7 @@ users = UserRepository()
 progress = UserProgressRepository()
 users.get(42)  # E: key must be a str
 users.get("u1", projection=LessonScore)  # E: projection of another model
-progress.get("u1")  # E: missing lesson_id
+progress.get(("u1", 2))  # E: lesson_id must be a str
 progress.query("u1", limit="7")  # E: limit must be an int
 summary: str = users.get("u1")  # E: a User is not a str
 found: User = users.find("u1")  # E: find may return None

@@ -1,0 +1,377 @@
+"""Pure builders of DynamoDB request payloads, one function per kind of request.
+
+Each takes a model's `TableShape`, the table name and the call's arguments and
+returns the parameters of one API call, validated before anything reaches the
+wire (keys, limits, expressions, item size). They send nothing and touch no
+state, so they are tested without an engine and shared by every caller that
+sends requests (sync and async repositories, transactions).
+
+Example:
+    >>> from portchops_models import User
+    >>> from portchops_models.shape import shape_of
+    >>> get_item(shape_of(User), "users", "u1")["Key"]
+    {'userId': {'S': 'u1'}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from .errors import InvalidRequest, PortChopsError
+from .expressions import Expression
+from .limits import check_item
+from .models.base import BaseModel
+from .projections import Projection
+from .shape import IndexShape, RawItem, TableShape
+
+__all__ = [
+    "QueryRequest",
+    "batch_get_chunk",
+    "batch_write_chunk",
+    "check_limit",
+    "check_projection",
+    "delete_item",
+    "get_item",
+    "put_item",
+    "put_requests",
+    "projection_params",
+    "query",
+    "scan",
+    "serialize_item",
+    "update_item",
+]
+
+Params = dict[str, Any]
+
+
+def check_limit(limit: object) -> int:
+    """A page limit must be a positive int."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidRequest(f"limit must be a positive int, got {limit!r}")
+    return limit
+
+
+def check_projection(shape: TableShape, projection: object) -> type[Projection[Any]] | None:
+    """`projection` must be ``None`` or a `Projection` subclass of this shape's model."""
+    if projection is None:
+        return None
+    if not (isinstance(projection, type) and issubclass(projection, Projection)):
+        raise InvalidRequest(
+            f"projection must be a Projection[{shape.model.__name__}] subclass, got {projection!r}"
+        )
+    if projection.__model__ is not shape.model:
+        projected = getattr(projection.__model__, "__name__", "no model")
+        raise InvalidRequest(
+            f"{projection.__name__} projects {projected}, not {shape.model.__name__}"
+        )
+    return projection
+
+
+def _projection(
+    shape: TableShape, projection: type[Projection[Any]] | None, expr: Expression
+) -> str | None:
+    """The ProjectionExpression for `projection`: its fields, the keys and the TTL."""
+    checked = check_projection(shape, projection)
+    if checked is None:
+        return None
+    extra = (shape.ttl_name,) if shape.ttl_name else ()
+    return expr.projection((*shape.key_names, *checked.attribute_names(), *extra))
+
+
+def projection_params(shape: TableShape, projection: type[Projection[Any]] | None) -> Params:
+    """``ProjectionExpression`` and its names for a projection (empty for whole items)."""
+    expr = Expression()
+    expression = _projection(shape, projection, expr)
+    return {} if expression is None else expr.apply({"ProjectionExpression": expression})
+
+
+def get_item(
+    shape: TableShape,
+    table: str,
+    key: object,
+    *,
+    consistent: bool = False,
+    projection: type[Projection[Any]] | None = None,
+) -> Params:
+    """GetItem of one key."""
+    params: Params = {
+        "TableName": table,
+        "Key": shape.raw_key(key),
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    if consistent:
+        params["ConsistentRead"] = True
+    params.update(projection_params(shape, projection))
+    return params
+
+
+def serialize_item(shape: TableShape, item: object, table: str) -> RawItem:
+    """A model instance as a raw item, checked (key types, numbers, size) before the wire."""
+    if not isinstance(item, shape.model):
+        raise InvalidRequest(f"expected a {shape.model.__name__}, got {type(item).__name__}")
+    try:
+        raw: RawItem = item.serialize()
+    except PortChopsError:
+        raise
+    except Exception as err:
+        raise InvalidRequest(f"{table}: {type(err).__name__}: {err}", table=table) from err
+    for attr in (shape.hash_key, shape.range_key):
+        if attr is not None:
+            if attr.name not in raw:
+                raise InvalidRequest(f"{table}: {attr.python_name} is required (a key)")
+            attr.encode(attr.decode(raw[attr.name]))
+    check_item(raw, table=table)
+    return raw
+
+
+def _bump_version(shape: TableShape, item: BaseModel, raw: RawItem) -> Condition | None:
+    """Write one more than the item's version into `raw`; the condition that checks it."""
+    attr = shape.version_attribute
+    if attr is None or shape.version_name is None:
+        return None
+    current = getattr(item, shape.version_name)
+    raw[attr.attr_name] = {"N": str(1 if current is None else int(current) + 1)}
+    check: Condition = attr.does_not_exist() if current is None else attr == current
+    return check
+
+
+def _conditions(*conditions: Condition | None) -> Condition | None:
+    combined: Condition | None = None
+    for condition in conditions:
+        if condition is None:
+            continue
+        if not isinstance(condition, Condition):
+            raise InvalidRequest(f"a condition must be a PynamoDB condition, got {condition!r}")
+        combined = condition if combined is None else combined & condition
+    return combined
+
+
+def put_item(
+    shape: TableShape,
+    table: str,
+    item: BaseModel,
+    *,
+    condition: Condition | None = None,
+) -> tuple[Params, int | None]:
+    """PutItem of a whole item; with a version attribute, checked and bumped.
+
+    Returns:
+        The parameters and the version the item will have once written (``None``
+        without a version attribute).
+    """
+    raw = serialize_item(shape, item, table)
+    version_check = _bump_version(shape, item, raw)
+    params: Params = {"TableName": table, "Item": raw, "ReturnConsumedCapacity": "TOTAL"}
+    combined = _conditions(version_check, condition)
+    if combined is not None:
+        expr = Expression()
+        params["ConditionExpression"] = expr.condition(combined)
+        expr.apply(params)
+    version = None
+    if shape.version_name is not None:
+        version = int(raw[shape.version_attribute.attr_name]["N"])  # type: ignore[union-attr]
+    return params, version
+
+
+def delete_item(
+    shape: TableShape, table: str, key: object, *, condition: Condition | None = None
+) -> Params:
+    """DeleteItem of one key, optionally conditional."""
+    params: Params = {
+        "TableName": table,
+        "Key": shape.raw_key(key),
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    combined = _conditions(condition)
+    if combined is not None:
+        expr = Expression()
+        params["ConditionExpression"] = expr.condition(combined)
+        expr.apply(params)
+    return params
+
+
+def update_item(
+    shape: TableShape,
+    table: str,
+    key: object,
+    actions: Sequence[Action],
+    *,
+    condition: Condition | None = None,
+) -> Params:
+    """UpdateItem: the caller's actions, the write stamps and a version bump; ALL_NEW back."""
+    if isinstance(actions, Action):
+        actions = [actions]
+    if not isinstance(actions, Sequence) or isinstance(actions, str):
+        raise InvalidRequest(f"actions must be a list of update actions, got {actions!r}")
+    for action in actions:
+        if not isinstance(action, Action):
+            raise InvalidRequest(f"not an update action: {action!r}")
+    all_actions = [*actions, *shape.write_actions()]
+    version = shape.version_attribute
+    if version is not None and not any(_targets(a, version.attr_name) for a in actions):
+        all_actions.append(version.add(1))
+    expr = Expression()
+    params: Params = {
+        "TableName": table,
+        "Key": shape.raw_key(key),
+        "UpdateExpression": expr.update(all_actions),
+        "ReturnValues": "ALL_NEW",
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+    combined = _conditions(condition)
+    if combined is not None:
+        params["ConditionExpression"] = expr.condition(combined)
+    expr.apply(params)
+    return params
+
+
+def _targets(action: Action, name: str) -> bool:
+    path: Any = action.values[0]
+    return getattr(path, "path", None) == [name]
+
+
+class QueryRequest:
+    """A built Query: its parameters and the scope its cursors are valid for."""
+
+    __slots__ = ("params", "scope")
+
+    def __init__(self, params: Params, scope: tuple[str, ...]) -> None:
+        self.params = params
+        self.scope = scope
+
+
+def query(
+    shape: TableShape,
+    table: str,
+    hash_key: object,
+    range_key_condition: Condition | None = None,
+    filter_condition: Condition | None = None,
+    *,
+    index: IndexShape | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+    consistent: bool = False,
+    projection: type[Projection[Any]] | None = None,
+    count: bool = False,
+) -> QueryRequest:
+    """Query one partition of the table or of an index.
+
+    The cursor scope covers the table, index, partition, sort and filter
+    conditions and direction: a cursor is valid only for the same query.
+    """
+    key_attr = index.hash_key if index is not None else shape.hash_key
+    expr = Expression()
+    key_value = key_attr.encode(hash_key)
+    key_condition = f"{expr.name(key_attr.name)} = {expr.value(key_value)}"
+    if range_key_condition is not None:
+        if not isinstance(range_key_condition, Condition):
+            raise InvalidRequest(
+                f"range_key_condition must be a PynamoDB condition, got {range_key_condition!r}"
+            )
+        key_condition += f" AND {expr.condition(range_key_condition)}"
+    params: Params = {"KeyConditionExpression": key_condition}
+    if filter_condition is not None:
+        params["FilterExpression"] = expr.condition(_conditions(filter_condition))  # type: ignore[arg-type]
+    if index is not None:
+        params["IndexName"] = index.name
+        if consistent and not index.local:
+            raise InvalidRequest(f"index {index.name}: a global index has no consistent reads")
+    if limit is not None:
+        params["Limit"] = check_limit(limit)
+    if newest_first:
+        params["ScanIndexForward"] = False
+    if consistent:
+        params["ConsistentRead"] = True
+    if count:
+        params["Select"] = "COUNT"
+    else:
+        projected = _projection(shape, projection, expr)
+        if projected is not None:
+            params["ProjectionExpression"] = projected
+    expr.apply(params)
+    params["TableName"] = table
+    params["ReturnConsumedCapacity"] = "TOTAL"
+    return QueryRequest(params, _scope("query", table, params))
+
+
+def scan(
+    shape: TableShape,
+    table: str,
+    *,
+    segment: int = 0,
+    total_segments: int = 1,
+    limit: int | None = None,
+    filter_condition: Condition | None = None,
+    projection: type[Projection[Any]] | None = None,
+) -> QueryRequest:
+    """One segment of a (parallel) Scan."""
+    if not (isinstance(total_segments, int) and 1 <= total_segments <= 1_000_000):
+        raise InvalidRequest("total_segments must be an int from 1 to 1,000,000")
+    if not (isinstance(segment, int) and 0 <= segment < total_segments):
+        raise InvalidRequest(f"segment must be an int from 0 to {total_segments - 1}")
+    expr = Expression()
+    params: Params = {}
+    if total_segments > 1:
+        params.update(Segment=segment, TotalSegments=total_segments)
+    if limit is not None:
+        params["Limit"] = check_limit(limit)
+    if filter_condition is not None:
+        params["FilterExpression"] = expr.condition(_conditions(filter_condition))  # type: ignore[arg-type]
+    projected = _projection(shape, projection, expr)
+    if projected is not None:
+        params["ProjectionExpression"] = projected
+    expr.apply(params)
+    params["TableName"] = table
+    params["ReturnConsumedCapacity"] = "TOTAL"
+    return QueryRequest(params, _scope("scan", table, params))
+
+
+def _scope(kind: str, table: str, params: Params) -> tuple[str, ...]:
+    """What a cursor is valid for: a digest of everything that selects the rows."""
+    selecting = {k: v for k, v in params.items() if k not in ("Limit", "ReturnConsumedCapacity")}
+    digest = hashlib.sha256(
+        json.dumps(selecting, sort_keys=True, default=repr).encode()
+    ).hexdigest()[:32]
+    return (table, kind, digest)
+
+
+def batch_get_chunk(table: str, keys: list[RawItem], projection: Params) -> Params:
+    """BatchGetItem of up to 100 raw keys of one table."""
+    return {
+        "RequestItems": {table: {"Keys": keys, **projection}},
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+
+
+def batch_write_chunk(table: str, requests: list[Params]) -> Params:
+    """BatchWriteItem of up to 25 put or delete requests on one table."""
+    return {"RequestItems": {table: requests}, "ReturnConsumedCapacity": "TOTAL"}
+
+
+def put_requests(
+    shape: TableShape, table: str, items: Iterable[BaseModel]
+) -> tuple[list[Params], list[Any]]:
+    """Every item of a batch serialised and checked before the first request is sent.
+
+    Stamp the items (`TableShape.stamp`) first: this only reads them.
+
+    Returns:
+        The put requests and the items' keys. Two items with one key are `InvalidRequest`.
+    """
+    requests: list[Params] = []
+    seen: dict[Any, None] = {}
+    for item in items:
+        raw = serialize_item(shape, item, table)
+        _bump_version(shape, item, raw)
+        key = shape.key_of(raw)
+        if key in seen:
+            raise InvalidRequest(f"{table}: key {key!r} appears twice in one batch_save")
+        seen[key] = None
+        requests.append({"PutRequest": {"Item": raw}})
+    return requests, list(seen)

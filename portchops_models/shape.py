@@ -1,0 +1,316 @@
+"""What a model's table looks like, derived once per model class.
+
+`shape_of(Model)` is the one place that knows a model's table: its key
+attributes and their DynamoDB types (S, N or B) with the codec between Python
+keys and DynamoDB keys, the TTL attribute (and whether expiry slides on every
+write), the version attribute, the attributes stamped with the time of every
+write, and the indexes. Repositories, request builders, transactions and the
+IAM policy all read it from here; none of them names a particular model's
+attributes.
+
+Keys: a hash-only model's key is its hash key value (``"u1"``); a model with a
+range key has ``(hash, range)`` tuples. ``S`` keys are non-empty ``str``, ``N``
+keys ``int``, ``float`` or ``Decimal`` (not ``bool``) within DynamoDB's range,
+``B`` keys non-empty ``bytes``. Anything else is `InvalidRequest` naming the
+attribute, before anything is sent.
+
+Example:
+    >>> from portchops_models import UserProgress
+    >>> shape = shape_of(UserProgress)
+    >>> shape.raw_key(("u1", "lesson-1"))
+    {'userId': {'S': 'u1'}, 'lessonId': {'S': 'lesson-1'}}
+    >>> shape.key_of({"userId": {"S": "u1"}, "lessonId": {"S": "lesson-1"}})
+    ('u1', 'lesson-1')
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+from pynamodb.attributes import Attribute, TTLAttribute
+from pynamodb.expressions.update import Action
+from pynamodb.indexes import Index, LocalSecondaryIndex
+
+from .errors import InvalidRequest
+from .limits import HASH_KEY_MAX_BYTES, RANGE_KEY_MAX_BYTES, check_key_part, number_text
+from .models.attributes import ExpiryAttribute, UpdatedAtAttribute
+from .models.base import BaseModel
+
+__all__ = ["IndexShape", "KeyAttribute", "RawItem", "TableShape", "shape_of"]
+
+RawItem = dict[str, dict[str, Any]]
+KeyKind = Literal["S", "N", "B"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAttribute:
+    """One key attribute: its names, its DynamoDB type and its size limit.
+
+    Attributes:
+        python_name: the model's attribute name (``user_id``).
+        name: the DynamoDB attribute name (``userId``).
+        kind: ``"S"``, ``"N"`` or ``"B"``.
+        max_bytes: 2048 for a partition key, 1024 for a sort key.
+    """
+
+    python_name: str
+    name: str
+    kind: KeyKind
+    max_bytes: int
+
+    def encode(self, value: object) -> dict[str, Any]:
+        """The DynamoDB value of a Python key part, checked (`InvalidRequest` naming it)."""
+        if self.kind == "S":
+            if type(value) is str and value.isascii() and 0 < len(value) <= self.max_bytes:
+                return {"S": value}  # fast path: an ASCII str's length is its size
+            return {"S": check_key_part(value, name=self.python_name, max_bytes=self.max_bytes)}
+        if self.kind == "N":
+            return {"N": number_text(value, name=self.python_name)}
+        if not isinstance(value, bytes | bytearray):
+            raise InvalidRequest(f"{self.python_name} must be bytes, got {type(value).__name__}")
+        if not value:
+            raise InvalidRequest(f"{self.python_name} must not be empty")
+        if len(value) > self.max_bytes:
+            raise InvalidRequest(
+                f"{self.python_name} is {len(value)} bytes; DynamoDB allows {self.max_bytes}"
+            )
+        return {"B": bytes(value)}
+
+    def decode(self, value: Mapping[str, Any]) -> Hashable:
+        """The Python key part of a DynamoDB value (as the model's attribute reads it)."""
+        if self.kind == "S":
+            text: str = value["S"]
+            return text
+        if self.kind == "N":
+            return _number(value["N"])
+        data = value["B"]
+        return bytes(data)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexShape:
+    """A secondary index: its name and key attributes."""
+
+    name: str
+    hash_key: KeyAttribute
+    range_key: KeyAttribute | None
+    local: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    """An attribute every write sets: its python name and how to compute the value."""
+
+    python_name: str
+    attribute: Attribute[Any]
+    value: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """A model's table shape; build it with `shape_of` (cached per model class).
+
+    Attributes:
+        model: the model class.
+        hash_key: the partition key attribute.
+        range_key: the sort key attribute, if any.
+        ttl_name: the DynamoDB name of the TTL attribute, if any.
+        version_name: the python name of the version attribute, if any.
+        indexes: the secondary indexes by name.
+    """
+
+    model: type[BaseModel]
+    hash_key: KeyAttribute
+    range_key: KeyAttribute | None
+    ttl_name: str | None
+    version_name: str | None
+    indexes: Mapping[str, IndexShape]
+    _stamps: tuple[_Stamp, ...] = field(repr=False)
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        """The DynamoDB names of the key attributes, hash key first."""
+        if self.range_key is None:
+            return (self.hash_key.name,)
+        return (self.hash_key.name, self.range_key.name)
+
+    @property
+    def version_attribute(self) -> Attribute[Any] | None:
+        """The version attribute object (for conditions and actions), if any."""
+        if self.version_name is None:
+            return None
+        attr: Attribute[Any] = getattr(self.model, self.version_name)
+        return attr
+
+    # ------------------------------------------------------------------ keys
+
+    def key_parts(self, key: object) -> tuple[object, ...]:
+        """Split a key into its parts, checking its shape (not yet the parts' types)."""
+        if self.range_key is None:
+            if isinstance(key, tuple):
+                raise InvalidRequest(
+                    f"{self.model.__name__} key is a {self.hash_key.python_name} value, "
+                    f"not a tuple: {key!r}"
+                )
+            return (key,)
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise InvalidRequest(
+                f"{self.model.__name__} key must be a "
+                f"({self.hash_key.python_name}, {self.range_key.python_name}) tuple, "
+                f"got {key!r}"
+            )
+        return key
+
+    def raw_key(self, key: object) -> RawItem:
+        """The DynamoDB ``Key`` of a Python key, checked before the wire."""
+        parts = self.key_parts(key)
+        raw = {self.hash_key.name: self.hash_key.encode(parts[0])}
+        if self.range_key is not None:
+            raw[self.range_key.name] = self.range_key.encode(parts[1])
+        return raw
+
+    def check_key(self, key: object) -> None:
+        """Raise `InvalidRequest` if `key` is not a valid key of this model."""
+        self.raw_key(key)
+
+    def key_of(self, item: Mapping[str, Mapping[str, Any]]) -> Hashable:
+        """The Python key of a raw item (or raw key)."""
+        hash_part = self.hash_key.decode(item[self.hash_key.name])
+        if self.range_key is None:
+            return hash_part
+        return (hash_part, self.range_key.decode(item[self.range_key.name]))
+
+    def key_of_model(self, item: BaseModel) -> Hashable:
+        """The Python key of a model instance (as it would be written)."""
+        hash_part = getattr(item, self.hash_key.python_name)
+        if self.range_key is None:
+            return hash_part  # type: ignore[no-any-return]
+        return (hash_part, getattr(item, self.range_key.python_name))
+
+    # ------------------------------------------------------------------ TTL and stamps
+
+    def expired(self, item: Mapping[str, Mapping[str, Any]], now: float | None = None) -> bool:
+        """Whether the item's TTL has passed (DynamoDB still returns it until it is swept)."""
+        name = self.ttl_name
+        if name is None:
+            return False
+        value = item.get(name)
+        if value is None or "N" not in value:
+            return False
+        try:
+            return float(value["N"]) <= (time.time() if now is None else now)
+        except ValueError:
+            return False
+
+    def stamp(self, item: BaseModel) -> None:
+        """Set the write-time attributes of `item` (timestamps, sliding TTL) before a write."""
+        for stamp in self._stamps:
+            setattr(item, stamp.python_name, stamp.value())
+
+    def write_actions(self) -> list[Action]:
+        """The same stamps as update actions, for an UpdateItem."""
+        return [stamp.attribute.set(stamp.value()) for stamp in self._stamps]
+
+    # ------------------------------------------------------------------ indexes
+
+    def index(self, index: str | Index[Any] | None) -> IndexShape | None:
+        """The shape of an index given by name or as the model's index attribute.
+
+        Raises:
+            InvalidRequest: the model has no such index (naming it and the known ones).
+        """
+        if index is None:
+            return None
+        name = index if isinstance(index, str) else getattr(index.Meta, "index_name", None)
+        found = self.indexes.get(name) if isinstance(name, str) else None
+        if found is None:
+            known = ", ".join(sorted(self.indexes)) or "none"
+            raise InvalidRequest(
+                f"{self.model.__name__} has no index {name or index!r} (its indexes: {known})"
+            )
+        return found
+
+
+@functools.cache
+def shape_of(model: type[BaseModel]) -> TableShape:
+    """The `TableShape` of a model class (derived once, then cached).
+
+    Raises:
+        InvalidRequest: the model has no hash key, or a key attribute that is not S, N or B.
+    """
+    untyped: Any = model  # PynamoDB's key-attribute helpers are untyped
+    hash_attr: Attribute[Any] | None = untyped._hash_key_attribute()
+    if hash_attr is None:
+        raise InvalidRequest(f"{model.__name__} has no hash key attribute")
+    range_attr: Attribute[Any] | None = untyped._range_key_attribute()
+    names = {attr.attr_name: python for python, attr in model.get_attributes().items()}
+    ttl_name: str | None = None
+    stamps: list[_Stamp] = []
+    for python_name, attr in model.get_attributes().items():
+        if isinstance(attr, TTLAttribute):
+            ttl_name = attr.attr_name
+            if isinstance(attr, ExpiryAttribute) and attr.sliding is not None:
+                stamps.append(_Stamp(python_name, attr, attr.next_expiry))
+        elif isinstance(attr, UpdatedAtAttribute):
+            stamps.append(_Stamp(python_name, attr, _now))
+    indexes: dict[str, IndexShape] = {}
+    for index_name, index in untyped._indexes.items():
+        index_hash: Attribute[Any] = index._hash_key_attribute()
+        index_range = next((a for a in index.Meta.attributes.values() if a.is_range_key), None)
+        indexes[index_name] = IndexShape(
+            name=index_name,
+            hash_key=_key_attribute(names, index_hash, HASH_KEY_MAX_BYTES, model),
+            range_key=(
+                None
+                if index_range is None
+                else _key_attribute(names, index_range, RANGE_KEY_MAX_BYTES, model)
+            ),
+            local=isinstance(index, LocalSecondaryIndex),
+        )
+    return TableShape(
+        model=model,
+        hash_key=_key_attribute(names, hash_attr, HASH_KEY_MAX_BYTES, model),
+        range_key=(
+            None
+            if range_attr is None
+            else _key_attribute(names, range_attr, RANGE_KEY_MAX_BYTES, model)
+        ),
+        ttl_name=ttl_name,
+        version_name=model._version_attribute_name,
+        indexes=indexes,
+        _stamps=tuple(stamps),
+    )
+
+
+def _key_attribute(
+    names: Mapping[str, str], attr: Attribute[Any], max_bytes: int, model: type[BaseModel]
+) -> KeyAttribute:
+    kind = attr.attr_type
+    if kind not in ("S", "N", "B"):
+        raise InvalidRequest(
+            f"{model.__name__}.{attr.attr_name}: a key attribute must be S, N or B, not {kind}"
+        )
+    return KeyAttribute(
+        python_name=names.get(attr.attr_name, attr.attr_name),
+        name=attr.attr_name,
+        kind=cast(KeyKind, kind),
+        max_bytes=max_bytes,
+    )
+
+
+def _number(text: str) -> int | float:
+    """A key number as PynamoDB's NumberAttribute reads it (``json.loads``)."""
+    if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
+        return int(text)
+    value: int | float = json.loads(text)
+    return value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
