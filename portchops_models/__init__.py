@@ -4,7 +4,9 @@ The public surface, re-exported here::
 
     from portchops_models import (
         Settings, configure,                          # one configuration for everything
-        User, UserProgress,                           # PynamoDB models
+        BaseModel, ExpiryAttribute, UpdatedAtAttribute,  # declare your own models
+        User, UserProgress,                           # the built-in models
+        Repository,                                   # the typed API for any model
         UserRepository, UserProgressRepository,       # typed repositories
         Page, Projection,                             # pages with cursors, typed partial reads
         CachePolicy, RetryPolicy, Metrics,            # policies at the repository boundary
@@ -26,8 +28,8 @@ from .errors import (
     ThrottledError,
 )
 from .metrics import Metrics
-from .models import BaseModel, User, UserProgress
-from .projections import Projection
+from .models import BaseModel, ExpiryAttribute, UpdatedAtAttribute, User, UserProgress
+from .projections import Projection, ProjectionType
 from .repositories import ProgressKey, UserProgressRepository, UserRepository
 from .repository import Page, Repository
 from .retry import RetryPolicy, retrying
@@ -41,6 +43,7 @@ __all__ = [
     "ConditionFailed",
     "ConfigurationError",
     "EndpointUnreachable",
+    "ExpiryAttribute",
     "InvalidRequest",
     "ItemNotFound",
     "Metrics",
@@ -49,12 +52,14 @@ __all__ = [
     "PortChopsError",
     "ProgressKey",
     "Projection",
+    "ProjectionType",
     "Repository",
     "RetryPolicy",
     "ServiceError",
     "Settings",
     "TableNotFound",
     "ThrottledError",
+    "UpdatedAtAttribute",
     "User",
     "UserProgress",
     "UserProgressRepository",
