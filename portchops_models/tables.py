@@ -55,10 +55,24 @@ def index_spec(model: type[BaseModel], index_name: str) -> dict[str, Any]:
 def table_spec(
     model: type[BaseModel], *, table_name: str | None = None, indexes: bool = True
 ) -> dict[str, Any]:
-    """CreateTable parameters for a model: PAY_PER_REQUEST, encrypted, its GSIs."""
+    """CreateTable parameters for a model: PAY_PER_REQUEST, encrypted, its indexes.
+
+    Local secondary indexes are always included (DynamoDB creates them only with
+    the table); ``indexes=False`` leaves out the global ones, for a migration that
+    adds them later.
+    """
     schema = model._get_schema()
     gsis = [index_spec(model, g["index_name"]) for g in schema["global_secondary_indexes"]]
+    lsis = [
+        {
+            "IndexName": lsi["index_name"],
+            "KeySchema": _key_schema(lsi["key_schema"]),
+            "Projection": lsi["projection"],
+        }
+        for lsi in schema["local_secondary_indexes"]
+    ]
     used = {e["AttributeName"] for e in schema["key_schema"]}
+    used |= {k["AttributeName"] for i in lsis for k in i["KeySchema"]}
     if indexes:
         used |= {k["AttributeName"] for g in gsis for k in g["KeySchema"]}
     spec: dict[str, Any] = {
@@ -73,6 +87,8 @@ def table_spec(
     }
     if indexes and gsis:
         spec["GlobalSecondaryIndexes"] = gsis
+    if lsis:
+        spec["LocalSecondaryIndexes"] = lsis
     return spec
 
 
