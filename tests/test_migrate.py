@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import io
 import re
 import threading
@@ -29,6 +30,7 @@ from portchops_models.migrate import (
     status,
     upgrade,
 )
+from portchops_models.migrate.lock import LEASE_SECONDS
 from portchops_models.settings import Settings, configure
 from portchops_models.tables import delete_table, describe_table
 from portchops_models.testing.engine import LocalEngine
@@ -365,6 +367,23 @@ def test_an_expired_lock_is_taken_over(prefix: str, tmp_path: Path) -> None:
         "GetItem", {"TableName": f"{prefix}schema-migrations", "Key": {"id": {"S": "lock"}}}
     )
     assert "Item" not in item  # released at the end
+
+
+def test_a_lock_left_by_a_runner_that_died_at_once_is_taken_over_while_waiting(
+    prefix: str, tmp_path: Path
+) -> None:
+    folder = logging_steps(tmp_path / "m", "0001")
+    upgrade(path=folder, console=quiet())
+    logging_steps(folder, "0002")
+    lock_item(prefix, expires_at=time.time() + 2)  # taken, then its runner died
+
+    assert [r.number for r in upgrade(path=folder, console=quiet(), lock_timeout=10)] == ["0002"]
+
+
+def test_the_lease_leaves_margin_within_the_default_lock_timeout() -> None:
+    """A runner that dies right after taking the lock must not outlast the next one's wait."""
+    default_timeout = inspect.signature(upgrade).parameters["lock_timeout"].default
+    assert default_timeout >= LEASE_SECONDS * 2
 
 
 # --------------------------------------------------------------------------- broken histories

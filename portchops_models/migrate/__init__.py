@@ -24,15 +24,16 @@ The applied state lives in the target store, table ``{prefix}schema-migrations``
   live on its item while it runs; recording the step as applied replaces the
   item and drops them, and `downgrade` deletes it.
 * ``id = "lock"``: the run lock, one for all folders, taken with a conditional
-  PutItem (``attribute_not_exists(id) OR expires_at < now``) with an owner and a lease
+  PutItem (``attribute_not_exists(id) OR expires_at <= now``) with an owner and a lease
   that a heartbeat renews. A second runner polls until it frees up, up to
   ``lock_timeout`` seconds, then stops with a message naming the holder. Under
   the lock the history is read again before each step, so every step is
   applied once however many runners start together. A runner that dies keeps
-  the lock until its lease (60 s) runs out. (This relies on CreateTable and
-conditional writes being atomic, as in DynamoDB. moto's CreateTable is not:
-two runners creating the history table at the same moment can both succeed,
-the second replacing the first's table and its lock.)
+  the lock until its lease (20 s, well within the 60 s default lock timeout)
+  runs out. (This relies on CreateTable and conditional writes being atomic,
+  as in DynamoDB. moto's CreateTable is not: two runners creating the history
+  table at the same moment can both succeed, the second replacing the first's
+  table and its lock.)
 
 Checks, each a `MigrationError` with a one-line message, before anything runs:
 a gap (an applied step whose file is gone, or a pending step numbered below an

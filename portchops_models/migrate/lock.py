@@ -18,14 +18,17 @@ from .errors import MigrationError
 from .history import _History
 
 _LOCK_ID = "lock"
-_LEASE_SECONDS = 60.0
+#: How long a lock lasts without a heartbeat (renewed every third of it). Well under
+#: the default lock timeout (60 s), so a runner that died right after taking the lock
+#: is taken over by the next one with time to spare.
+LEASE_SECONDS = 20.0
 _POLL_SECONDS = 0.1
 
 
 class _Lock:
     """The run lock: a conditional PutItem with a lease, renewed by a heartbeat thread."""
 
-    def __init__(self, history: _History, *, lease: float = _LEASE_SECONDS) -> None:
+    def __init__(self, history: _History, *, lease: float = LEASE_SECONDS) -> None:
         self.history = history
         self.lease = lease
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -48,7 +51,7 @@ class _Lock:
                             "expires_at": {"N": str(int(now + self.lease))},
                             "acquired_at": {"S": datetime.now(UTC).isoformat()},
                         },
-                        "ConditionExpression": "attribute_not_exists(#id) OR #x < :now",
+                        "ConditionExpression": "attribute_not_exists(#id) OR #x <= :now",
                         "ExpressionAttributeNames": {"#id": "id", "#x": "expires_at"},
                         "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
                     },
