@@ -24,6 +24,18 @@ summary: str = users.get("u1")  # E: a User is not a str
 found: User = users.find("u1")  # E: find may return None
 progress.query("u1").items[0].no_such_attribute  # E: unknown attribute
 users.batch_get([("u1", "l1")])  # E: user keys are str
+from tests.lesson_model import Lesson, LessonRepository
+
+class UserName(Projection[User]):
+    name: str
+
+lessons = LessonRepository()
+lessons.get(("py", "1"))  # E: position must be an int
+lessons.get(("py", 1), projection=UserName)  # E: projection of another model
+lessons.batch_get([1])  # E: lesson keys are (course_id, position) tuples
+lessons.get("py")  # E: a composite key is a tuple
+title: int = lessons.get(("py", 1)).title  # E: title is a str
+maybe: Lesson = lessons.find(("py", 1))  # E: find may return None
 """
 
 
