@@ -7,28 +7,31 @@ import http.server
 import json
 import socket
 import threading
+import time
 import uuid
 import zlib
 
 import botocore.config
 import botocore.session
 import pytest
-from botocore.exceptions import ClientError, ConnectionClosedError
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
+from portchops_models.connection import current_connection
+from portchops_models.models import User
 from portchops_models.testing.engine import LocalEngine
-from portchops_models.testing.faultproxy import FaultProxy, Faults, ProxyStats
+from portchops_models.testing.faultproxy import FaultProxy, Faults, ProxyStats, SeenRequest
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def make_client(endpoint_url):
+def make_client(endpoint_url, **config):
     return botocore.session.get_session().create_client(
         "dynamodb",
         region_name="us-east-1",
         endpoint_url=endpoint_url,
         aws_access_key_id="x",
         aws_secret_access_key="x",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}),
+        config=botocore.config.Config(retries={"total_max_attempts": 1}, **config),
     )
 
 
@@ -110,8 +113,8 @@ def make_proxy(engine):
 def clients():
     made = []
 
-    def make(endpoint_url):
-        client = make_client(endpoint_url)
+    def make(endpoint_url, **config):
+        client = make_client(endpoint_url, **config)
         made.append(client)
         return client
 
@@ -313,6 +316,14 @@ def test_faults_are_validated():
         Faults(latency=-1)
     with pytest.raises(ValueError, match="500 or 503"):
         Faults(server_error_status=404)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="within"):
+        Faults(hang=-0.1)
+    with pytest.raises(ValueError, match="within"):
+        Faults(lost_answer=2.0)
+    with pytest.raises(ValueError, match="<= 1"):
+        Faults(lost_answer=0.5, hang=0.3, drop=0.3)
+    assert Faults(lost_answer=0.5, hang=0.5).draws_outcomes
+    assert not Faults(latency=1.0, unprocessed=1.0).draws_outcomes
     assert Faults(operations=frozenset({"GetItem"})).applies_to("GetItem")
     assert not Faults(operations=frozenset({"GetItem"})).applies_to("PutItem")
     assert not Faults().applies_to("")
@@ -738,3 +749,225 @@ def test_unprocessed_merge_with_what_the_engine_left(make_proxy):
     stats = proxy.stats
     assert stats.unprocessed_items == len(left_writes) - 1
     assert stats.unprocessed_keys == len(left["Keys"]) - 1
+
+
+# -- lost answers -------------------------------------------------------------
+
+
+def test_lost_answer_stores_the_write_then_resets_the_connection(
+    make_proxy, clients, direct, table
+):
+    proxy = make_proxy(Faults(lost_answer=1.0, operations=frozenset({"PutItem"})))
+    client = clients(proxy.endpoint_url)
+
+    with pytest.raises(ConnectionClosedError):
+        client.put_item(TableName=table, Item=item("lost-1", 1))
+
+    key = {"pk": {"S": "lost-1"}}
+    assert direct.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"] == item(
+        "lost-1", 1
+    )
+    stats = proxy.stats
+    assert stats.requests == stats.forwarded == stats.lost_answers == 1
+    assert stats.forwarded_by_operation == {"PutItem": 1}
+    assert stats.dropped == stats.bytes_to_client == 0
+
+    # Only PutItem loses its answers: the same client reads through the proxy.
+    assert client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]["n"] == {"N": "1"}
+    stats = proxy.stats
+    assert stats.lost_answers == 1
+    assert stats.by_operation == stats.forwarded_by_operation == {"PutItem": 1, "GetItem": 1}
+    assert stats.connections_opened == 2  # the reset connection was not reused
+
+
+def test_lost_answer_through_the_library_connection(proxy: FaultProxy, moto_engine, clients):
+    proxy.faults = Faults(lost_answer=1.0, operations=frozenset({"PutItem"}))
+    table = User.table_name()
+    stored = {"userId": {"S": "u-lost"}, "email": {"S": "lost@example.com"}, "name": {"S": "L"}}
+    conn = current_connection()
+
+    with pytest.raises(ConnectionClosedError):
+        conn.call("PutItem", {"TableName": table, "Item": stored})
+
+    key = {"userId": {"S": "u-lost"}}
+    direct = clients(moto_engine.endpoint_url)
+    assert direct.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"] == stored
+    through = conn.call("GetItem", {"TableName": table, "Key": key, "ConsistentRead": True})
+    assert through["Item"] == stored
+    stats = proxy.stats
+    assert stats.lost_answers == 1
+    assert stats.forwarded_by_operation == {"PutItem": 1, "GetItem": 1}
+
+
+def test_every_lost_answer_was_a_stored_write(make_proxy, clients, direct, table):
+    proxy = make_proxy(Faults(lost_answer=0.5), seed=4)
+    client = clients(proxy.endpoint_url)
+    lost = []
+    for i in range(20):
+        try:
+            client.put_item(TableName=table, Item=item(f"half-{i:02d}", i))
+        except ConnectionClosedError:
+            lost.append(True)
+        else:
+            lost.append(False)
+
+    keys = [{"pk": {"S": f"half-{i:02d}"}} for i in range(20)]
+    stored = direct.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+    assert len(stored["Responses"][table]) == 20
+    assert 0 < sum(lost) < 20
+    stats = proxy.stats
+    assert stats.lost_answers == sum(lost)
+    assert stats.forwarded == 20
+    assert [seen.fault == "lost_answer" for seen in proxy.seen] == lost
+
+
+def test_lost_answer_batches_are_forwarded_whole(make_proxy, clients, direct, table):
+    proxy = make_proxy(Faults(lost_answer=1.0, unprocessed=1.0))
+    client = clients(proxy.endpoint_url)
+    requests = [{"PutRequest": {"Item": item(f"lost-batch-{i}", i)}} for i in range(5)]
+
+    with pytest.raises(ConnectionClosedError):
+        client.batch_write_item(RequestItems={table: requests})
+
+    keys = [{"pk": r["PutRequest"]["Item"]["pk"]} for r in requests]
+    stored = direct.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+    assert len(stored["Responses"][table]) == 5
+    stats = proxy.stats
+    assert stats.lost_answers == 1
+    assert stats.unprocessed_items == 0
+
+
+# -- hangs --------------------------------------------------------------------
+
+
+def proxy_threads(port):
+    return [t for t in threading.enumerate() if t.name.startswith(f"faultproxy-{port}-")]
+
+
+def test_hang_sends_nothing_until_the_client_gives_up(make_proxy, clients, table):
+    proxy = make_proxy(Faults(hang=1.0, operations=frozenset({"GetItem"})))
+    client = clients(proxy.endpoint_url, read_timeout=0.5, connect_timeout=5)
+
+    started = time.monotonic()
+    with pytest.raises(ReadTimeoutError):
+        client.get_item(TableName=table, Key={"pk": {"S": "get-000"}})
+    waited = time.monotonic() - started
+
+    assert 0.45 <= waited < 2.0  # the client's own read timeout, not an answer
+    # The client closed the timed-out connection: the proxy's thread for it ends.
+    hung_thread = [t for t in proxy_threads(proxy.port) if t.name.endswith("-conn-1")]
+    for thread in hung_thread:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    stats = proxy.stats
+    assert stats.requests == stats.hung == 1
+    assert stats.forwarded == stats.bytes_to_client == 0
+    assert stats.open_connections == 0
+
+    # Other operations are answered meanwhile.
+    assert client.list_tables()["TableNames"] is not None
+    assert proxy.stats.hung == 1
+    assert [seen.fault for seen in proxy.seen] == ["hang", None]
+
+
+def test_stop_closes_hung_connections_and_ends_every_thread(engine):
+    request = (
+        b"POST / HTTP/1.1\r\nHost: proxy\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\n"
+        b"Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    proxy = FaultProxy(upstream=engine.endpoint_url, faults=Faults(hang=1.0)).start()
+    port = proxy.port
+    socks = [socket.create_connection((proxy.host, port), timeout=0.5) for _ in range(3)]
+    try:
+        for sock in socks:
+            sock.sendall(request)
+        for sock in socks:
+            with pytest.raises(TimeoutError):
+                sock.recv(1)  # no answer, no close
+
+        stopper = threading.Thread(target=proxy.__exit__, args=(None, None, None))
+        started = time.monotonic()
+        stopper.start()
+        stopper.join(timeout=10)
+        assert not stopper.is_alive()
+        assert time.monotonic() - started < 2.0
+        assert proxy_threads(port) == []
+        for sock in socks:
+            sock.settimeout(10)
+            assert sock.recv(1) == b""  # closed by the proxy, without a byte
+    finally:
+        for sock in socks:
+            sock.close()
+        proxy.stop()
+    stats = proxy.stats
+    assert stats.requests == stats.hung == 3
+    assert stats.forwarded == 0
+    assert stats.open_connections == 0
+
+
+# -- the request log ----------------------------------------------------------
+
+
+def test_seen_records_every_request_in_order(make_proxy, clients, table):
+    proxy = make_proxy(Faults(throttle=1.0, operations=frozenset({"GetItem"})))
+    client = clients(proxy.endpoint_url)
+    client.list_tables()
+    client.put_item(TableName=table, Item=item("seen-1", 1))
+    with pytest.raises(ClientError):
+        client.get_item(TableName=table, Key={"pk": {"S": "seen-1"}})
+
+    seen = proxy.seen
+    assert [r.operation for r in seen] == ["ListTables", "PutItem", "GetItem"]
+    assert [r.fault for r in seen] == [None, None, "throttle"]
+    put = seen[1]
+    assert isinstance(put, SeenRequest)
+    assert put.method == "POST"
+    assert put.target == "/"
+    assert put.header("x-amz-target") == "DynamoDB_20120810.PutItem"
+    assert put.payload == {"TableName": table, "Item": item("seen-1", 1)}
+    assert json.loads(put.body) == put.payload
+    assert put.header("no-such-header") is None
+
+    client.list_tables()
+    assert len(seen) == 3  # a snapshot
+    assert len(proxy.seen) == 4
+    proxy.reset_stats()
+    assert proxy.seen == ()
+
+
+def test_seen_keeps_the_original_batch_and_the_transaction_token(
+    make_proxy, clients, direct, table
+):
+    proxy = make_proxy(Faults(unprocessed=1.0, operations=frozenset({"BatchWriteItem"})))
+    client = clients(proxy.endpoint_url)
+    requests = [{"PutRequest": {"Item": item(f"seen-batch-{i}", i)}} for i in range(3)]
+    client.batch_write_item(RequestItems={table: requests})
+
+    proxy.faults = Faults(lost_answer=1.0, operations=frozenset({"TransactWriteItems"}))
+    with pytest.raises(ConnectionClosedError):
+        client.transact_write_items(
+            TransactItems=[{"Put": {"TableName": table, "Item": item("seen-tx", 1)}}]
+        )
+
+    batch, transaction = proxy.seen
+    assert batch.fault == "unprocessed"
+    assert batch.payload == {"RequestItems": {table: requests}}  # as sent, not as forwarded
+    assert transaction.fault == "lost_answer"
+    token = transaction.payload["ClientRequestToken"]  # botocore's idempotency token
+    assert isinstance(token, str)
+    assert len(token) > 0
+    assert "Item" in direct.get_item(TableName=table, Key={"pk": {"S": "seen-tx"}})
+
+
+def test_seen_is_bounded(engine, clients):
+    with pytest.raises(ValueError, match="request log"):
+        FaultProxy(upstream=engine.endpoint_url, request_log_size=-1)
+    with FaultProxy(upstream=engine.endpoint_url, request_log_size=3) as proxy:
+        client = clients(proxy.endpoint_url)
+        for limit in range(1, 6):
+            client.list_tables(Limit=limit)
+        assert [r.payload for r in proxy.seen] == [{"Limit": 3}, {"Limit": 4}, {"Limit": 5}]
+    with FaultProxy(upstream=engine.endpoint_url, request_log_size=0) as proxy:
+        clients(proxy.endpoint_url).list_tables()
+        assert proxy.seen == ()
+        assert proxy.stats.requests == 1

@@ -3,10 +3,12 @@
 `FaultProxy` listens on ``127.0.0.1`` (a free port by default) and forwards
 every request to an upstream engine (moto's server, dynalite, ...). On the
 way it can add latency, answer throttling or server errors itself, drop
-connections, and turn parts of ``BatchGetItem``/``BatchWriteItem`` requests
+connections, lose the engine's answer after a write has landed, hang without
+answering, and turn parts of ``BatchGetItem``/``BatchWriteItem`` requests
 into ``UnprocessedKeys``/``UnprocessedItems`` - the faults real DynamoDB
 produces and local engines never do. It counts what it did (`ProxyStats`),
-including client connections, so connection-pool reuse can be measured.
+including client connections, so connection-pool reuse can be measured, and
+keeps the latest requests it saw (`FaultProxy.seen`, `SeenRequest`).
 
 Standard library only; one thread per client connection, HTTP/1.1 keep-alive
 towards the client whatever the upstream does (moto closes every
@@ -38,7 +40,8 @@ Notes:
 """
 
 from .faults import Faults, ThrottleCode
+from .seen import SeenRequest
 from .server import FaultProxy
 from .stats import ProxyStats
 
-__all__ = ["FaultProxy", "Faults", "ProxyStats", "ThrottleCode"]
+__all__ = ["FaultProxy", "Faults", "ProxyStats", "SeenRequest", "ThrottleCode"]

@@ -13,7 +13,7 @@ import zlib
 from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 from .batches import BatchPlan, empty_batch_response, merge_unprocessed
-from .faults import THROTTLE_BODIES
+from .faults import THROTTLE_BODIES, Outcome
 from .http import (
     HOP_BY_HOP,
     BadRequest,
@@ -26,6 +26,7 @@ from .http import (
     json_response,
     plain_response,
     read_request,
+    server_error_response,
     set_header,
     strip_hop_by_hop,
     upstream_failure,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection"]
 
 _log = logging.getLogger(__package__)  # the package's logger, "portchops_models.testing.faultproxy"
+
+_BATCHES: Final = frozenset({"BatchGetItem", "BatchWriteItem"})
 
 _STALE_CONNECTION_ERRORS: Final = (
     http.client.RemoteDisconnected,
@@ -119,53 +122,55 @@ class ClientConnection:
         """Serve one request; returns whether to keep the connection open."""
         proxy = self.proxy
         operation = request.operation
-        proxy._count_request(operation)
+        proxy._counters.count_request(operation)
         faults = proxy.faults
+        outcome: Outcome = "forward"
         plan: BatchPlan | None = None
         if faults.applies_to(operation):
             delay = proxy._draw_delay(faults)
             if delay > 0 and proxy._stopping.wait(delay):
                 return False
             outcome = proxy._draw_outcome(faults)
-            if outcome == "drop":
-                proxy._count("dropped")
-                self._abort()
-                return False
-            if outcome == "throttle":
-                proxy._count("throttled")
-                type_, message = THROTTLE_BODIES[faults.throttle_code]
-                return self._send(json_response(400, "Bad Request", type_, message), request)
-            if outcome == "server_error":
-                proxy._count("server_errors")
-                if faults.server_error_status == 503:
-                    response = json_response(
-                        503,
-                        "Service Unavailable",
-                        "com.amazon.coral.service#ServiceUnavailable",
-                        "The service is currently unavailable or busy.",
-                    )
-                else:
-                    response = json_response(
-                        500,
-                        "Internal Server Error",
-                        "com.amazon.coral.service#InternalFailure",
-                        "The server encountered an internal error trying to fulfill the request.",
-                    )
-                return self._send(response, request)
-            if faults.unprocessed > 0 and operation in ("BatchGetItem", "BatchWriteItem"):
+            if outcome == "forward" and faults.unprocessed > 0 and operation in _BATCHES:
                 plan = proxy._plan_batch(operation, request.body, faults.unprocessed)
-        if plan is None:
-            upstream_response = self._forward(request, request.body, operation)
-            if upstream_response is None:
-                return self._send(upstream_failure(), request)
-            return self._send(upstream_response, request)
-        return self._send(self._forward_partial(request, plan), request)
+        proxy._record(request, "unprocessed" if plan is not None else outcome)
+        if outcome == "drop":
+            proxy._counters.count("dropped")
+            self._abort()
+            return False
+        if outcome == "hang":
+            proxy._counters.count("hung")
+            self._hang()
+            return False
+        if outcome == "throttle":
+            proxy._counters.count("throttled")
+            type_, message = THROTTLE_BODIES[faults.throttle_code]
+            return self._send(json_response(400, "Bad Request", type_, message), request)
+        if outcome == "server_error":
+            proxy._counters.count("server_errors")
+            return self._send(server_error_response(faults.server_error_status), request)
+        if plan is not None:
+            return self._send(self._forward_partial(request, plan), request)
+        upstream_response = self._forward(request, request.body, operation)
+        if upstream_response is None:
+            return self._send(upstream_failure(), request)
+        if outcome == "lost_answer":
+            proxy._counters.count("lost_answers")  # the engine has answered: the write has landed
+            self._abort()
+            return False
+        return self._send(upstream_response, request)
+
+    def _hang(self) -> None:
+        """Send nothing until the client closes (or `interrupt` shuts the socket on stop)."""
+        with contextlib.suppress(OSError):
+            while self.sock.recv(65536):
+                pass  # whatever else the client sends is read and ignored
 
     def _forward_partial(self, request: Request, plan: BatchPlan) -> Response:
         if plan.forward is None:
             response = empty_batch_response(plan)
             merge_unprocessed(plan, response)
-            self.proxy._count_unprocessed(plan)
+            self.proxy._counters.count_unprocessed(plan)
             return json_ok(json_dumps(response))
         upstream = self._forward(request, json_dumps(plan.forward), plan.operation, identity=True)
         if upstream is None:
@@ -181,9 +186,9 @@ class ClientConnection:
         except (ValueError, zlib.error):
             payload = None
         if not isinstance(payload, dict) or not merge_unprocessed(plan, payload):
-            self.proxy._count("upstream_errors")
+            self.proxy._counters.count("upstream_errors")
             return upstream_failure("the engine's batch response could not be parsed")
-        self.proxy._count_unprocessed(plan)
+        self.proxy._counters.count_unprocessed(plan)
         new_body = json_dumps(payload)
         headers = [(k, v) for k, v in upstream.headers if k.lower() != "content-encoding"]
         set_header(headers, "Content-Length", str(len(new_body)))
@@ -248,14 +253,14 @@ class ClientConnection:
                 conn.close()
                 self._upstream_failed(err)
                 return None
-            proxy._count_forwarded(operation)
+            proxy._counters.count_forwarded(operation)
             return strip_hop_by_hop(response, request.method)
         return None  # pragma: no cover - the loop always returns
 
     def _upstream_failed(self, err: Exception) -> None:
         if not self.proxy._stopping.is_set():
             _log.warning("fault proxy: upstream %s failed: %r", self.proxy.upstream, err)
-        self.proxy._count("upstream_errors")
+        self.proxy._counters.count("upstream_errors")
 
     # -- writing -----------------------------------------------------------
 
@@ -277,6 +282,6 @@ class ClientConnection:
         data = "".join(lines).encode("latin-1")
         body = b"" if head_only else response.body
         # Count first: once the client has the answer, the stats must already show it.
-        self.proxy._count_bytes(len(body))
+        self.proxy._counters.count_bytes(len(body))
         self.sock.sendall(data + body if body else data)
         return keep

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
-__all__ = ["THROTTLE_BODIES", "Faults", "ThrottleCode"]
+__all__ = ["OUTCOMES", "THROTTLE_BODIES", "Faults", "Outcome", "ThrottleCode"]
 
 ThrottleCode: TypeAlias = Literal[
     "ProvisionedThroughputExceededException",
@@ -13,6 +13,12 @@ ThrottleCode: TypeAlias = Literal[
     "RequestLimitExceeded",
 ]
 """Error codes `Faults.throttle_code` can answer throttled requests with."""
+
+Outcome: TypeAlias = Literal["drop", "server_error", "throttle", "lost_answer", "hang", "forward"]
+"""What the proxy does with one request, as drawn by `Faults.outcome`."""
+
+OUTCOMES: Final[tuple[Outcome, ...]] = ("drop", "server_error", "throttle", "lost_answer", "hang")
+"""The per-request faults, in the order a draw picks them."""
 
 THROTTLE_BODIES: Final[dict[str, tuple[str, str]]] = {
     "ProvisionedThroughputExceededException": (
@@ -36,8 +42,8 @@ class Faults:
     """What the proxy does to requests; every fault is off by default.
 
     Fractions are probabilities per request (``drop``, ``server_error``,
-    ``throttle``; together at most 1) or per batch key/write request
-    (``unprocessed``). Swap a running proxy's faults with
+    ``throttle``, ``lost_answer``, ``hang``; together at most 1) or per batch
+    key/write request (``unprocessed``). Swap a running proxy's faults with
     ``proxy.faults = Faults(...)``.
 
     Attributes:
@@ -52,6 +58,13 @@ class Faults:
         server_error_status: 500 or 503.
         drop: fraction where the client connection is reset without an
             answer (and nothing is forwarded).
+        lost_answer: fraction forwarded whole (never as a partial batch) to the
+            engine, whose answer is read in full - so a write has landed - and
+            then lost: the client connection is reset instead. A read timeout
+            after the write was applied, as clients see it.
+        hang: fraction read and then never answered nor forwarded: the client
+            connection stays open, silent, until the client closes it or the
+            proxy stops (an endpoint that accepts and never answers).
         unprocessed: fraction of ``BatchGetItem`` keys and ``BatchWriteItem``
             write requests taken out of the forwarded request and returned as
             ``UnprocessedKeys``/``UnprocessedItems`` (merged with the engine's).
@@ -67,18 +80,22 @@ class Faults:
     server_error: float = 0.0
     server_error_status: Literal[500, 503] = 500
     drop: float = 0.0
+    lost_answer: float = 0.0
+    hang: float = 0.0
     unprocessed: float = 0.0
     operations: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("throttle", "server_error", "drop", "unprocessed"):
+        for name in (*OUTCOMES, "unprocessed"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name} must be within [0, 1], got {value!r}")
         if self.latency < 0 or self.latency_jitter < 0:
             raise ValueError("Faults.latency and Faults.latency_jitter must be >= 0")
-        if self.drop + self.server_error + self.throttle > 1.0 + 1e-9:
-            raise ValueError("Faults.drop + Faults.server_error + Faults.throttle must be <= 1")
+        if sum(getattr(self, name) for name in OUTCOMES) > 1.0 + 1e-9:
+            raise ValueError(
+                "Faults.drop + server_error + throttle + lost_answer + hang must be <= 1"
+            )
         if self.throttle_code not in THROTTLE_BODIES:
             raise ValueError(f"unknown Faults.throttle_code {self.throttle_code!r}")
         if self.server_error_status not in (500, 503):
@@ -89,3 +106,17 @@ class Faults:
     def applies_to(self, operation: str) -> bool:
         """Whether faults apply to ``operation`` (a DynamoDB operation name)."""
         return bool(operation) and (self.operations is None or operation in self.operations)
+
+    @property
+    def draws_outcomes(self) -> bool:
+        """Whether any per-request fault is on (else every request is forwarded)."""
+        return any(getattr(self, name) > 0 for name in OUTCOMES)
+
+    def outcome(self, draw: float) -> Outcome:
+        """The outcome a uniform ``draw`` in [0, 1) picks, faults taking `OUTCOMES` order."""
+        edge = 0.0
+        for name in OUTCOMES:
+            edge += getattr(self, name)
+            if draw < edge:
+                return name
+        return "forward"

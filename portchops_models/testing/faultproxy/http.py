@@ -22,6 +22,7 @@ __all__ = [
     "json_response",
     "plain_response",
     "read_request",
+    "server_error_response",
     "set_header",
     "strip_hop_by_hop",
     "upstream_failure",
@@ -228,6 +229,23 @@ def json_response(status: int, reason: str, type_: str, message: str) -> Respons
 
 def json_ok(body: bytes) -> Response:
     return Response(200, "OK", _answer_headers(body), body)
+
+
+def server_error_response(status: int) -> Response:
+    """The 500 ``InternalFailure`` or 503 ``ServiceUnavailable`` DynamoDB answers."""
+    if status == 503:
+        return json_response(
+            503,
+            "Service Unavailable",
+            "com.amazon.coral.service#ServiceUnavailable",
+            "The service is currently unavailable or busy.",
+        )
+    return json_response(
+        500,
+        "Internal Server Error",
+        "com.amazon.coral.service#InternalFailure",
+        "The server encountered an internal error trying to fulfill the request.",
+    )
 
 
 def upstream_failure(message: str = "the engine could not be reached") -> Response:

@@ -10,11 +10,14 @@ import selectors
 import socket
 import threading
 from types import TracebackType
+from typing import Literal
 from urllib.parse import urlsplit
 
 from .batches import BatchPlan, plan_batch
 from .connection import ClientConnection
-from .faults import Faults
+from .faults import Faults, Outcome
+from .http import Request
+from .seen import RequestLog, SeenRequest
 from .stats import Counters, ProxyStats
 
 __all__ = ["FaultProxy"]
@@ -35,6 +38,8 @@ class FaultProxy:
         host: the address to bind; loopback by default.
         port: the port to bind; 0 (the default) picks a free one.
         upstream_timeout: socket timeout, in seconds, towards the engine.
+        request_log_size: how many of the latest requests `seen` keeps
+            (0: none).
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class FaultProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         upstream_timeout: float = 60.0,
+        request_log_size: int = 10_000,
     ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
@@ -68,6 +74,7 @@ class FaultProxy:
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         self._counters = Counters()
+        self._seen = RequestLog(request_log_size)
         self._lifecycle = threading.Lock()
         self._stopping = threading.Event()
         self._running = False
@@ -110,10 +117,23 @@ class FaultProxy:
         with self._counters.lock:
             return self._counters.snapshot()
 
+    @property
+    def seen(self) -> tuple[SeenRequest, ...]:
+        """A snapshot of the latest requests (``request_log_size`` at most), oldest first.
+
+        Every request is there, faulted or not, in the order the proxy handled
+        it (after any latency), with its operation, headers and raw body.
+        """
+        return self._seen.snapshot()
+
     def reset_stats(self) -> None:
-        """Zero the counters (``open_connections`` stays; ``peak_connections`` restarts from it)."""
+        """Zero the counters and empty `seen`.
+
+        ``open_connections`` stays; ``peak_connections`` restarts from it.
+        """
         with self._counters.lock:
             self._counters.reset()
+        self._seen.clear()
 
     def start(self) -> FaultProxy:
         """Bind and start serving (idempotent); returns self."""
@@ -232,18 +252,21 @@ class FaultProxy:
                 return faults.latency + self._random.uniform(0.0, faults.latency_jitter)
         return faults.latency
 
-    def _draw_outcome(self, faults: Faults) -> str:
-        if faults.drop == 0 and faults.server_error == 0 and faults.throttle == 0:
+    def _draw_outcome(self, faults: Faults) -> Outcome:
+        if not faults.draws_outcomes:
             return "forward"
         with self._random_lock:
             draw = self._random.random()
-        if draw < faults.drop:
-            return "drop"
-        if draw < faults.drop + faults.server_error:
-            return "server_error"
-        if draw < faults.drop + faults.server_error + faults.throttle:
-            return "throttle"
-        return "forward"
+        return faults.outcome(draw)
+
+    def _record(self, request: Request, outcome: Outcome | Literal["unprocessed"]) -> None:
+        fault = None if outcome == "forward" else outcome
+        headers = tuple(request.headers)
+        self._seen.add(
+            SeenRequest(
+                request.operation, request.method, request.target, headers, request.body, fault
+            )
+        )
 
     def _plan_batch(self, operation: str, body: bytes, fraction: float) -> BatchPlan | None:
         try:
@@ -255,30 +278,3 @@ class FaultProxy:
         with self._random_lock:
             rng = self._random
             return plan_batch(operation, payload, lambda: rng.random() < fraction)
-
-    def _count_request(self, operation: str) -> None:
-        with self._counters.lock:
-            self._counters.requests += 1
-            if operation:
-                self._counters.by_operation[operation] += 1
-
-    def _count_forwarded(self, operation: str) -> None:
-        with self._counters.lock:
-            self._counters.forwarded += 1
-            if operation:
-                self._counters.forwarded_by_operation[operation] += 1
-
-    def _count(self, name: str) -> None:
-        with self._counters.lock:
-            setattr(self._counters, name, getattr(self._counters, name) + 1)
-
-    def _count_unprocessed(self, plan: BatchPlan) -> None:
-        with self._counters.lock:
-            if plan.operation == "BatchGetItem":
-                self._counters.unprocessed_keys += plan.moved_count
-            else:
-                self._counters.unprocessed_items += plan.moved_count
-
-    def _count_bytes(self, count: int) -> None:
-        with self._counters.lock:
-            self._counters.bytes_to_client += count

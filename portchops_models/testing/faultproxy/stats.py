@@ -5,8 +5,17 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
-__all__ = ["Counters", "ProxyStats"]
+if TYPE_CHECKING:
+    from .batches import BatchPlan
+
+__all__ = ["Counters", "ProxyStats", "Tally"]
+
+Tally: TypeAlias = Literal[
+    "throttled", "server_errors", "dropped", "lost_answers", "hung", "upstream_errors"
+]
+"""The counters `Counters.count` adds one to."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -15,10 +24,15 @@ class ProxyStats:
 
     Attributes:
         requests: requests received from clients.
-        forwarded: requests sent upstream and answered by the engine.
+        forwarded: requests sent upstream and answered by the engine
+            (``lost_answers`` included).
         throttled: requests the proxy answered with a throttling error.
         server_errors: requests the proxy answered with a 500/503.
         dropped: requests whose connection the proxy reset.
+        lost_answers: requests forwarded and answered by the engine whose
+            client connection the proxy then reset instead of answering.
+        hung: requests the proxy never answered nor forwarded, holding the
+            connection open until the client closed it or the proxy stopped.
         upstream_errors: requests the engine could not be reached for
             (answered with 502).
         unprocessed_keys: BatchGetItem keys moved to ``UnprocessedKeys``.
@@ -36,6 +50,8 @@ class ProxyStats:
     throttled: int = 0
     server_errors: int = 0
     dropped: int = 0
+    lost_answers: int = 0
+    hung: int = 0
     upstream_errors: int = 0
     unprocessed_keys: int = 0
     unprocessed_items: int = 0
@@ -48,7 +64,7 @@ class ProxyStats:
 
 
 class Counters:
-    """Mutable counters; every access holds ``lock``."""
+    """Mutable counters; every access holds ``lock`` (the ``count*`` methods take it)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -61,6 +77,8 @@ class Counters:
         self.throttled = 0
         self.server_errors = 0
         self.dropped = 0
+        self.lost_answers = 0
+        self.hung = 0
         self.upstream_errors = 0
         self.unprocessed_keys = 0
         self.unprocessed_items = 0
@@ -77,6 +95,8 @@ class Counters:
             throttled=self.throttled,
             server_errors=self.server_errors,
             dropped=self.dropped,
+            lost_answers=self.lost_answers,
+            hung=self.hung,
             upstream_errors=self.upstream_errors,
             unprocessed_keys=self.unprocessed_keys,
             unprocessed_items=self.unprocessed_items,
@@ -87,3 +107,30 @@ class Counters:
             peak_connections=self.peak_connections,
             open_connections=self.open_connections,
         )
+
+    def count(self, name: Tally) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def count_request(self, operation: str) -> None:
+        with self.lock:
+            self.requests += 1
+            if operation:
+                self.by_operation[operation] += 1
+
+    def count_forwarded(self, operation: str) -> None:
+        with self.lock:
+            self.forwarded += 1
+            if operation:
+                self.forwarded_by_operation[operation] += 1
+
+    def count_unprocessed(self, plan: BatchPlan) -> None:
+        with self.lock:
+            if plan.operation == "BatchGetItem":
+                self.unprocessed_keys += plan.moved_count
+            else:
+                self.unprocessed_items += plan.moved_count
+
+    def count_bytes(self, count: int) -> None:
+        with self.lock:
+            self.bytes_to_client += count
