@@ -16,6 +16,7 @@ The public surface, re-exported here::
 
 from .cache import CachePolicy, cached
 from .errors import (
+    CallTimeout,
     ConditionFailed,
     ConfigurationError,
     EndpointUnreachable,
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BaseModel",
     "CachePolicy",
+    "CallTimeout",
     "ConditionFailed",
     "ConfigurationError",
     "EndpointUnreachable",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol, TypeVar
 
+from . import deadline
 from .errors import InvalidRequest
 
 __all__ = ["PageLike", "fan_out", "merge_segments"]
@@ -40,7 +41,7 @@ def fan_out(
             return [send(chunks[0])]
         except Exception as err:
             return [err]
-    futures = [executor.submit(send, chunk) for chunk in chunks]
+    futures = [executor.submit(deadline.propagate(send), chunk) for chunk in chunks]
     outcomes: list[dict[str, Any] | BaseException] = []
     for future in futures:
         try:

@@ -29,6 +29,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from . import deadline
 from .errors import PortChopsError, error_code, http_status, translate
 from .metrics import Metrics
 from .retry import RetryPolicy
@@ -54,6 +55,9 @@ class Connection:
     executor: ThreadPoolExecutor = field(init=False, repr=False, compare=False)
     #: the default retry policy (``retry_*`` settings), one budget for the whole client.
     retry: RetryPolicy = field(init=False, repr=False, compare=False)
+    #: one slot per pooled connection: a call waits here, under its deadline, for a
+    #: free connection (urllib3's own wait has no bound).
+    slots: threading.BoundedSemaphore = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -67,6 +71,7 @@ class Connection:
             max_delay=max(s.retry_max_delay, s.retry_base_delay),
         )
         object.__setattr__(self, "retry", policy)
+        object.__setattr__(self, "slots", threading.BoundedSemaphore(s.max_pool_connections))
 
     def send(
         self,
@@ -133,10 +138,28 @@ class Connection:
         self.client.close()
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Send one DynamoDB API call (e.g. ``"GetItem"``) and return the parsed response."""
-        client: Any = self.client  # botocore's dispatcher is generated, so untyped
-        response: dict[str, Any] = client._make_api_call(operation, params)
-        return response
+        """Send one DynamoDB API call (e.g. ``"GetItem"``) and return the parsed response.
+
+        Under a deadline (`portchops_models.deadline`) the wait for a pooled
+        connection and the attempt's read timeout are both cut to the time left.
+
+        Raises:
+            CallTimeout: the deadline passed before a connection came free.
+        """
+        left = deadline.remaining()
+        table = params.get("TableName")
+        if left is None:
+            self.slots.acquire()
+        elif left <= 0 or not self.slots.acquire(timeout=left):
+            raise deadline.timeout_error(
+                "connection" if left > 0 else "answer", table=table, operation=operation
+            )
+        try:
+            client: Any = self.client  # botocore's dispatcher is generated, so untyped
+            response: dict[str, Any] = client._make_api_call(operation, params)
+            return response
+        finally:
+            self.slots.release()
 
 
 def _build_client(settings: Settings) -> BaseClient:
@@ -163,7 +186,23 @@ def _build_client(settings: Settings) -> BaseClient:
     manager = cast(Any, client)._endpoint.http_session._manager
     manager.connection_pool_kw["block"] = True
     install_parser(client)
+    client.meta.events.register(
+        "before-send.dynamodb", _cut_read_timeout, unique_id="portchops-deadline"
+    )
     return client
+
+
+def _cut_read_timeout(request: Any, **_: Any) -> None:
+    """Cut this attempt's read timeout to the time left before the call's deadline."""
+    left = deadline.remaining()
+    if left is None:
+        return
+    if left <= 0:
+        raise deadline.timeout_error("answer")
+    configured = request.context.get("client_config")
+    read_timeout = getattr(configured, "read_timeout", None) or left
+    if left < read_timeout:
+        request.context["read_timeout"] = max(left, 0.001)
 
 
 _lock = threading.Lock()

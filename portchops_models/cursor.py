@@ -47,13 +47,15 @@ def encode_cursor(
         scope: what the cursor is valid for (table, index, partition key...).
         secret: the signing secret; None uses this process's random key.
     """
-    body = json.dumps([list(scope), last_key], separators=(",", ":"), sort_keys=True).encode()
+    body = json.dumps(
+        [list(scope), _portable(last_key)], separators=(",", ":"), sort_keys=True
+    ).encode()
     return base64.urlsafe_b64encode(_tag(body, secret) + body).rstrip(b"=").decode("ascii")
 
 
 def decode_cursor(
     cursor: str, *, scope: Sequence[str], secret: str | None = None
-) -> dict[str, dict[str, str]]:
+) -> dict[str, dict[str, Any]]:
     """Check and decode a cursor made by `encode_cursor` for the same scope and secret.
 
     Raises:
@@ -76,8 +78,33 @@ def decode_cursor(
         raise InvalidRequest("invalid cursor: it belongs to a different query")
     if not _is_key(last_key):
         raise InvalidRequest("invalid cursor: unreadable key")
-    result: dict[str, dict[str, str]] = last_key
-    return result
+    return _restored(last_key)
+
+
+def _portable(key: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """A key with binary values base64-encoded, for JSON."""
+    out: dict[str, dict[str, str]] = {}
+    for name, value in key.items():
+        ((kind, data),) = value.items()
+        if kind == "B":
+            data = base64.b64encode(bytes(data)).decode("ascii")
+        out[name] = {kind: data}
+    return out
+
+
+def _restored(key: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
+    """The inverse of `_portable`: binary values back to bytes (as the client sends them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in key.items():
+        ((kind, data),) = value.items()
+        if kind == "B":
+            try:
+                out[name] = {"B": base64.b64decode(data, validate=True)}
+            except (binascii.Error, ValueError):
+                raise InvalidRequest("invalid cursor: unreadable key") from None
+        else:
+            out[name] = {kind: data}
+    return out
 
 
 def _is_key(value: object) -> bool:

@@ -10,6 +10,7 @@ Every error that crosses the public API is a `PortChopsError`::
      ├── ConditionFailed         a condition or an optimistic-lock version check failed
      ├── InvalidRequest          bad key, item too large, bad cursor... (a ValueError)
      └── ServiceError            DynamoDB could not serve the request
+          ├── CallTimeout        the call ran past ``call_timeout`` (says what it waited for)
           └── ThrottledError     retries exhausted on throttling, 5xx or dropped connections
                └── EndpointUnreachable   ... because the endpoint never answered
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "CallTimeout",
     "ConditionFailed",
     "ConfigurationError",
     "EndpointUnreachable",
@@ -132,6 +134,32 @@ class ServiceError(PortChopsError):
     ) -> None:
         super().__init__(message, table=table, code=code)
         self.attempts = attempts
+
+
+class CallTimeout(ServiceError):
+    """The public call ran past ``call_timeout`` seconds (attempts, backoff and pool waits).
+
+    The message says what the call was waiting for when its time ran out: an answer
+    from DynamoDB, a backoff before another attempt, or a pooled connection. A write
+    that timed out may or may not have been applied; retrying it through the same
+    repository method is safe (see the retries guide).
+
+    Attributes:
+        attempts: how many attempts were made.
+        waited_for: ``"answer"``, ``"backoff"`` or ``"connection"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        code: str | None = None,
+        attempts: int = 1,
+        waited_for: str = "answer",
+    ) -> None:
+        super().__init__(message, table=table, code=code, attempts=attempts)
+        self.waited_for = waited_for
 
 
 class ThrottledError(ServiceError):

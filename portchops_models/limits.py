@@ -39,6 +39,8 @@ NUMBER_MAX_DIGITS = 38
 #: Non-zero numbers have a magnitude from 1E-130 to below 1E+126.
 NUMBER_MIN_EXPONENT = -130
 NUMBER_MAX_EXPONENT = 126
+# 10**126 needs 419 bits: anything longer is out of range (and too long for str()).
+_MAX_INT_BITS = 419
 
 
 def check_key_part(value: object, *, name: str, max_bytes: int) -> str:
@@ -119,14 +121,32 @@ def number_text(value: object, *, name: str) -> str:
         raise InvalidRequest(f"{name} must be a number, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidRequest(f"{name}: {value} is not a finite number; DynamoDB rejects it")
+    if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+        raise InvalidRequest(
+            f"{name}: an integer of {value.bit_length()} bits is outside DynamoDB's range "
+            f"(below 1E+{NUMBER_MAX_EXPONENT})"
+        )
     text = str(value) if not isinstance(value, float) else repr(value)
     _check_number_text(text, name)
     return text
 
 
 def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
-    """DynamoDB's size of a serialised item: attribute names plus values, in bytes."""
-    return sum(len(name.encode("utf-8")) + _value_size(v, name) for name, v in item.items())
+    """DynamoDB's size of a serialised item: attribute names plus values, in bytes.
+
+    Raises:
+        InvalidRequest: a string that is not valid UTF-8 (a lone surrogate), naming
+            the attribute, or a number DynamoDB would refuse.
+    """
+    total = 0
+    for name, value in item.items():
+        try:
+            total += len(name.encode("utf-8")) + _value_size(value, name)
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                f"{name}: a string holds a lone surrogate (not valid UTF-8); DynamoDB rejects it"
+            ) from None
+    return total
 
 
 def check_item(item: Mapping[str, Mapping[str, Any]], *, table: str) -> None:

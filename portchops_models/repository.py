@@ -24,16 +24,20 @@ returns them until then).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, overload
 
+from cachetools import LRUCache
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import Index
 
-from . import requests
+from . import deadline, idempotency, requests
 from .batching import fan_out, merge_segments
 from .cache import CachePolicy, ItemCache
 from .connection import Connection, current_connection
@@ -54,6 +58,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
 T = TypeVar("T")
 P = TypeVar("P")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: An index given as the model's index attribute or by name.
 IndexRef = Index[Any] | str
@@ -75,6 +80,21 @@ _NOT_DECODED = object()
 def default_metrics() -> Metrics:
     """The `Metrics` shared by every repository built without ``metrics=``."""
     return _DEFAULT_METRICS
+
+
+def _bounded(method: F) -> F:
+    """Run a public call under its ``call_timeout`` deadline (nested calls share the outer)."""
+
+    @functools.wraps(method)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        with deadline.bounded(current_settings().call_timeout):
+            return method(*args, **kwargs)
+
+    return cast(F, bounded)
+
+
+#: Attempts at a write that found an expired item in its way (deleted, then written again).
+_FRESH_ROW_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +153,9 @@ class Repository(Generic[ModelT, KeyT]):
         self._retry_given = retry
         self._generation = -1
         self.shape: TableShape = shape_of(model)
+        # key -> stale markers seen in the item's last ALL_NEW, removed by the next update
+        self._stale: LRUCache[Hashable, list[str]] = LRUCache(maxsize=10_000)
+        self._stale_lock = threading.Lock()
         self._decode_model: Callable[[RawItem], ModelT] = model_decoder(cast(type[ModelT], model))
 
     # ------------------------------------------------------------------ plumbing
@@ -177,10 +200,8 @@ class Repository(Generic[ModelT, KeyT]):
         """Distinct keys in order, each checked; a lone str or bytes is not a collection."""
         if isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Iterable):
             raise InvalidRequest(f"{what} takes a collection of keys, got {keys!r}")
-        listed = list(keys)
-        for key in listed:
-            self.shape.check_key(key)
-        return list(dict.fromkeys(listed))
+        canonical = self.shape.canonical
+        return list(dict.fromkeys(canonical(key) for key in keys))  # type: ignore[misc]
 
     # ------------------------------------------------------------------ point reads
 
@@ -202,6 +223,7 @@ class Repository(Generic[ModelT, KeyT]):
     def find(
         self, key: KeyT, *, consistent: bool = False, projection: ProjectionType[ModelT, P]
     ) -> P | None: ...
+    @_bounded
     def find(
         self,
         key: KeyT,
@@ -218,9 +240,9 @@ class Repository(Generic[ModelT, KeyT]):
         if cache is None or consistent:
             item = self._load(key, consistent, proj)
         else:
-            self.shape.check_key(key)
+            canonical = cast(KeyT, self.shape.canonical(key))
             self._connect()
-            item = cache.get_or_load(key, proj, lambda: self._load(key, False, proj))
+            item = cache.get_or_load(canonical, proj, lambda: self._load(key, False, proj))
             if item is not None and self.shape.expired(item):
                 item = None
         return None if item is None else cast("ModelT | P", self._decode(item, proj))
@@ -231,6 +253,7 @@ class Repository(Generic[ModelT, KeyT]):
     def get(
         self, key: KeyT, *, consistent: bool = False, projection: ProjectionType[ModelT, P]
     ) -> P: ...
+    @_bounded
     def get(
         self,
         key: KeyT,
@@ -250,6 +273,7 @@ class Repository(Generic[ModelT, KeyT]):
             raise ItemNotFound(f"{table}: no item with key {key!r}", table=table, key=key)
         return found
 
+    @_bounded
     def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
         return self.find(key, consistent=consistent) is not None
@@ -262,6 +286,7 @@ class Repository(Generic[ModelT, KeyT]):
     def batch_get(
         self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P]
     ) -> list[P]: ...
+    @_bounded
     def batch_get(
         self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P] | None = None
     ) -> list[ModelT] | list[P]:
@@ -378,6 +403,12 @@ class Repository(Generic[ModelT, KeyT]):
     def _page(
         self, built: requests.QueryRequest, operation: str, cursor: str | None, projection: Any
     ) -> Page[Any]:
+        with deadline.bounded(current_settings().call_timeout):
+            return self._fetch_page(built, operation, cursor, projection)
+
+    def _fetch_page(
+        self, built: requests.QueryRequest, operation: str, cursor: str | None, projection: Any
+    ) -> Page[Any]:
         conn, table = self._connect()
         params = built.params
         secret = conn.settings.cursor_secret
@@ -451,6 +482,7 @@ class Repository(Generic[ModelT, KeyT]):
         projection: ProjectionType[ModelT, P],
         consistent: bool = False,
     ) -> Page[P]: ...
+    @_bounded
     def query(
         self,
         hash_key: object,
@@ -585,6 +617,7 @@ class Repository(Generic[ModelT, KeyT]):
         )
         return items
 
+    @_bounded
     def count(
         self,
         hash_key: object,
@@ -667,6 +700,7 @@ class Repository(Generic[ModelT, KeyT]):
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P],
     ) -> Page[P]: ...
+    @_bounded
     def scan_page(
         self,
         *,
@@ -744,6 +778,7 @@ class Repository(Generic[ModelT, KeyT]):
 
     # ------------------------------------------------------------------ writes
 
+    @_bounded
     def save(self, item: ModelT, *, condition: Condition | None = None) -> ModelT:
         """Write the whole item (PutItem), optionally only if `condition` holds.
 
@@ -752,6 +787,10 @@ class Repository(Generic[ModelT, KeyT]):
         with, and the version goes up by one. Timestamps (`UpdatedAtAttribute`)
         and a sliding TTL are refreshed; a TTL set by the caller is kept.
 
+        Exactly once: a save retried after its answer was lost does not report
+        `ConditionFailed` for its own write, and an expired item still stored
+        does not count as present (see `portchops_models.idempotency`).
+
         Raises:
             ConditionFailed: the condition or the version check failed.
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects.
@@ -759,14 +798,18 @@ class Repository(Generic[ModelT, KeyT]):
         conn, table = self._connect()
         if isinstance(item, self.shape.model):
             self.shape.stamp(item)
-        params, version = requests.put_item(self.shape, table, item, condition=condition)
+        marker = idempotency.new_marker()
+        params, version = requests.put_item(
+            self.shape, table, item, condition=condition, marker=marker
+        )
         key = cast(KeyT, self.shape.key_of(params["Item"]))
         what = "version conflict (stale item) or condition" if version else "condition"
-        self._write(conn, "PutItem", params, table, key, what)
+        self._write_once(conn, "PutItem", lambda: params, table, key, marker, what)
         if version is not None and self.shape.version_name is not None:
             setattr(item, self.shape.version_name, version)
         return item
 
+    @_bounded
     def update(
         self, key: KeyT, actions: Sequence[Action], *, condition: Condition | None = None
     ) -> ModelT:
@@ -777,19 +820,90 @@ class Repository(Generic[ModelT, KeyT]):
         up by one when the model has a version attribute; timestamps and a sliding
         TTL are refreshed. Creates the item if absent, unless `condition` says
         otherwise (e.g. ``Lesson.course_id.exists()``).
-        """
-        conn, table = self._connect()
-        params = requests.update_item(self.shape, table, key, actions, condition=condition)
-        response = self._write(conn, "UpdateItem", params, table, key)
-        return cast(ModelT, self.shape.model.from_raw_data(response["Attributes"]))
 
+        Exactly once: an update retried after its answer was lost is not applied
+        twice (counters count once), and an expired item still stored is replaced
+        by a fresh row rather than revived.
+        """
+        key = cast(KeyT, self.shape.canonical(key))
+        conn, table = self._connect()
+        marker = idempotency.new_marker()
+        with self._stale_lock:
+            prune = self._stale.pop(key, [])
+
+        def build() -> dict[str, Any]:
+            return requests.update_item(
+                self.shape, table, key, actions, condition=condition, marker=marker, prune=prune
+            )
+
+        stored = self._write_once(conn, "UpdateItem", build, table, key, marker)
+        horizon = conn.settings.call_timeout + idempotency.CLOCK_SKEW_SECONDS
+        stale = idempotency.stale_markers(stored, horizon=horizon)
+        if stale:
+            with self._stale_lock:
+                self._stale[key] = stale
+        return cast(ModelT, self.shape.model.from_raw_data(stored))
+
+    def _write_once(
+        self,
+        conn: Connection,
+        operation: str,
+        build: Callable[[], dict[str, Any]],
+        table: str,
+        key: KeyT,
+        marker: str,
+        what: str = "condition",
+    ) -> RawItem:
+        """Send a marked write; on a failed condition, reconcile with the stored item.
+
+        Returns the item as stored (``Attributes`` of an update, or the item read
+        back when an earlier attempt of this call had landed).
+        """
+        for _ in range(_FRESH_ROW_ATTEMPTS):
+            params = build()
+            try:
+                response = self._write(conn, operation, params, table, key, what)
+                return cast(RawItem, response.get("Attributes") or params.get("Item") or {})
+            except ConditionFailed:
+                stored = self._load_raw(conn, table, key)
+                expired = stored is not None and self.shape.expired(stored)
+                outcome = idempotency.reconcile(stored, marker, expired=expired)
+                if outcome is idempotency.Outcome.APPLIED:
+                    return cast(RawItem, stored)
+                if outcome is idempotency.Outcome.FAILED:
+                    raise
+                self._delete_expired(conn, table, key, cast(RawItem, stored))
+        raise ConditionFailed(
+            f"{table}: {what} failed for key {key!r}: the item kept expiring in the way",
+            table=table,
+            key=key,
+        )
+
+    def _load_raw(self, conn: Connection, table: str, key: KeyT) -> RawItem | None:
+        params = requests.get_item(self.shape, table, key, consistent=True)
+        item: RawItem | None = self._send(conn, "GetItem", params, table).get("Item")
+        return item
+
+    def _delete_expired(self, conn: Connection, table: str, key: KeyT, stored: RawItem) -> None:
+        """Delete an expired item (only while it is still the one read), for a fresh row."""
+        ttl_name = cast(str, self.shape.ttl_name)
+        params = requests.delete_item(self.shape, table, key)
+        params["ConditionExpression"] = "#ttl = :ttl"
+        params["ExpressionAttributeNames"] = {"#ttl": ttl_name}
+        params["ExpressionAttributeValues"] = {":ttl": stored[ttl_name]}
+        with contextlib.suppress(ConditionFailed):  # written meanwhile: next attempt sees it
+            self._write(conn, "DeleteItem", params, table, key)
+
+    @_bounded
     def delete(self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
         key = cast(
             KeyT,
-            self.shape.key_of_model(key_or_item)
-            if isinstance(key_or_item, BaseModel)
-            else key_or_item,
+            self.shape.canonical(
+                self.shape.key_of_model(key_or_item)
+                if isinstance(key_or_item, BaseModel)
+                else key_or_item
+            ),
         )
         conn, table = self._connect()
         params = requests.delete_item(self.shape, table, key, condition=condition)
@@ -817,6 +931,7 @@ class Repository(Generic[ModelT, KeyT]):
         finally:
             self._invalidate([key])
 
+    @_bounded
     def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
 
@@ -840,6 +955,7 @@ class Repository(Generic[ModelT, KeyT]):
         self._batch_write(conn, table, puts, keys)
         return len(puts)
 
+    @_bounded
     def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
 

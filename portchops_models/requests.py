@@ -20,11 +20,14 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pynamodb.attributes import NumberAttribute
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action
 
 from .errors import InvalidRequest, PortChopsError
 from .expressions import Expression
+from .idempotency import marker_value
 from .limits import check_item
 from .models.base import BaseModel
 from .projections import Projection
@@ -158,8 +161,13 @@ def put_item(
     item: BaseModel,
     *,
     condition: Condition | None = None,
+    marker: str | None = None,
 ) -> tuple[Params, int | None]:
     """PutItem of a whole item; with a version attribute, checked and bumped.
+
+    A conditional put (version check or `condition`) carries `marker` in the item,
+    so a retry that fails its condition can tell whether an earlier attempt landed
+    (`portchops_models.idempotency`).
 
     Returns:
         The parameters and the version the item will have once written (``None``
@@ -169,6 +177,8 @@ def put_item(
     version_check = _bump_version(shape, item, raw)
     params: Params = {"TableName": table, "Item": raw, "ReturnConsumedCapacity": "TOTAL"}
     combined = _conditions(version_check, condition)
+    if combined is not None and marker is not None:
+        raw[marker] = marker_value()
     if combined is not None:
         expr = Expression()
         params["ConditionExpression"] = expr.condition(combined)
@@ -203,8 +213,16 @@ def update_item(
     actions: Sequence[Action],
     *,
     condition: Condition | None = None,
+    marker: str | None = None,
+    prune: Sequence[str] = (),
 ) -> Params:
-    """UpdateItem: the caller's actions, the write stamps and a version bump; ALL_NEW back."""
+    """UpdateItem: the caller's actions, the write stamps and a version bump; ALL_NEW back.
+
+    With `marker`, the update writes it and applies only where it is absent, so a
+    retry of an update that already landed cannot apply twice; `prune` names
+    stale markers to remove. On a model with a TTL attribute the update applies
+    only to an unexpired (or absent) item: an expired one is not revived.
+    """
     if isinstance(actions, Action):
         actions = [actions]
     if not isinstance(actions, Sequence) or isinstance(actions, str):
@@ -216,6 +234,15 @@ def update_item(
     version = shape.version_attribute
     if version is not None and not any(_targets(a, version.attr_name) for a in actions):
         all_actions.append(version.add(1))
+    guards: list[Condition] = []
+    if marker is not None:
+        all_actions.append(Path(marker).set(Value(int(marker_value()["N"]), NumberAttribute())))
+        all_actions.extend(Path(name).remove() for name in prune if name != marker)
+        guards.append(Path(marker).does_not_exist())
+    if shape.ttl_name is not None:
+        ttl = Path(shape.ttl_name)
+        now = Value(int(marker_value()["N"]), NumberAttribute())
+        guards.append(ttl.does_not_exist() | (ttl > now))
     expr = Expression()
     params: Params = {
         "TableName": table,
@@ -224,7 +251,7 @@ def update_item(
         "ReturnValues": "ALL_NEW",
         "ReturnConsumedCapacity": "TOTAL",
     }
-    combined = _conditions(condition)
+    combined = _conditions(*guards, condition)
     if combined is not None:
         params["ConditionExpression"] = expr.condition(combined)
     expr.apply(params)

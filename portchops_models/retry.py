@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypedDict, TypeVar, Unpack
 
-from portchops_models import errors
+from portchops_models import deadline, errors
 
 __all__ = ["RetryBudget", "RetryPolicy", "retrying"]
 
@@ -263,7 +263,7 @@ class RetryPolicy:
         attempts = 1
         slept = 0.0
         while True:
-            delay, cost, reason = self._next_delay(attempts, attempts - 1, slept, last)
+            delay, cost, reason = self._next_delay(attempts, attempts - 1, slept, last, table)
             if reason:
                 raise errors.gave_up(last, table=table, attempts=attempts, reason=reason) from last
             if on_retry is not None:
@@ -283,16 +283,28 @@ class RetryPolicy:
             return result
 
     def _next_delay(
-        self, attempts: int, backoff_step: int, slept: float, last: BaseException | None
+        self,
+        attempts: int,
+        backoff_step: int,
+        slept: float,
+        last: BaseException | None,
+        table: str | None,
     ) -> tuple[float, int, str]:
         """Whether to try again and after how long: ``(delay, cost, "")``, or a reason to stop.
 
-        The one place that applies the three limits (attempts, total delay, budget) for
-        both single requests (`call`) and batch rounds (`resubmit`).
+        The one place that applies the limits (attempts, total delay, budget, and the
+        call's deadline) for both single requests (`call`) and batch rounds (`resubmit`).
+
+        Raises:
+            CallTimeout: the call's deadline comes before the next attempt could start.
         """
         if attempts >= self.max_attempts:
             return 0.0, 0, f"attempts exhausted (max_attempts={self.max_attempts})"
         delay = self.backoff(backoff_step)
+        left = deadline.remaining()
+        if left is not None and left <= delay:
+            waited = "answer" if left <= 0 else "backoff"
+            raise deadline.timeout_error(waited, table=table, attempts=attempts) from last
         if slept + delay > self.max_total_delay:
             return (
                 0.0,
@@ -343,7 +355,7 @@ class RetryPolicy:
                 return
             stalled = stalled + 1 if len(leftover) >= len(pending) else 0
             rounds += 1
-            delay, cost, reason = self._next_delay(max(stalled, 1), stalled, slept, None)
+            delay, cost, reason = self._next_delay(max(stalled, 1), stalled, slept, None, table)
             if reason:
                 raise errors.ThrottledError(
                     f"{table or 'request'}: {operation} left {len(leftover)} unprocessed after "

@@ -19,6 +19,8 @@ from .errors import ConfigurationError
 __all__ = ["ENV_PREFIX", "Settings", "configure", "current_settings", "settings_generation"]
 
 ENV_PREFIX = "PORTCHOPS_"
+#: The shortest accepted ``cursor_secret``.
+MIN_SECRET_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -45,11 +47,30 @@ class Settings(BaseSettings):
     retry_max_attempts: int = Field(default=8, ge=1, le=100, description="Attempts per call.")
     retry_base_delay: float = Field(default=0.025, gt=0, description="First backoff, seconds.")
     retry_max_delay: float = Field(default=1.0, gt=0, description="Backoff cap, seconds.")
+    call_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds one public call may take in all: attempts, backoff, pool waits.",
+    )
     progress_ttl_hours: float = Field(default=24.0, gt=0, description="UserProgress lifetime.")
     cursor_secret: SecretStr | None = Field(
         default=None,
-        description="Signs pagination cursors; None = a random key per process.",
+        description="Signs pagination cursors (at least 16 characters); unset = a random key "
+        "per process.",
     )
+
+    @field_validator("cursor_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty or short secret is a mistake (an unset variable expanded to ""), not a
+        # request for the per-process key: say so instead of falling back silently.
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_LENGTH} characters (leave it unset for a "
+                "random per-process key)"
+            )
+        return value
 
     @field_validator("endpoint_url")
     @classmethod
@@ -94,6 +115,8 @@ def _build(settings: Settings | None, overrides: dict[str, object]) -> Settings:
         first = err.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
         value = first.get("input")
+        if field == "cursor_secret":
+            value = "**********"  # a secret is never printed
         raise ConfigurationError(f"{ENV_PREFIX}{field.upper()}={value!s}: {first['msg']}") from None
 
 

@@ -21,16 +21,19 @@ Example:
     {'userId': {'S': 'u1'}, 'lessonId': {'S': 'lesson-1'}}
     >>> shape.key_of({"userId": {"S": "u1"}, "lessonId": {"S": "lesson-1"}})
     ('u1', 'lesson-1')
+
+Number keys come back by value (an ``int`` when integral, else a normalised
+``Decimal``), so ``1e23`` and ``10**23`` are one key, as they are to DynamoDB.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Context, Decimal
 from typing import Any, Literal, cast
 
 from pynamodb.attributes import Attribute, TTLAttribute
@@ -179,6 +182,14 @@ class TableShape:
         """Raise `InvalidRequest` if `key` is not a valid key of this model."""
         self.raw_key(key)
 
+    def canonical(self, key: object) -> Hashable:
+        """The key as `key_of` reads it back from DynamoDB (numbers by value), checked.
+
+        Caches and batch results are keyed by it, so ``2.5`` and ``Decimal("2.50")``
+        are the same item, as they are to DynamoDB.
+        """
+        return self.key_of(self.raw_key(key))
+
     def key_of(self, item: Mapping[str, Mapping[str, Any]]) -> Hashable:
         """The Python key of a raw item (or raw key)."""
         hash_part = self.hash_key.decode(item[self.hash_key.name])
@@ -304,12 +315,23 @@ def _key_attribute(
     )
 
 
-def _number(text: str) -> int | float:
-    """A key number as PynamoDB's NumberAttribute reads it (``json.loads``)."""
+#: Wide enough for DynamoDB's 38 digits: normalising never rounds.
+_EXACT = Context(prec=60)
+
+
+def _number(text: str) -> int | Decimal:
+    """A key number in canonical form: an ``int`` when integral, else a normalised ``Decimal``.
+
+    DynamoDB stores numbers, not their spelling (``1e23`` comes back as
+    ``100000000000000000000000``), so keys compare by value: ``("py", 2.5)``,
+    ``("py", Decimal("2.50"))`` and what the engine returns are one key.
+    """
     if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
         return int(text)
-    value: int | float = json.loads(text)
-    return value
+    number = Decimal(text)
+    if number == number.to_integral_value():
+        return int(number)
+    return number.normalize(_EXACT)
 
 
 def _now() -> datetime:

@@ -61,7 +61,7 @@ def table_spec(
     the table); ``indexes=False`` leaves out the global ones, for a migration that
     adds them later.
     """
-    schema = model._get_schema()
+    schema: Any = model._get_schema()
     gsis = [index_spec(model, g["index_name"]) for g in schema["global_secondary_indexes"]]
     lsis = [
         {

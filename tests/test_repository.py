@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,8 @@ from portchops_models import (
     UserRepository,
 )
 from portchops_models.settings import Settings, configure
+from portchops_models.testing.engine import DynaliteEngine
+from tests.conftest import _configure_with_tables
 
 
 class UserSummary(Projection[User]):
@@ -201,7 +204,15 @@ def test_expired_items_are_left_out(any_tables: Settings) -> None:
     assert [r.lesson_id for r in repo.batch_get([("u1", "old"), ("u1", "new")])] == ["new"]
 
 
-def test_record_attempt_is_atomic_under_8_threads(any_tables: Settings) -> None:
+@pytest.fixture
+def atomic_tables(dynalite_engine: DynaliteEngine) -> Iterator[Settings]:
+    """Tables on dynalite: moto's server applies a conditional UpdateItem on a copy of the
+    item without a lock, so two concurrent updates of one item can lose one; dynalite,
+    like DynamoDB, applies them one at a time."""
+    yield from _configure_with_tables(dynalite_engine.endpoint_url)
+
+
+def test_record_attempt_is_atomic_under_8_threads(atomic_tables: Settings) -> None:
     repo = UserProgressRepository()
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -320,15 +331,15 @@ def test_bad_progress_keys_and_items(tables: Settings) -> None:
 def test_cursor_secret_setting_lets_cursors_travel_between_processes(
     any_tables: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PORTCHOPS_CURSOR_SECRET", "shared-secret")
+    monkeypatch.setenv("PORTCHOPS_CURSOR_SECRET", "shared-secret-for-all")
     settings = configure(endpoint_url=any_tables.endpoint_url, table_prefix=any_tables.table_prefix)
     assert settings.cursor_secret is not None
-    assert "shared-secret" not in repr(settings)
+    assert "shared-secret-for-all" not in repr(settings)
     repo = UserProgressRepository()
     repo.batch_save(UserProgress(user_id="u1", lesson_id=f"l{i}") for i in range(5))
     cursor = repo.query("u1", limit=2).cursor
     assert cursor is not None
-    configure(settings, cursor_secret="another-secret")
+    configure(settings, cursor_secret="another-secret-value")
     with pytest.raises(InvalidRequest):
         repo.query("u1", limit=2, cursor=cursor)
     configure(settings)

@@ -90,3 +90,13 @@ def test_settings_are_immutable() -> None:
     s = Settings()
     with pytest.raises(ValueError, match="frozen"):
         s.region = "eu-west-1"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("secret", ["", "short"])
+def test_an_empty_or_short_cursor_secret_is_a_configuration_error(secret: str) -> None:
+    from portchops_models import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="PORTCHOPS_CURSOR_SECRET") as info:
+        configure(cursor_secret=secret)
+    assert "at least 16 characters" in str(info.value)
+    assert secret not in str(info.value).split("=", 1)[1] or not secret

@@ -1,0 +1,94 @@
+"""Deadlines: every public call ends within ``call_timeout`` seconds.
+
+A repository method opens a deadline with `bounded` when it starts; everything
+the call does underneath reads it: the retry loop does not sleep past it, each
+attempt's read timeout is cut to the time left, and waiting for a pooled
+connection stops at it. Past it the call raises `CallTimeout` naming what it was
+waiting for. Nested calls keep the outermost deadline, and the batch threads
+inherit it (`propagate`), so a call with many chunks and rounds is bounded as a
+whole.
+
+Example:
+    >>> with bounded(2.5):
+    ...     0 < remaining() <= 2.5
+    True
+    >>> remaining() is None
+    True
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from .errors import CallTimeout
+
+__all__ = ["bounded", "expired", "propagate", "remaining", "timeout_error"]
+
+T = TypeVar("T")
+
+_deadline: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
+    "portchops_deadline", default=None
+)
+
+
+@contextmanager
+def bounded(seconds: float) -> Iterator[None]:
+    """Run the block under a deadline `seconds` from now (unless one is already set)."""
+    if _deadline.get() is not None:
+        yield
+        return
+    token = _deadline.set((time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def remaining() -> float | None:
+    """Seconds left before the deadline (may be negative), or ``None`` without one."""
+    current = _deadline.get()
+    return None if current is None else current[0] - time.monotonic()
+
+
+def expired() -> bool:
+    """Whether a deadline is set and has passed."""
+    left = remaining()
+    return left is not None and left <= 0
+
+
+def timeout_error(
+    waited_for: str, *, table: str | None = None, operation: str = "call", attempts: int = 1
+) -> CallTimeout:
+    """The `CallTimeout` for the deadline in force, naming what the call waited for."""
+    current = _deadline.get()
+    limit = current[1] if current is not None else 0.0
+    what = {
+        "answer": "an answer from DynamoDB",
+        "backoff": "its next attempt (backoff)",
+        "connection": "a pooled connection (every connection busy)",
+    }.get(waited_for, waited_for)
+    return CallTimeout(
+        f"{table or 'request'}: {operation} ran past call_timeout ({limit:g} s) after "
+        f"{attempts} attempt(s), waiting for {what}",
+        table=table,
+        attempts=attempts,
+        waited_for=waited_for,
+    )
+
+
+def propagate(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn` bound to a copy of the caller's context (its deadline), for another thread.
+
+    Each call of `propagate` makes its own copy: one context cannot run in two
+    threads at once.
+    """
+    context = contextvars.copy_context()
+
+    def run(*args: object) -> T:
+        return context.run(fn, *args)
+
+    return run
