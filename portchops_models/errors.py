@@ -9,10 +9,13 @@ Every error that crosses the public API is a `PortChopsError`::
      ├── TableNotFound           the table does not exist (says how to create it)
      ├── ConditionFailed         a condition or an optimistic-lock version check failed
      ├── InvalidRequest          bad key, item too large, bad cursor... (a ValueError)
+     │    └── IdempotentParameterMismatch   a transaction token reused for other operations
+     ├── TransactionCanceled     a transaction was canceled, nothing applied (``.reasons``)
      └── ServiceError            DynamoDB could not serve the request
           ├── CallTimeout        the call ran past ``call_timeout`` (says what it waited for)
           └── ThrottledError     retries exhausted on throttling, 5xx or dropped connections
-               └── EndpointUnreachable   ... because the endpoint never answered
+               ├── EndpointUnreachable   ... because the endpoint never answered
+               └── TransactionInProgress ... because an earlier attempt of the transaction still ran
 
 Each class takes its context as keyword-only arguments (`table=`, `key=`, `attempts=`,
 `code=`), and keeps the AWS error code reachable as `.code` when there is one.
@@ -22,13 +25,17 @@ original botocore exception is still there as `__cause__` for debugging.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = [
     "CallTimeout",
+    "CancellationReason",
     "ConditionFailed",
     "ConfigurationError",
     "EndpointUnreachable",
+    "IdempotentParameterMismatch",
     "InvalidRequest",
     "ItemNotFound",
     "NoCredentials",
@@ -36,12 +43,16 @@ __all__ = [
     "ServiceError",
     "TableNotFound",
     "ThrottledError",
+    "TransactionCanceled",
+    "TransactionInProgress",
     "RETRYABLE_CODES",
+    "cancellation_reasons",
     "error_chain",
     "error_code",
     "gave_up",
     "http_status",
     "is_retryable",
+    "is_transaction_conflict",
     "no_credentials",
     "translate",
 ]
@@ -70,6 +81,14 @@ THROTTLING_CODES = frozenset(
         "LimitExceededException",
     }
 )
+
+
+#: Cancellation reason codes that mean "nothing was wrong with this operation; try again".
+TRANSIENT_CANCELLATION_CODES = frozenset(
+    {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+
+_M = TypeVar("_M")
 
 
 class PortChopsError(Exception):
@@ -119,6 +138,73 @@ class ConditionFailed(PortChopsError):
 
 class InvalidRequest(PortChopsError, ValueError):
     """The request is malformed: bad key, item too large, bad cursor, bad projection..."""
+
+
+class IdempotentParameterMismatch(InvalidRequest):
+    """A transaction's ``client_request_token`` was already used for other operations.
+
+    DynamoDB remembers a token for 10 minutes; within them the same token must
+    carry the same request. Build a new `Transaction` (a new token) instead.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationReason:
+    """Why DynamoDB canceled one operation of a transaction.
+
+    Attributes:
+        code: DynamoDB's reason, e.g. ``"ConditionalCheckFailed"``,
+            ``"TransactionConflict"``, ``"ValidationError"``.
+        message: DynamoDB's message, when it gave one.
+        item: the item as stored when its condition failed, decoded as the
+            operation's model (a `Transaction` asks for it with
+            ``ReturnValuesOnConditionCheckFailure=ALL_OLD``); ``None`` when
+            DynamoDB returned none (e.g. the item does not exist).
+    """
+
+    code: str
+    message: str | None = None
+    item: object | None = None
+    raw_item: Mapping[str, object] | None = field(default=None, repr=False, compare=False)
+
+    def item_as(self, model: type[_M]) -> _M | None:
+        """`item` if it is a `model`, else ``None`` (a typed view for type checkers).
+
+        For example:
+
+            user = reason.item_as(User)  # User | None
+        """
+        return self.item if isinstance(self.item, model) else None
+
+
+class TransactionCanceled(PortChopsError):
+    """DynamoDB canceled a transaction: none of its operations was applied.
+
+    Attributes:
+        reasons: one entry per operation, in the order they were added: ``None``
+            for an operation that was not the cause, else a `CancellationReason`
+            with its ``.code`` (``"ConditionalCheckFailed"`` at the index of the
+            failed condition or version check).
+        attempts: how many times the transaction was sent (conflicts are retried).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reasons: Sequence[CancellationReason | None] = (),
+        table: str | None = None,
+        code: str | None = "TransactionCanceledException",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, table=table, code=code)
+        self.reasons: list[CancellationReason | None] = list(reasons)
+        self.attempts = attempts
+
+    @property
+    def failed(self) -> list[int]:
+        """The indexes of the operations that caused the cancellation."""
+        return [i for i, reason in enumerate(self.reasons) if reason is not None]
 
 
 class ServiceError(PortChopsError):
@@ -187,6 +273,14 @@ class EndpointUnreachable(ThrottledError):
     """Retries were exhausted because the endpoint never answered (down, wrong URL, no network)."""
 
 
+class TransactionInProgress(ThrottledError):
+    """DynamoDB was still running an earlier attempt of the same transaction (same token).
+
+    Its outcome is unknown: calling `Transaction.commit` again within 10 minutes
+    sends the same token, so the transaction is applied at most once.
+    """
+
+
 def error_chain(err: BaseException) -> list[BaseException]:
     """`err` and its causes (``__cause__`` and PynamoDB's ``.cause``), without cycles."""
     seen: list[BaseException] = []
@@ -245,6 +339,14 @@ def gave_up(
 ) -> ThrottledError:
     """The error for a retry loop that stopped: `EndpointUnreachable` or `ThrottledError`."""
     code = error_code(last)
+    if code == "TransactionInProgressException":
+        return TransactionInProgress(
+            f"{table or 'transaction'}: still in progress after {attempts} attempt(s) ({reason});"
+            " commit again to learn its outcome (the same token applies it at most once)",
+            table=table,
+            code=code,
+            attempts=attempts,
+        )
     if _never_answered(last):
         return EndpointUnreachable(
             f"{table or 'request'}: cannot reach DynamoDB after {attempts} attempt(s) ({reason}):"
@@ -276,6 +378,47 @@ def is_retryable(err: BaseException) -> bool:
     return code is None and _is_connection_error(err)
 
 
+def cancellation_reasons(err: BaseException) -> list[CancellationReason | None] | None:
+    """The ``CancellationReasons`` of a canceled transaction (``None`` for "None" codes),
+    in the order of its operations; ``None`` if `err` is no cancellation. Items stay raw
+    (`CancellationReason.raw_item`): the transaction decodes them with its models."""
+    for current in error_chain(err):
+        response = getattr(current, "response", None)
+        raw = response.get("CancellationReasons") if isinstance(response, Mapping) else None
+        if isinstance(raw, list):
+            reasons: list[CancellationReason | None] = []
+            for entry in raw:
+                code = entry.get("Code") if isinstance(entry, Mapping) else None
+                if not isinstance(code, str) or code == "None":
+                    reasons.append(None)
+                    continue
+                message = entry.get("Message")
+                item = entry.get("Item")
+                reasons.append(
+                    CancellationReason(
+                        code=code,
+                        message=message if isinstance(message, str) else None,
+                        raw_item=item if isinstance(item, Mapping) else None,
+                    )
+                )
+            return reasons
+    return None
+
+
+def is_transaction_conflict(err: BaseException) -> bool:
+    """True for a transaction canceled only by conflicts or throttling (safe to resend).
+
+    A cancellation with any other reason (a failed condition, a validation error)
+    is final: resending it would fail the same way.
+    """
+    if error_code(err) != "TransactionCanceledException":
+        return False
+    reasons = cancellation_reasons(err)
+    if not reasons or all(reason is None for reason in reasons):
+        return False
+    return all(r is None or r.code in TRANSIENT_CANCELLATION_CODES for r in reasons)
+
+
 def translate(
     err: BaseException, *, table: str | None = None, key: object = None, attempts: int = 1
 ) -> PortChopsError:
@@ -297,6 +440,25 @@ def translate(
         )
     if code == "ResourceNotFoundException":
         return table_not_found(table, code=code)
+    if code == "TransactionCanceledException":
+        reasons = cancellation_reasons(err) or []
+        codes = ", ".join(str(r.code if r else None) for r in reasons)
+        return TransactionCanceled(
+            f"transaction canceled, nothing applied (reasons: [{codes}])",
+            reasons=reasons,
+            table=table,
+            code=code,
+            attempts=attempts,
+        )
+    if code == "IdempotentParameterMismatchException":
+        return IdempotentParameterMismatch(
+            f"{table or 'transaction'}: this client_request_token was used for other "
+            f"operations: {detail}",
+            table=table,
+            code=code,
+        )
+    if code == "TransactionInProgressException":
+        return gave_up(err, table=table, attempts=attempts, reason="not retried")
     if code in THROTTLING_CODES:
         return ThrottledError(
             f"{table}: throttled after {attempts} attempt(s) ({code})",

@@ -66,6 +66,7 @@ class MetricsSnapshot(TypedDict):
     retries: int
     cache_hits: int
     cache_misses: int
+    transactions_canceled: int
     consumed_read_capacity_units: float
     consumed_write_capacity_units: float
     error_codes: dict[str, int]
@@ -140,6 +141,7 @@ def _empty() -> MetricsSnapshot:
         retries=0,
         cache_hits=0,
         cache_misses=0,
+        transactions_canceled=0,
         consumed_read_capacity_units=0.0,
         consumed_write_capacity_units=0.0,
         error_codes={},
@@ -253,6 +255,11 @@ class Metrics:
                     self._state["cache_hits"] += count
                 else:
                     self._state["cache_misses"] += count
+
+    def record_cancellation(self) -> None:
+        """Record a transaction that DynamoDB canceled: ``record_cancellation()``."""
+        with self._lock:
+            self._state["transactions_canceled"] += 1
 
     def snapshot(self, *, reset: bool = False) -> MetricsSnapshot:
         """The metrics as a plain, JSON-ready dict; ``reset=True`` also zeroes them.

@@ -402,3 +402,83 @@ def put_requests(
         seen[key] = None
         requests.append({"PutRequest": {"Item": raw}})
     return requests, list(seen)
+
+
+# ---------------------------------------------------------------------- transactions
+# TransactWriteItems / TransactGetItems entries, built from the single-item builders
+# above so keys, items, conditions and stamps are checked the same way.
+
+#: DynamoDB's ClientRequestToken is 1 to 36 characters.
+TRANSACT_TOKEN_MAX = 36
+
+
+def _transact_entry(params: Params) -> Params:
+    """A single-item write's parameters as a transaction entry (no per-call options);
+    a conditional entry asks for the stored item back when its condition fails."""
+    entry = {k: v for k, v in params.items() if k not in ("ReturnConsumedCapacity", "ReturnValues")}
+    if "ConditionExpression" in entry:
+        entry["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return entry
+
+
+def transact_put(
+    shape: TableShape, table: str, item: BaseModel, *, condition: Condition | None = None
+) -> tuple[Params, int | None]:
+    """A ``Put`` entry of a whole item (version checked and bumped, like `put_item`).
+
+    Stamp the item (`TableShape.stamp`) first. Returns the entry and the version
+    the item will have once the transaction commits.
+    """
+    params, version = put_item(shape, table, item, condition=condition)
+    return {"Put": _transact_entry(params)}, version
+
+
+def transact_update(
+    shape: TableShape,
+    table: str,
+    key: object,
+    actions: Sequence[Action],
+    *,
+    condition: Condition | None = None,
+) -> Params:
+    """An ``Update`` entry: the actions, write stamps and version bump of `update_item`
+    (an expired item is not revived: its entry's condition fails)."""
+    return {"Update": _transact_entry(update_item(shape, table, key, actions, condition=condition))}
+
+
+def transact_delete(
+    shape: TableShape, table: str, key: object, *, condition: Condition | None = None
+) -> Params:
+    """A ``Delete`` entry of one key, optionally conditional."""
+    return {"Delete": _transact_entry(delete_item(shape, table, key, condition=condition))}
+
+
+def transact_check(shape: TableShape, table: str, key: object, condition: Condition) -> Params:
+    """A ``ConditionCheck`` entry: the transaction applies only if `condition` holds."""
+    if condition is None:
+        raise InvalidRequest(f"{table}: a check needs a condition")
+    return {"ConditionCheck": _transact_entry(delete_item(shape, table, key, condition=condition))}
+
+
+def transact_write_items(entries: Sequence[Params], token: str) -> Params:
+    """TransactWriteItems of the entries in the caller's order, with its idempotency token."""
+    if not (isinstance(token, str) and 0 < len(token) <= TRANSACT_TOKEN_MAX):
+        raise InvalidRequest(
+            f"client_request_token must be a str of 1 to {TRANSACT_TOKEN_MAX} characters,"
+            f" got {token!r}"
+        )
+    return {
+        "TransactItems": list(entries),
+        "ClientRequestToken": token,
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+
+
+def transact_get(shape: TableShape, table: str, key: object) -> Params:
+    """A ``Get`` entry of a read transaction (the whole item)."""
+    return {"Get": {"TableName": table, "Key": shape.raw_key(key)}}
+
+
+def transact_get_items(entries: Sequence[Params]) -> Params:
+    """TransactGetItems of the entries, answered in the same order."""
+    return {"TransactItems": list(entries), "ReturnConsumedCapacity": "TOTAL"}
