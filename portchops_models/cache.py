@@ -27,6 +27,9 @@ Design, after cachetools' `cached(cache, key=, lock=, condition=)`:
   it is exactly the number of loader calls; a caller that waits for another thread's load and
   receives its result counts as a hit. `on_event(hit, count)` mirrors every count for metrics.
 - The clock is injectable (`CachePolicy.timer`) so tests expire entries without sleeping.
+- A ``gate`` (e.g. `portchops_models.coherence.may_serve`) is asked on every lookup and
+  store: while it says no (the invalidation bus is down), the cache serves and stores
+  nothing; reads go to the loader and count as misses.
 """
 
 from __future__ import annotations
@@ -250,6 +253,9 @@ class ItemCache(Generic[_K, _V]):
         policy: size and lifetimes; `CachePolicy()` (500 entries, 300 s) when omitted.
         on_event: called as ``on_event(hit, count)`` after hits (``hit=True``) and misses,
             outside the lock, e.g. to feed a metrics object.
+        gate: asked before every lookup and store; while it returns False nothing is
+            served from or stored in the cache (a coherence layer closes it when it could
+            miss invalidations, and `clear`s the cache before opening it again).
 
     For example:
 
@@ -262,9 +268,11 @@ class ItemCache(Generic[_K, _V]):
         policy: CachePolicy | None = None,
         *,
         on_event: Callable[[bool, int], None] | None = None,
+        gate: Callable[[], bool] | None = None,
     ) -> None:
         self._policy = policy if policy is not None else CachePolicy()
         self._on_event = on_event
+        self._gate = gate
         self._lock = threading.Lock()
         self._store: _Store[_K, _V] = _Store(self._policy)
         self._loads: dict[_K, dict[Hashable, _Load[_K, _V]]] = {}
@@ -312,6 +320,11 @@ class ItemCache(Generic[_K, _V]):
         Returns:
             The item, or ``None`` if it does not exist.
         """
+        if not self._open():
+            with self._lock:
+                self._misses += 1
+            self._emit(False, 1)
+            return loader()
         load: _Load[_K, _V] | None = None
         result: _V | None = None
         with self._lock:
@@ -353,9 +366,10 @@ class ItemCache(Generic[_K, _V]):
         """
         found: dict[_K, _V | None] = {}
         missing: list[_K] = []
+        serving = self._open()
         with self._lock:
             for item_key in dict.fromkeys(item_keys):
-                value = self._lookup(item_key, variant)
+                value = self._lookup(item_key, variant) if serving else _MISSING
                 if value is _MISSING:
                     missing.append(item_key)
                 else:
@@ -404,11 +418,12 @@ class ItemCache(Generic[_K, _V]):
         both = [key for key in missing_keys if key in values]
         if both:
             raise ValueError(f"keys both found and missing: {both!r}")
+        serving = self._open()
         with self._lock:
             if token is not None:
                 self._check_token(token, [*values, *missing_keys])
-            entries: list[tuple[_K, _V | None]] = [*values.items()]
-            entries += [(key, None) for key in missing_keys]
+            entries: list[tuple[_K, _V | None]] = [*values.items()] if serving else []
+            entries += [(key, None) for key in missing_keys] if serving else []
             for item_key, value in entries:
                 if token is None:
                     state = self._inflight.get(item_key)
@@ -420,14 +435,16 @@ class ItemCache(Generic[_K, _V]):
             if token is not None:
                 self._release_locked(token)
 
-    def invalidate(self, item_keys: Iterable[_K]) -> None:
+    def invalidate(self, item_keys: Iterable[Hashable]) -> None:
         """Drop every variant of ``item_keys``; loads already in flight will not store theirs.
 
         Call it after each write. Callers already waiting for such a load still receive its
-        result (their read overlapped the write); later callers start a fresh load.
+        result (their read overlapped the write); later callers start a fresh load. Keys of
+        any type are accepted (the coherence layer passes what a write touched); keys this
+        cache does not hold are ignored.
         """
         with self._lock:
-            for item_key in item_keys:
+            for item_key in cast("Iterable[_K]", item_keys):
                 self._store.discard_item(item_key)
                 state = self._inflight.get(item_key)
                 if state is not None:
@@ -454,6 +471,10 @@ class ItemCache(Generic[_K, _V]):
             return len(self._store)
 
     # -- internals; every method below runs with self._lock held unless it says otherwise --
+
+    def _open(self) -> bool:
+        """Whether the gate lets the cache serve and store now; called without the lock."""
+        return self._gate is None or self._gate()
 
     def _lookup(self, item_key: _K, variant: Hashable) -> _V | Literal[_Missing.MISSING] | None:
         key = (item_key, variant)

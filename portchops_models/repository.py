@@ -37,7 +37,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import Index
 
-from . import deadline, idempotency, requests
+from . import coherence, deadline, idempotency, requests
 from .batching import fan_out, merge_segments
 from .cache import CachePolicy, ItemCache
 from .connection import Connection, current_connection
@@ -148,7 +148,9 @@ class Repository(Generic[ModelT, KeyT]):
             )
         self.metrics = metrics if metrics is not None else _DEFAULT_METRICS
         self._cache: ItemCache[KeyT, RawItem] | None = (
-            ItemCache(cache, on_event=self._count_cache) if cache is not None else None
+            ItemCache(cache, on_event=self._count_cache, gate=coherence.may_serve)
+            if cache is not None
+            else None
         )
         self._retry_given = retry
         self._generation = -1
@@ -185,8 +187,13 @@ class Repository(Generic[ModelT, KeyT]):
             # New settings may mean other tables: nothing cached before still applies.
             if self._cache is not None and self._generation != -1:
                 self._cache.clear()
+            if self._cache is not None:  # every write to the table, from anywhere, evicts here
+                coherence.register(self._cache, self._table(conn))
             self._generation = conn.generation
-        return conn, conn.settings.table_name(self.shape.model.base_table_name)
+        return conn, self._table(conn)
+
+    def _table(self, conn: Connection) -> str:
+        return conn.settings.table_name(self.shape.model.base_table_name)
 
     def _send(self, conn: Connection, operation: str, params: dict[str, Any], table: str) -> Any:
         return conn.send(operation, params, table=table, retry=self.retry, metrics=self.metrics)
@@ -984,5 +991,5 @@ class Repository(Generic[ModelT, KeyT]):
             self._invalidate(keys)
 
     def _invalidate(self, keys: Iterable[Any]) -> None:
-        if self._cache is not None:
-            self._cache.invalidate(keys)
+        """Evict ``keys`` from every cache of the table, in this process and (bus) beyond."""
+        coherence.invalidate(self._table(current_connection()), keys)

@@ -8,16 +8,27 @@ The models' own methods (``User.get``, ``user.save()``) go through the
 connection's retry policy too: PynamoDB sees the shared client through
 `_RetryingClient`, whose API calls are retried on throttling, 5xx and dropped
 connections, and which raises `ThrottledError` when the policy gives up.
+Writes through those methods (``save``, ``update``, ``delete``, ``batch_write``)
+evict the keys they touched from every cache of the process, and beyond it with
+the invalidation bus (`portchops_models.coherence`), like a repository's writes.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import contextlib
+from collections.abc import Hashable, Iterable
+from typing import Any, ClassVar, TypeVar
 
 from pynamodb.connection import TableConnection
-from pynamodb.models import Model
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import BatchWrite, Model
 
+from .. import coherence
 from ..connection import Connection, current_connection
+from ..errors import PortChopsError
+
+_M = TypeVar("_M", bound="BaseModel")
 
 __all__ = ["BaseModel"]
 
@@ -74,6 +85,68 @@ class BaseModel(Model):
         if not isinstance(client, _RetryingClient) or client.connection is not conn:
             table.connection._client = _RetryingClient(conn)  # type: ignore[assignment]
         return table
+
+    # Writes through the model's own methods evict what they touched, even when they fail
+    # (a write that timed out may have landed), as the repositories' writes do.
+
+    def save(
+        self, condition: Condition | None = None, *, add_version_condition: bool = True
+    ) -> dict[str, Any]:
+        """Save the item (PynamoDB's ``save``), then evict it from every cache."""
+        try:
+            return super().save(condition, add_version_condition=add_version_condition)
+        finally:
+            _evict(type(self), [self])
+
+    def update(
+        self,
+        actions: list[Action],
+        condition: Condition | None = None,
+        *,
+        add_version_condition: bool = True,
+    ) -> Any:
+        """Update the item (PynamoDB's ``update``), then evict it from every cache."""
+        try:
+            return super().update(actions, condition, add_version_condition=add_version_condition)
+        finally:
+            _evict(type(self), [self])
+
+    def delete(
+        self, condition: Condition | None = None, *, add_version_condition: bool = True
+    ) -> Any:
+        """Delete the item (PynamoDB's ``delete``), then evict it from every cache."""
+        try:
+            return super().delete(condition, add_version_condition=add_version_condition)
+        finally:
+            _evict(type(self), [self])
+
+    @classmethod
+    def batch_write(cls: type[_M], auto_commit: bool = True) -> BatchWrite[_M]:
+        """PynamoDB's batch writer; each commit evicts the items it wrote from every cache."""
+        return _EvictingBatchWrite(cls, auto_commit=auto_commit)
+
+
+class _EvictingBatchWrite(BatchWrite[_M]):
+    """A `BatchWrite` whose every commit evicts the keys it sent (whatever the outcome)."""
+
+    def commit(self) -> None:
+        items = [operation["item"] for operation in self.pending_operations]
+        try:
+            super().commit()
+        finally:
+            _evict(self.model, items)
+
+
+def _evict(model: type[BaseModel], items: Iterable[BaseModel]) -> None:
+    """Tell the coherence layer which keys of ``model``'s table these items have."""
+    from ..shape import shape_of  # shape imports this module: resolved at call time
+
+    shape = shape_of(model)
+    keys: list[Hashable] = []
+    for item in items:
+        with contextlib.suppress(PortChopsError):  # no valid key: nothing was written
+            keys.append(shape.canonical(shape.key_of_model(item)))
+    coherence.invalidate(model.table_name(), keys)
 
 
 class _RetryingClient:
