@@ -125,7 +125,7 @@ class Connection:
         except PortChopsError:
             raise
         except Exception as err:
-            raise translate(err, table=table) from err
+            raise translate(err, table=table, endpoint=self.client.meta.endpoint_url) from err
 
     def read(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the repository's reads: a successful answer is parsed with one

@@ -13,6 +13,7 @@ Every error that crosses the public API is a `PortChopsError`::
      ├── TransactionCanceled     a transaction was canceled, nothing applied (``.reasons``)
      └── ServiceError            DynamoDB could not serve the request
           ├── CallTimeout        the call ran past ``call_timeout`` (says what it waited for)
+          ├── NotDynamoDB        the endpoint answered, but is no DynamoDB (an HTML page...)
           └── ThrottledError     retries exhausted on throttling, 5xx or dropped connections
                ├── EndpointUnreachable   ... because the endpoint never answered
                └── TransactionInProgress ... because an earlier attempt of the transaction still ran
@@ -38,6 +39,7 @@ __all__ = [
     "IdempotentParameterMismatch",
     "InvalidRequest",
     "ItemNotFound",
+    "NotDynamoDB",
     "NoCredentials",
     "PortChopsError",
     "ServiceError",
@@ -54,6 +56,7 @@ __all__ = [
     "is_retryable",
     "is_transaction_conflict",
     "no_credentials",
+    "not_dynamodb",
     "translate",
 ]
 
@@ -273,6 +276,36 @@ class EndpointUnreachable(ThrottledError):
     """Retries were exhausted because the endpoint never answered (down, wrong URL, no network)."""
 
 
+class NotDynamoDB(ServiceError):
+    """The endpoint answered, but not as DynamoDB does: no ``x-amzn-RequestId`` header.
+
+    Every DynamoDB answer (and every local engine's) carries a request id; a web
+    server, a proxy's error page or another service on the port does not. Such an
+    answer is not retried, and its body (often a whole HTML page) is not repeated:
+    the one-line message says who answered what, e.g. ``http://127.0.0.1:8080
+    answered HTTP 501 with text/html: not a DynamoDB endpoint``.
+
+    Attributes:
+        endpoint: the URL that answered, when known.
+        status: the HTTP status of the answer.
+        content_type: its ``Content-Type`` without parameters (``""`` if none).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        endpoint: str | None = None,
+        status: int = 0,
+        content_type: str = "",
+    ) -> None:
+        super().__init__(message, table=table, code=None, attempts=1)
+        self.endpoint = endpoint
+        self.status = status
+        self.content_type = content_type
+
+
 class TransactionInProgress(ThrottledError):
     """DynamoDB was still running an earlier attempt of the same transaction (same token).
 
@@ -366,8 +399,9 @@ def gave_up(
 
 
 def is_retryable(err: BaseException) -> bool:
-    """True for throttling, 5xx and dropped-connection errors; False for everything else."""
-    if isinstance(err, ThrottledError):
+    """True for throttling, 5xx and dropped-connection errors; False for everything else
+    (an answer from something that is not DynamoDB included: `not_dynamodb`)."""
+    if isinstance(err, ThrottledError) or not_dynamodb(err) is not None:
         return False
     code = error_code(err)
     if code in RETRYABLE_CODES:
@@ -420,11 +454,23 @@ def is_transaction_conflict(err: BaseException) -> bool:
 
 
 def translate(
-    err: BaseException, *, table: str | None = None, key: object = None, attempts: int = 1
+    err: BaseException,
+    *,
+    table: str | None = None,
+    key: object = None,
+    attempts: int = 1,
+    endpoint: str | None = None,
 ) -> PortChopsError:
-    """Map a botocore/PynamoDB exception to the matching `PortChopsError`."""
+    """Map a botocore/PynamoDB exception to the matching `PortChopsError`.
+
+    `endpoint` (the URL the client sent to) is named in the message of a
+    `NotDynamoDB`, when the answer came from something else than DynamoDB.
+    """
     if isinstance(err, PortChopsError):
         return err
+    foreign = not_dynamodb(err, table=table, endpoint=endpoint)
+    if foreign is not None:
+        return foreign
     from botocore.exceptions import NoCredentialsError
 
     if any(isinstance(e, NoCredentialsError) for e in error_chain(err)):
@@ -476,6 +522,39 @@ def translate(
     if code in {"ValidationException", "SerializationException"} or isinstance(err, ValueError):
         return InvalidRequest(f"{table}: {detail}", table=table, code=code)
     return ServiceError(f"{table}: {code or type(err).__name__}: {detail}", table=table, code=code)
+
+
+def not_dynamodb(
+    err: BaseException, *, table: str | None = None, endpoint: str | None = None
+) -> NotDynamoDB | None:
+    """A `NotDynamoDB` if `err` carries an HTTP answer without ``x-amzn-RequestId``, else None.
+
+    DynamoDB and the local engines put a request id on every answer, errors
+    included; an answer without one came from something else on that URL (a web
+    server's 501 page, a proxy's 502...), whatever its status code says.
+    """
+    for current in error_chain(err):
+        response = getattr(current, "response", None)
+        meta = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
+        if not isinstance(meta, Mapping):
+            continue
+        headers, status = meta.get("HTTPHeaders"), meta.get("HTTPStatusCode")
+        if not isinstance(headers, Mapping) or not isinstance(status, int):
+            continue
+        lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+        if "x-amzn-requestid" in lowered:
+            return None
+        content_type = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
+        return NotDynamoDB(
+            f"{endpoint or 'the endpoint'} answered HTTP {status} with "
+            f"{content_type or 'no content type'}: not a DynamoDB endpoint "
+            "(is PORTCHOPS_ENDPOINT_URL right?)",
+            table=table,
+            endpoint=endpoint,
+            status=status,
+            content_type=content_type,
+        )
+    return None
 
 
 def no_credentials(*, table: str | None = None) -> NoCredentials:

@@ -108,7 +108,7 @@ def describe_table(table_name: str, *, conn: Connection | None = None) -> dict[s
     except Exception as err:
         if error_code(err) == "ResourceNotFoundException":
             return None
-        raise translate(err, table=table_name) from err
+        raise translate(err, table=table_name, endpoint=conn.client.meta.endpoint_url) from err
     return table
 
 
@@ -155,7 +155,7 @@ def create_table(
             conn.call("CreateTable", spec)
         except Exception as err:
             if error_code(err) != "ResourceInUseException":
-                raise translate(err, table=name) from err
+                raise translate(err, table=name, endpoint=conn.client.meta.endpoint_url) from err
     table = wait_until_active(name, conn=conn)
     if ttl:
         enable_ttl(model, conn=conn, table_name=name)
@@ -188,7 +188,7 @@ def enable_ttl(
     except Exception as err:
         if _unsupported(err):
             return False
-        raise translate(err, table=name) from err
+        raise translate(err, table=name, endpoint=conn.client.meta.endpoint_url) from err
     return True
 
 
@@ -206,7 +206,7 @@ def enable_pitr(table_name: str, *, conn: Connection | None = None) -> bool:
     except Exception as err:
         if _unsupported(err):
             return False
-        raise translate(err, table=table_name) from err
+        raise translate(err, table=table_name, endpoint=conn.client.meta.endpoint_url) from err
     return True
 
 
@@ -218,7 +218,7 @@ def delete_table(table_name: str, *, conn: Connection | None = None) -> bool:
     except Exception as err:
         if error_code(err) == "ResourceNotFoundException":
             return False
-        raise translate(err, table=table_name) from err
+        raise translate(err, table=table_name, endpoint=conn.client.meta.endpoint_url) from err
     deadline = time.monotonic() + _WAIT_SECONDS
     while describe_table(table_name, conn=conn) is not None:
         if time.monotonic() > deadline:

@@ -39,6 +39,7 @@ _MODEL_HELP = (
     "the module is imported from sys.path or the current directory."
 )
 _EDITED_HELP = "Run even though an applied migration file was edited since."
+_YES_HELP = "Confirm reverting on an endpoint that is not loopback (e.g. real AWS)."
 
 
 @contextmanager
@@ -61,14 +62,22 @@ def demo() -> None:
 
 @app.command()
 def engine(
-    port: int = typer.Option(8000, help="Port on 127.0.0.1 (0 picks a free one)."),
+    port: int = typer.Option(8000, help="Port on 127.0.0.1, 1-65535 (0 picks a free one)."),
 ) -> None:
-    """Serve the embedded engine (moto) on 127.0.0.1 until interrupted."""
+    """Serve the embedded engine (moto) on 127.0.0.1 until interrupted.
+
+    A port out of range or already taken exits 2 at once with one ``error:`` line.
+    """
     import threading
 
     from ..testing.engine import LocalEngine
 
-    with LocalEngine(port=port) as running:
+    try:
+        running = LocalEngine(port=port).start()
+    except OSError as err:
+        typer.echo(f"error: --port {port}: {err.strerror or err}", err=True)
+        raise typer.Exit(2) from None
+    with running:
         typer.echo(f"DynamoDB-compatible engine at {running.endpoint_url} (Ctrl-C stops it)")
         typer.echo(f"export PORTCHOPS_ENDPOINT_URL={running.endpoint_url}")
         try:
@@ -104,11 +113,27 @@ def migrate_down(
     dry_run: DryRunOption = False,
     allow_edited: EditedOption = False,
     path: PathOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help=_YES_HELP)] = False,
 ) -> None:
-    """Undo the applied migrations numbered above --to (0000: all), newest first."""
+    """Undo the applied migrations numbered above --to (0000: all), newest first.
+
+    Reverting drops tables or data: unless the endpoint is loopback (or it is a dry
+    run), it needs --yes; without it nothing is sent and the command exits 2.
+    """
     from ..migrate import downgrade
+    from ..settings import current_settings
+    from .guard import is_loopback
 
     with _errors():
+        settings = current_settings()
+        if not (dry_run or yes or is_loopback(settings.endpoint_url)):
+            where = settings.endpoint_url or f"AWS ({settings.region})"
+            typer.echo(
+                f"error: migrate down --to {to} drops tables or data on {where}, not a "
+                "loopback endpoint: add --yes to confirm (--dry-run shows what would be undone)",
+                err=True,
+            )
+            raise typer.Exit(2)
         downgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
 
 

@@ -199,6 +199,8 @@ def upgrade(
         elif migrations:
             last = migrations[-1].number
         else:
+            folder = escape(str(runner.folder))
+            runner.console.print(f"nothing to apply: no migrations (NNNN_*.py) in {folder}")
             return []
         if dry_run:
             records = runner.records()

@@ -13,16 +13,18 @@ Examples:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 import socket
 import subprocess
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["DynaliteEngine", "LocalEngine", "find_dynalite"]
+__all__ = ["DynaliteEngine", "LocalEngine", "find_dynalite", "listen"]
 
 
 class _Served:
@@ -46,14 +48,56 @@ class _Served:
         self.stop()
 
 
-def _server_class() -> Any:
+def _moto_server(sock: socket.socket) -> Any:
+    """moto's WSGI app served by werkzeug on an already listening socket."""
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
     except ImportError as err:  # pragma: no cover - depends on the install
         raise ImportError(
             "the embedded engine needs moto: pip install 'portchops-models[engine]'"
         ) from err
-    return ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    host, port = sock.getsockname()[:2]
+    app = DomainDispatcherApplication(create_backend_app)
+    return make_server(
+        host, port, app, threaded=True, request_handler=MotoRequestHandler, fd=sock.fileno()
+    )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or a one-line `OSError`.
+
+    Binding here, before the server is built, makes a busy or invalid port an
+    immediate error in the caller's thread (werkzeug, left to bind by itself in a
+    server thread, prints a paragraph and exits that thread, and the caller waits
+    forever). ``SO_REUSEADDR`` is set as werkzeug sets it: a port in ``TIME_WAIT``
+    is free, one that another program listens on is not.
+
+    Raises:
+        OSError: the port is out of range (0 to 65535), taken, or not ours to bind.
+    """
+    if isinstance(port, bool) or not 0 <= port <= 65535:
+        raise OSError(errno.EINVAL, f"port {port} is not a TCP port (0 to 65535)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        if err.errno == errno.EADDRINUSE:
+            reason = "is already in use by another program (pick another port, or 0 for a free one)"
+        else:
+            reason = f"cannot be bound: {err.strerror or err}"
+        raise OSError(err.errno, f"{where} {reason}") from None
+    return sock
 
 
 class LocalEngine(_Served):
@@ -69,7 +113,8 @@ class LocalEngine(_Served):
     """
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1") -> None:
-        self._server = _server_class()(ip_address=host, port=port, verbose=False)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
         self._started = False
         self.host = host
         self.port = port
@@ -82,19 +127,35 @@ class LocalEngine(_Served):
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> Self:
-        """Start serving; returns self."""
+        """Start serving; returns self.
+
+        Raises:
+            OSError: the port is taken or invalid (at once, with a one-line message).
+        """
         if not self._started:
             # werkzeug logs every request at INFO; keep test and demo output readable.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-            self._server.start()
-            self.host, self.port = self._server.get_host_and_port()
+            sock = listen(self.host, self.port)
+            try:
+                self._server = _moto_server(sock)
+            finally:
+                sock.close()  # the server holds a duplicate of the descriptor
+            host, port = self._server.server_address[:2]
+            self.host, self.port = str(host), int(port)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="portchops-moto", daemon=True
+            )
+            self._thread.start()
             self._started = True
         return self
 
     def stop(self) -> None:
         """Stop serving (idempotent)."""
         if self._started:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join()
             self._started = False
 
     def reset(self) -> None:
