@@ -4,21 +4,44 @@ Settings are built when first needed or when `configure()` is called, never at
 import time. Source order, highest first: keyword overrides given to
 `configure()`, then `PORTCHOPS_<FIELD>` environment variables, then the defaults
 below.
+
+Mistakes fail loudly instead of falling back to a default (and so, perhaps, to
+real AWS): a ``PORTCHOPS_*`` variable that names no setting is a
+`ConfigurationError` naming the closest setting (``PORTCHOPS_ENDPOINTURL is not a
+setting; did you mean PORTCHOPS_ENDPOINT_URL?``), and ``region`` must be one of
+botocore's DynamoDB regions (every partition) unless ``endpoint_url`` is set: a
+custom endpoint (a local engine, a VPC endpoint) takes any region name.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import os
 import threading
+from collections.abc import Mapping
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigurationError
 
-__all__ = ["ENV_PREFIX", "Settings", "configure", "current_settings", "settings_generation"]
+__all__ = [
+    "ENV_PREFIX",
+    "OTHER_VARIABLES",
+    "Settings",
+    "check_environment",
+    "configure",
+    "current_settings",
+    "dynamodb_regions",
+    "settings_generation",
+]
 
 ENV_PREFIX = "PORTCHOPS_"
+#: ``PORTCHOPS_*`` variables that are not settings but are read directly elsewhere.
+OTHER_VARIABLES = frozenset({"PORTCHOPS_DYNALITE"})
 #: The shortest accepted ``cursor_secret``.
 MIN_SECRET_LENGTH = 16
 
@@ -94,9 +117,75 @@ class Settings(BaseSettings):
             raise ValueError("may hold only letters, digits, '_', '.', '-' (at most 200)")
         return value
 
+    @model_validator(mode="after")
+    def _check_region(self) -> Self:
+        # A custom endpoint (moto, dynalite, a VPC endpoint) takes any region name.
+        if self.endpoint_url is None and self.region not in dynamodb_regions():
+            close = difflib.get_close_matches(self.region.lower(), sorted(dynamodb_regions()), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ValueError(
+                f"{ENV_PREFIX}REGION={self.region}: not a DynamoDB region ({hint}botocore's list "
+                f"holds {len(dynamodb_regions())}; with PORTCHOPS_ENDPOINT_URL set any name goes)"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The default sources, after `check_environment` (so ``Settings()`` checks it too)."""
+        check_environment()
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
     def table_name(self, base: str) -> str:
         """The full table name for a base name, e.g. ``users`` -> ``port-chops-users``."""
         return f"{self.table_prefix}{base}"
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a ``PORTCHOPS_*`` variable that is no setting (a typo would be ignored).
+
+    Names are compared case-insensitively, as the settings read them. Variables in
+    `OTHER_VARIABLES` are known too.
+
+    Raises:
+        ConfigurationError: naming the variable and, when one is close, the setting meant.
+
+    Examples:
+        >>> try:
+        ...     check_environment({"PORTCHOPS_ENDPOINTURL": "http://127.0.0.1:8000"})
+        ... except ConfigurationError as err:
+        ...     print(err)
+        PORTCHOPS_ENDPOINTURL is not a setting; did you mean PORTCHOPS_ENDPOINT_URL?
+    """
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    # Compared without the prefix, which would make every name look alike.
+    suffixes = sorted(name.removeprefix(ENV_PREFIX) for name in known)
+    for name in sorted(os.environ if environ is None else environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, n=1)
+        hint = f"did you mean {ENV_PREFIX}{close[0]}?" if close else "see the settings reference"
+        raise ConfigurationError(f"{name} is not a setting; {hint}")
+
+
+@functools.cache
+def dynamodb_regions() -> frozenset[str]:
+    """Every region botocore knows DynamoDB in, over all partitions (aws, aws-cn, aws-us-gov...)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("dynamodb", partition_name=partition)
+    )
 
 
 _lock = threading.Lock()
@@ -113,7 +202,9 @@ def _build(settings: Settings | None, overrides: dict[str, object]) -> Settings:
         return settings
     except ValidationError as err:
         first = err.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
+        if not first["loc"]:  # a check across fields: its message names the variable
+            raise ConfigurationError(str(first.get("ctx", {}).get("error", first["msg"]))) from None
+        field = str(first["loc"][0])
         value = first.get("input")
         if field == "cursor_secret":
             value = "**********"  # a secret is never printed
