@@ -11,6 +11,12 @@ connections, and which raises `ThrottledError` when the policy gives up.
 Writes through those methods (``save``, ``update``, ``delete``, ``batch_write``)
 evict the keys they touched from every cache of the process, and beyond it with
 the invalidation bus (`portchops_models.coherence`), like a repository's writes.
+
+Two of PynamoDB's methods would send DescribeTable, a control-plane call that the
+runtime IAM policy (`portchops_models.iam`, data plane only) does not grant:
+``Model.exists()`` asks with a one-key GetItem instead, and ``Model.count()``
+needs a hash key (a table-wide count would be DescribeTable's ``ItemCount``,
+stale by hours, or a full scan).
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from pynamodb.models import BatchWrite, Model
 
 from .. import coherence
 from ..connection import Connection, current_connection
-from ..errors import PortChopsError
+from ..errors import InvalidRequest, PortChopsError, TableNotFound
 
 _M = TypeVar("_M", bound="BaseModel")
+#: The key `BaseModel.exists` reads, by key type: any value does, no item needs to be there.
+_PROBE: dict[str, object] = {"S": "portchops:exists-probe", "N": "0", "B": b"\x00"}
 
 __all__ = ["BaseModel"]
 
@@ -58,6 +66,67 @@ class BaseModel(Model):
     def table_name(cls) -> str:
         """The full DynamoDB table name under the settings in force."""
         return current_connection().settings.table_name(cls.base_table_name)
+
+    @classmethod
+    def exists(cls) -> bool:
+        """True if the model's table exists.
+
+        Asked with a GetItem of a probe key (at most half a read capacity unit),
+        an action the runtime IAM policy grants, instead of PynamoDB's
+        DescribeTable, which it does not. Under a ``--leading-keys`` policy the
+        probe key is not the caller's, so the answer is an access error.
+
+        Raises:
+            PortChopsError: any other failure (no credentials, throttling...).
+        """
+        attributes = cls.get_attributes()
+        keys = [attributes[n] for n in (cls._hash_keyname, cls._range_keyname) if n is not None]
+        params = {
+            "TableName": cls.table_name(),
+            "Key": {a.attr_name: {a.attr_type: _PROBE[a.attr_type]} for a in keys},
+            "ProjectionExpression": "#k",
+            "ExpressionAttributeNames": {"#k": keys[0].attr_name},
+        }
+        try:
+            current_connection().send("GetItem", params, table=cls.table_name())
+        except TableNotFound:
+            return False
+        return True
+
+    @classmethod
+    def count(
+        cls,
+        hash_key: Any = None,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        consistent_read: bool = False,
+        index_name: str | None = None,
+        limit: int | None = None,
+        rate_limit: float | None = None,
+    ) -> int:
+        """How many items one partition holds (a Query with ``Select=COUNT``), as in PynamoDB.
+
+        Raises:
+            InvalidRequest: no `hash_key`. PynamoDB would answer with DescribeTable's
+                ``ItemCount`` (refreshed about every six hours, and a control-plane
+                call the runtime IAM policy does not grant); count a partition, or
+                scan explicitly (``Repository.scan``) if a whole-table count is meant.
+        """
+        if hash_key is None:
+            raise InvalidRequest(
+                f"{cls.__name__}.count() needs a hash key: a table-wide count would be "
+                "DescribeTable's ItemCount (hours stale, not in the runtime IAM policy); "
+                "count one partition, or scan explicitly"
+            )
+        return super().count(
+            hash_key,
+            range_key_condition,
+            filter_condition,
+            consistent_read=consistent_read,
+            index_name=index_name,
+            limit=limit,
+            rate_limit=rate_limit,
+        )
 
     @classmethod
     def _get_connection(cls) -> TableConnection:
