@@ -16,7 +16,7 @@ from ..metrics import Metrics
 from ..models.base import BaseModel
 from ..retry import RetryPolicy
 from ..settings import Settings
-from .discovery import _step_id
+from .discovery import Migration, _step_id
 from .errors import MigrationError
 from .history import _History
 from .lock import _Lock
@@ -51,6 +51,7 @@ class MigrationContext:
     _history: _History = field(repr=False)
     _lock: _Lock = field(repr=False)
     _hook: CheckpointHook | None = field(default=None, repr=False)
+    _migration: Migration | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import tables
 from ..connection import Connection
-from ..errors import PortChopsError
+from ..errors import ConditionFailed, PortChopsError
 from .discovery import Migration, _parse_id
 from .errors import MigrationError
 
@@ -115,7 +115,9 @@ class _History:
         item = self.get(step_id)
         return item is not None and _record(item).status == "applied"
 
-    def applied(self, migration: Migration, *, at: datetime, duration_ms: float) -> None:
+    def applied(self, migration: Migration, *, at: datetime, duration_ms: float) -> bool:
+        """Record the step as applied, once: False if it already was (a backfill's last
+        worker records it when the last segment completes, before the runner would)."""
         item = {
             "id": {"S": migration.id},
             "status": {"S": "applied"},
@@ -125,7 +127,19 @@ class _History:
             "duration_ms": {"N": f"{duration_ms:.3f}"},
             "folder": {"S": _folder(migration)},
         }
-        self.call("PutItem", {"Item": item})
+        try:
+            self.call(
+                "PutItem",
+                {
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(#s) OR #s <> :applied",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":applied": {"S": "applied"}},
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def failed(self, migration: Migration, *, error: str, at: datetime) -> None:
         names = {"#s": "status", "#e": "error", "#d": "description", "#c": "checksum"}

@@ -146,6 +146,7 @@ class _Runner:
             _history=self.history,
             _lock=lock,
             _hook=self.hook,
+            _migration=m,
         )
         start = time.perf_counter()
         step(ctx)

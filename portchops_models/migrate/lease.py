@@ -1,0 +1,350 @@
+"""Segment leases for backfills, kept in the history table and claimed with fencing.
+
+A plan has a header item (``id = "0005/ttl"``: the run, the segment count, the
+shared rate's schedule) and one item per segment (``id = "<run>#000003"``),
+written before the header, so a worker that sees the plan sees all its segments;
+they are deleted once the step is recorded as applied. Their ids are not step
+ids, so the runner's history ignores them. Every write is a conditional UpdateItem:
+
+* **claim**: only a segment that is not done and has no owner, or whose lease has
+  expired (``expires_at <= now``); it sets the owner and the expiry and adds 1 to
+  the segment's **fencing counter** ``fence``, returning the new value and the
+  checkpoint to resume from;
+* **renew**, **checkpoint**, **finish**, **release**: only while ``fence`` and
+  ``owner`` are still the caller's. A worker that was paused past its expiry and
+  taken over finds its fence stale: its write fails (`LeaseLost`) and the
+  successor's progress stands.
+
+Times are epoch seconds from each worker's own clock (`LeaseTable` takes a
+``clock``), so workers on several machines need clocks in sync to well within a
+lease (NTP gives milliseconds). Why DynamoDB: conditional writes are atomic and
+the table is already there, so no lock service has to run beside the app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..connection import Connection
+from ..errors import ConditionFailed, PortChopsError
+from ..shape import RawItem
+from .errors import MigrationError
+from .history import _History
+
+__all__ = ["Lease", "LeaseLost", "LeaseTable", "SegmentState"]
+
+_DONE = "done"
+_PLAN, _SEGMENT = "backfill-plan", "backfill-segment"
+_OWNED = "#f = :fence AND #o = :me"
+
+
+class LeaseLost(MigrationError):
+    """The segment's lease is no longer ours: it expired and another worker took it over."""
+
+
+SegmentPhase = Literal["free", "leased", "done"]
+
+
+@dataclass(frozen=True)
+class SegmentState:
+    """One segment as the history table has it (what `status` and the workers read)."""
+
+    segment: int
+    phase: SegmentPhase
+    owner: str | None
+    expires_at: float
+    fence: int
+    scanned: int
+
+
+def _text(item: RawItem, name: str) -> str | None:
+    value = item.get(name, {}).get("S")
+    return value if isinstance(value, str) else None
+
+
+def _number(item: RawItem, name: str) -> float:
+    value = item.get(name, {}).get("N")
+    return float(value) if isinstance(value, str) else 0.0
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": f"{value:.3f}" if isinstance(value, float) else str(value)}
+
+
+class LeaseTable:
+    """Plan headers and segment leases in the history table, over the shared connection.
+
+    Args:
+        conn: the connection (`current_connection()`).
+        clock: epoch seconds (injectable, so tests move time without waiting).
+    """
+
+    def __init__(self, conn: Connection, *, clock: Callable[[], float] = time.time) -> None:
+        self.conn = conn
+        self.clock = clock
+        self.history = _History(conn)
+        self.table = self.history.table
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One request on the history table (not counted in a step's metrics)."""
+        return self.history.call(operation, params)
+
+    def exists(self) -> bool:
+        """Whether the history table is there."""
+        return self.history.exists()
+
+    def ensure(self) -> None:
+        """Create the history table unless it exists."""
+        self.history.ensure()
+
+    def _scan(self, condition: str, names: dict[str, str], values: RawItem) -> list[RawItem]:
+        found: list[RawItem] = []
+        params: dict[str, Any] = {
+            "ConsistentRead": True,
+            "FilterExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        while True:
+            page = self.call("Scan", params)
+            found.extend(page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                return found
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # ------------------------------------------------------------------ headers
+
+    def header(self, plan: str) -> RawItem | None:
+        """A plan's header item (consistent read), or None."""
+        item = self.history.get(plan)
+        return item if item is not None and _text(item, "kind") == _PLAN else None
+
+    def headers(self) -> list[RawItem]:
+        """Every plan header in the history table."""
+        return self._scan("#k = :k", {"#k": "kind"}, {":k": {"S": _PLAN}})
+
+    def create(self, plan: str, run: str, total: int, fields: RawItem) -> None:
+        """Write a run's segments (all free), then its header: whoever sees the header
+        sees every segment. A new run of the plan replaces the old header."""
+        puts = [
+            {"PutRequest": {"Item": {
+                "id": {"S": _segment_id(run, n)}, "kind": {"S": _SEGMENT},
+                "run": {"S": run}, "segment": {"N": str(n)}, "fence": {"N": "0"},
+            }}}
+            for n in range(total)
+        ]  # fmt: skip
+
+        def send_round(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            left: list[dict[str, Any]] = []
+            for start in range(0, len(pending), 25):
+                chunk = pending[start : start + 25]
+                answer = self.conn.send(
+                    "BatchWriteItem", {"RequestItems": {self.table: chunk}}, table=self.table
+                )
+                left.extend(answer.get("UnprocessedItems", {}).get(self.table, []))
+            return left
+
+        self.conn.retry.resubmit(puts, send_round, table=self.table, operation="BatchWriteItem")
+        item = {"id": {"S": plan}, "kind": {"S": _PLAN}, "run": {"S": run}, **fields}
+        self.call("PutItem", {"Item": item})
+
+    def set_header(self, plan: str, name: str, value: dict[str, Any]) -> None:
+        """Set one attribute of a plan's header."""
+        self.call(
+            "UpdateItem",
+            {
+                "Key": {"id": {"S": plan}},
+                "UpdateExpression": "SET #a = :v",
+                "ConditionExpression": "attribute_exists(#id)",
+                "ExpressionAttributeNames": {"#a": name, "#id": "id"},
+                "ExpressionAttributeValues": {":v": value},
+            },
+        )
+
+    def drop(self, plan: str, run: str, total: int) -> None:
+        """Delete a finished run's header and segments (the step is recorded as applied)."""
+        with contextlib.suppress(ConditionFailed):
+            self.call(
+                "DeleteItem",
+                {
+                    "Key": {"id": {"S": plan}},
+                    "ConditionExpression": "#r = :r",
+                    "ExpressionAttributeNames": {"#r": "run"},
+                    "ExpressionAttributeValues": {":r": {"S": run}},
+                },
+            )
+        deletes = [
+            {"DeleteRequest": {"Key": {"id": {"S": _segment_id(run, n)}}}} for n in range(total)
+        ]
+        for start in range(0, len(deletes), 25):
+            chunk = deletes[start : start + 25]
+            self.conn.send(
+                "BatchWriteItem", {"RequestItems": {self.table: chunk}}, table=self.table
+            )
+
+    # ------------------------------------------------------------------ segments
+
+    def segments(self, run: str, total: int) -> list[SegmentState]:
+        """The state of every segment of a run (a consistent Scan), by number. A segment
+        that is gone counts as done: its run finished and was dropped."""
+        now = self.clock()
+        seen: dict[int, SegmentState] = {}
+        prefix = {":k": {"S": _SEGMENT}, ":p": {"S": f"{run}#"}}
+        names = {"#k": "kind", "#id": "id"}
+        for item in self._scan("#k = :k AND begins_with(#id, :p)", names, prefix):
+            number = int(_number(item, "segment"))
+            owner, expires = _text(item, "owner"), _number(item, "expires_at")
+            phase: SegmentPhase = "free"
+            if _text(item, "state") == _DONE:
+                phase = "done"
+            elif owner is not None and expires > now:
+                phase = "leased"
+            seen[number] = SegmentState(
+                number, phase, owner, expires, int(_number(item, "fence")),
+                int(_number(item, "scanned")),
+            )  # fmt: skip
+        return [seen.get(n, SegmentState(n, "done", None, 0.0, 0, 0)) for n in range(total)]
+
+    def claim(self, run: str, segment: int, *, owner: str, lease_seconds: float) -> Lease | None:
+        """Take a segment that is free or whose lease expired; None if another has it
+        (or it is done, or gone). The fencing counter goes up by one on every claim."""
+        now = self.clock()
+        try:
+            answer = self.call(
+                "UpdateItem",
+                {
+                    "Key": _key(run, segment),
+                    "UpdateExpression": "SET #o = :me, #x = :x, #c = :now ADD #f :one",
+                    "ConditionExpression": (
+                        "attribute_exists(#id) AND (attribute_not_exists(#st) OR #st <> :done) "
+                        "AND (attribute_not_exists(#o) OR #x <= :now)"
+                    ),
+                    "ExpressionAttributeNames": {
+                        "#o": "owner", "#x": "expires_at", "#c": "claimed_at",
+                        "#f": "fence", "#st": "state", "#id": "id",
+                    },
+                    "ExpressionAttributeValues": {
+                        ":me": {"S": owner}, ":x": _n(now + lease_seconds), ":now": _n(now),
+                        ":one": {"N": "1"}, ":done": {"S": _DONE},
+                    },
+                    "ReturnValues": "ALL_NEW",
+                },
+            )  # fmt: skip
+        except ConditionFailed:
+            return None
+        item: RawItem = answer["Attributes"]
+        saved = _text(item, "position")
+        return Lease(
+            table=self,
+            run=run,
+            segment=segment,
+            owner=owner,
+            fence=int(_number(item, "fence")),
+            lease_seconds=lease_seconds,
+            position=json.loads(saved) if saved else None,
+        )
+
+
+def _segment_id(run: str, segment: int) -> str:
+    return f"{run}#{segment:06d}"
+
+
+def _key(run: str, segment: int) -> dict[str, Any]:
+    return {"id": {"S": _segment_id(run, segment)}}
+
+
+@dataclass(eq=False)
+class Lease:
+    """A segment held by one worker: every write is conditional on its fence and owner.
+
+    Attributes:
+        position: the scan position to resume from (None: the segment's start).
+        lost: set once a write found the lease gone (renewals run on another thread).
+    """
+
+    table: LeaseTable
+    run: str
+    segment: int
+    owner: str
+    fence: int
+    lease_seconds: float
+    position: RawItem | None = None
+    lost: bool = field(default=False)
+
+    def _write(self, update: str, names: dict[str, str], values: dict[str, Any]) -> None:
+        if self.lost:
+            raise self._lost()
+        try:
+            self.table.call(
+                "UpdateItem",
+                {
+                    "Key": _key(self.run, self.segment),
+                    "UpdateExpression": update,
+                    "ConditionExpression": _OWNED,
+                    "ExpressionAttributeNames": {"#f": "fence", "#o": "owner", **names},
+                    "ExpressionAttributeValues": {
+                        ":fence": {"N": str(self.fence)},
+                        ":me": {"S": self.owner},
+                        **values,
+                    },
+                },
+            )
+        except ConditionFailed:
+            self.lost = True
+            raise self._lost() from None
+
+    def _lost(self) -> LeaseLost:
+        return LeaseLost(
+            f"lost the lease on segment {self.segment} of {self.run} (fence {self.fence}): "
+            "another worker took it over; its progress stands"
+        )
+
+    def _expiry(self) -> dict[str, str]:
+        return _n(self.table.clock() + self.lease_seconds)
+
+    def renew(self) -> None:
+        """Extend the lease by its length from now.
+
+        Raises:
+            LeaseLost: another worker holds the segment now.
+        """
+        self._write("SET #x = :x", {"#x": "expires_at"}, {":x": self._expiry()})
+
+    def checkpoint(self, position: RawItem, scanned: int) -> None:
+        """Store the scan position reached (and renew the lease), fenced.
+
+        Raises:
+            LeaseLost: another worker holds the segment now; nothing was written.
+        """
+        text = json.dumps(position, sort_keys=True)
+        self._write(
+            "SET #p = :p, #x = :x ADD #n :n",
+            {"#p": "position", "#x": "expires_at", "#n": "scanned"},
+            {":p": {"S": text}, ":x": self._expiry(), ":n": {"N": str(scanned)}},
+        )
+        self.position = position
+
+    def finish(self, scanned: int) -> None:
+        """Mark the segment done and give it up, fenced.
+
+        Raises:
+            LeaseLost: another worker holds the segment now; nothing was written.
+        """
+        self._write(
+            "SET #st = :done REMOVE #p, #x ADD #n :n",
+            {"#st": "state", "#p": "position", "#x": "expires_at", "#n": "scanned"},
+            {":done": {"S": _DONE}, ":n": {"N": str(scanned)}},
+        )
+
+    def release(self) -> None:
+        """Hand the segment back (its checkpoint stays) so another worker can claim it at
+        once; nothing to do if it is no longer ours."""
+        if self.lost:
+            return
+        with contextlib.suppress(LeaseLost, PortChopsError):
+            self._write("REMOVE #o, #x", {"#x": "expires_at"}, {})
