@@ -1,19 +1,28 @@
-"""Scenario 2: a batch read of 1,000 keys at 5 ms RTT.
+"""Scenario 2: batch reads of 100, 1,000 and 10,000 keys at 5 ms RTT.
 
-Contenders, over the same keys and the same proxy:
+Contenders, over the same keys and the same proxy, at each size N:
 
-* raw botocore, the 10 chunks of 100 keys one after the other;
-* an ideal fan-out written by hand with raw botocore and a thread pool (10 threads,
-  one per chunk, pool and connections warm): the floor for this engine;
+* ``UserRepository.batch_get`` with the cache off (typed ``User`` objects out);
 * plain PynamoDB ``Model.batch_get`` (it sends its chunks one after the other);
-* ``UserRepository.batch_get`` with the cache off (typed ``User`` objects out).
+* raw botocore ``batch_get_item``, the chunks of 100 fanned out by hand over a thread
+  pool, one thread and one pooled connection per chunk up to 50 (the ideal fan-out
+  with botocore's own parser);
+* the minimal client (`benchmarks.minimal`), fanned out the same way: the floor.
 
-Targets: at least 2.5x faster than PynamoDB, and within 1.15x of the ideal fan-out.
+Wall and client CPU (the whole process: every thread) are medians of interleaved
+rounds, with ranges. Peak memory is measured in a separate pass per contender and
+size, under ``tracemalloc`` (the peak growth while the call runs, its result
+included).
+
+Targets: at 1,000 keys at least 2.5x faster than PynamoDB and within 1.15x of the
+botocore fan-out's wall; issue 12's: CPU at 1,000 keys at most 2x the minimal
+client's, and peak memory at 10,000 keys at most 1.5x PynamoDB's.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,25 +31,31 @@ from portchops_models.metrics import Metrics
 from portchops_models.testing.faultproxy import Faults
 
 from .common import (
+    FANOUT,
     RTT,
     USERS_TABLE,
     Column,
     RemoteProxy,
     ScenarioResult,
+    Spread,
     Target,
     interleaved,
-    median,
+    peak_growth,
     plain_models,
+    ratio,
     raw_client,
     use_layer,
 )
 from .context import Bench
+from .minimal import MinimalClient
 
-SERIAL = "botocore, serial chunks"
-IDEAL = "botocore + thread pool (ideal fan-out)"
-PYNAMO = "PynamoDB Model.batch_get"
 OURS = "UserRepository.batch_get"
+PYNAMO = "PynamoDB Model.batch_get"
+IDEAL = "botocore + thread pool (ideal fan-out)"
+MINIMAL = "minimal client + thread pool"
+ORDER = (OURS, PYNAMO, IDEAL, MINIMAL)
 CHUNK = 100
+MIB = 1024 * 1024
 
 
 def _chunk_keys(keys: list[str]) -> list[list[dict[str, Any]]]:
@@ -50,19 +65,23 @@ def _chunk_keys(keys: list[str]) -> list[list[dict[str, Any]]]:
 def run(bench: Bench) -> ScenarioResult:
     started = time.perf_counter()
     scale = bench.scale
-    keys = bench.user_ids[: scale.batch_keys]
-    threads = (len(keys) + CHUNK - 1) // CHUNK
+    sizes = scale.batch_sizes
+    all_keys = bench.users(max(sizes))
+    small, middle, large = sizes[0], sizes[len(sizes) // 2], sizes[-1]
+    rows: list[dict[str, Any]] = []
+    per_size: dict[int, dict[str, Any]] = {}
     with (
         RemoteProxy(bench.engine_url, faults=Faults(latency=RTT), seed=2) as proxy,
-        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ideal") as pool,
+        ThreadPoolExecutor(max_workers=FANOUT, thread_name_prefix="bench-fanout") as pool,
     ):
         endpoint = proxy.endpoint_url
         use_layer(endpoint)
-        client = raw_client(endpoint, pool=threads)
+        client = raw_client(endpoint, pool=FANOUT)
+        minimal = MinimalClient(endpoint, pool=FANOUT)
         plain_user, _ = plain_models(endpoint)
         repo = UserRepository(cache=None, metrics=Metrics())
 
-        def fetch(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def botocore_chunk(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
             items: list[dict[str, Any]] = []
             request: dict[str, Any] = {USERS_TABLE: {"Keys": chunk}}
             while request:
@@ -71,64 +90,127 @@ def run(bench: Bench) -> ScenarioResult:
                 request = response.get("UnprocessedKeys") or {}
             return items
 
-        def serial() -> int:
-            return sum(len(fetch(chunk)) for chunk in _chunk_keys(keys))
+        def minimal_chunk(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return minimal.batch_get_chunk(USERS_TABLE, chunk)
 
-        def ideal() -> int:
-            return sum(len(items) for items in pool.map(fetch, _chunk_keys(keys)))
+        for n, rounds in zip(sizes, scale.batch_rounds, strict=True):
+            keys = all_keys[:n]
+            chunks = _chunk_keys(keys)
 
-        def pynamo() -> int:
-            return len(list(plain_user.batch_get(keys)))
+            def fanned(
+                fetch: Callable[[list[dict[str, Any]]], list[Any]],
+                chunks: list[list[dict[str, Any]]] = chunks,
+            ) -> Callable[[], Any]:
+                def read() -> list[Any]:
+                    return [item for items in pool.map(fetch, chunks) for item in items]
 
-        def ours() -> int:
-            return len(repo.batch_get(keys))
+                return read
 
-        contenders = {SERIAL: serial, IDEAL: ideal, PYNAMO: pynamo, OURS: ours}
-        counts = {name: fn() for name, fn in contenders.items()}
-        samples = interleaved(contenders, scale.batch_rounds)
+            contenders: dict[str, Callable[[], Any]] = {
+                OURS: lambda keys=keys: repo.batch_get(keys),
+                PYNAMO: lambda keys=keys: list(plain_user.batch_get(keys)),
+                IDEAL: fanned(botocore_chunk),
+                MINIMAL: fanned(minimal_chunk),
+            }
+            counts = {name: len(fn()) for name, fn in contenders.items()}
+            samples = interleaved(contenders, rounds)
+            memory = {name: peak_growth(fn)[0] for name, fn in contenders.items()}
+            wall = {name: [s.wall for s in runs] for name, runs in samples.items()}
+            cpu = {name: [s.proc_cpu for s in runs] for name, runs in samples.items()}
+            per_size[n] = {"wall": wall, "cpu": cpu, "memory": memory, "counts": counts}
+            for name in ORDER:
+                w, c = Spread.of(wall[name]), Spread.of(cpu[name])
+                rows.append(
+                    {
+                        "contender": name,
+                        "keys": n,
+                        "items": counts[name],
+                        "wall_ms": w.median * 1e3,
+                        "wall_range": f"{w.low * 1e3:.1f}-{w.high * 1e3:.1f}",
+                        "client_cpu_ms": c.median * 1e3,
+                        "cpu_vs_minimal": ratio(cpu[name], cpu[MINIMAL]).text() + "x",
+                        "speedup_vs_pynamodb": ratio(wall[PYNAMO], wall[name]).median,
+                        "peak_mib": memory[name] / MIB,
+                        "memory_vs_pynamodb": memory[name] / memory[PYNAMO],
+                    }
+                )
+        minimal.close()
 
-    wall = {name: median([s.wall for s in runs]) for name, runs in samples.items()}
-    cpu = {name: median([s.proc_cpu for s in runs]) for name, runs in samples.items()}
-    rows = [
-        {
-            "contender": name,
-            "items": counts[name],
-            "wall_ms": wall[name] * 1e3,
-            "client_cpu_ms": cpu[name] * 1e3,
-            "vs_ideal": wall[name] / wall[IDEAL],
-            "speedup_vs_pynamodb": wall[PYNAMO] / wall[name],
-        }
-        for name in (SERIAL, IDEAL, PYNAMO, OURS)
-    ]
+    mid = per_size[middle]
+    speedup = ratio(mid["wall"][PYNAMO], mid["wall"][OURS])
+    vs_ideal = ratio(mid["wall"][OURS], mid["wall"][IDEAL])
+    cpu_vs_min = ratio(mid["cpu"][OURS], mid["cpu"][MINIMAL])
+    big = per_size[large]["memory"]
     targets = [
-        Target("batch read: speed-up vs PynamoDB", wall[PYNAMO] / wall[OURS], 2.5, ">="),
-        Target("batch read: wall vs ideal fan-out", wall[OURS] / wall[IDEAL], 1.15, "<="),
+        Target(
+            f"batch read {middle:,}: speed-up vs PynamoDB",
+            speedup.median,
+            2.5,
+            ">=",
+            spread=speedup.range,
+        ),
+        Target(
+            f"batch read {middle:,}: wall vs ideal fan-out",
+            vs_ideal.median,
+            1.15,
+            "<=",
+            spread=vs_ideal.range,
+        ),
+        Target(
+            f"batch_get {middle:,}: client CPU vs minimal client",
+            cpu_vs_min.median,
+            2.0,
+            "<=",
+            spread=cpu_vs_min.range,
+            source="#12",
+        ),
+        Target(
+            f"batch_get {large:,}: peak memory vs PynamoDB",
+            big[OURS] / big[PYNAMO],
+            1.5,
+            "<=",
+            source="#12",
+        ),
     ]
     notes = [
-        f"{scale.batch_rounds} interleaved rounds; median wall per batch of {len(keys)} keys. "
-        "Client CPU is time.process_time() of the client process (every thread); the engine "
-        "and the proxy run in processes of their own.",
+        f"Rounds per size {dict(zip(sizes, scale.batch_rounds, strict=True))}, interleaved; "
+        "medians and (min-max) ranges across rounds; GC on. Client CPU is "
+        "time.process_time() of the client process (every thread); the engine and the "
+        "proxy run in processes of their own.",
+        f"Fan-outs: one thread and one pooled connection per chunk of {CHUNK}, at most "
+        f"{FANOUT} (the layer's default pool). Peak memory: one run per contender and size "
+        "under tracemalloc, apart from the timed rounds.",
+        f"At {small:,} keys (one request) the layer's CPU is "
+        f"{ratio(per_size[small]['cpu'][OURS], per_size[small]['cpu'][MINIMAL]).text()}x the "
+        f"minimal client's; at {large:,}, "
+        f"{ratio(per_size[large]['cpu'][OURS], per_size[large]['cpu'][MINIMAL]).text()}x.",
     ]
-    if len(set(counts.values())) != 1:
-        notes.append(f"Contenders returned different item counts: {counts}")
+    for n, data in per_size.items():
+        if len(set(data["counts"].values())) != 1:
+            notes.append(f"At {n:,} keys contenders returned different counts: {data['counts']}")
     return ScenarioResult(
         key="batch_read",
-        title="2. Batch read of 1,000 keys (5 ms RTT)",
+        title="2. Batch reads of 100 / 1,000 / 10,000 keys (5 ms RTT)",
         setup={
             "rtt_ms": RTT * 1e3,
-            "keys": len(keys),
-            "threads": threads,
-            "rounds": scale.batch_rounds,
+            "sizes": list(sizes),
+            "rounds": list(scale.batch_rounds),
+            "threads": FANOUT,
         },
         columns=[
             Column("contender", "contender", "{}"),
+            Column("keys", "keys", "{:,}"),
             Column("wall_ms", "wall ms", "{:.1f}"),
+            Column("wall_range", "range", "{}"),
             Column("client_cpu_ms", "client CPU ms", "{:.1f}"),
-            Column("vs_ideal", "vs ideal", "{:.2f}x"),
+            Column("cpu_vs_minimal", "CPU vs minimal", "{}"),
             Column("speedup_vs_pynamodb", "speed-up vs PynamoDB", "{:.2f}x"),
+            Column("peak_mib", "peak MiB", "{:.2f}"),
+            Column("memory_vs_pynamodb", "memory vs PynamoDB", "{:.2f}x"),
         ],
         rows=rows,
         targets=targets,
         notes=notes,
         seconds=time.perf_counter() - started,
+        extra={"middle": middle, "large": large},
     )

@@ -16,6 +16,7 @@ import os
 import platform
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ PREFIX = "bench-"
 USERS_TABLE = f"{PREFIX}users"
 PROGRESS_TABLE = f"{PREFIX}user-progress"
 RTT = 0.005  # seconds of latency the proxy adds to every request (one round trip)
+#: threads and pooled connections of every fan-out contender (the layer's default pool)
+FANOUT = 50
 
 
 # ---------------------------------------------------------------------------- results
@@ -49,17 +52,27 @@ RTT = 0.005  # seconds of latency the proxy adds to every request (one round tri
 
 @dataclass
 class Target:
-    """One target of the issue: ``value`` compared with ``limit``."""
+    """One target: ``value`` (a median) compared with ``limit``.
+
+    ``spread`` is the (low, high) of the value across rounds, ``source`` where the
+    target comes from ("#12" for issue 12's, "docs" for the page's older rows), and a
+    ``value`` of None means the contender could not be measured (``note`` says why):
+    that is never a pass.
+    """
 
     name: str
-    value: float
+    value: float | None
     limit: float
     op: str  # "<=" or ">="
     unit: str = "x"
     note: str = ""
+    spread: tuple[float, float] | None = None
+    source: str = "docs"
 
     @property
     def passed(self) -> bool:
+        if self.value is None:
+            return False
         return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
 
     def as_dict(self) -> dict[str, Any]:
@@ -132,6 +145,32 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+@dataclass(frozen=True)
+class Spread:
+    """The median of per-round values and their range (lowest, highest)."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values))
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    def text(self, fmt: str = "{:.2f}") -> str:
+        """``1.23 (1.10-1.40)``."""
+        return f"{fmt.format(self.median)} ({fmt.format(self.low)}-{fmt.format(self.high)})"
+
+
+def ratio(a: Sequence[float], b: Sequence[float]) -> Spread:
+    """Round-by-round ratios ``a[i] / b[i]`` of two contenders of the same interleaved run."""
+    return Spread.of([x / y for x, y in zip(a, b, strict=True) if y > 0])
+
+
 @dataclass
 class Sample:
     wall: float  # seconds
@@ -140,16 +179,38 @@ class Sample:
 
 
 def measure(fn: Callable[[], Any]) -> Sample:
-    """Run ``fn`` once with the collector off; wall, thread CPU and process CPU."""
+    """Run ``fn`` once; wall, thread CPU and process CPU.
+
+    The garbage collector stays on while timing, as in a service: the objects a
+    contender allocates cost what they cost, collections included. A collection
+    before each sample keeps one contender's garbage from being collected in the
+    next one's time.
+    """
     gc.collect()
-    gc.disable()
-    try:
-        p0, t0, w0 = time.process_time(), time.thread_time(), time.perf_counter()
-        fn()
-        w1, t1, p1 = time.perf_counter(), time.thread_time(), time.process_time()
-    finally:
-        gc.enable()
+    p0, t0, w0 = time.process_time(), time.thread_time(), time.perf_counter()
+    fn()
+    w1, t1, p1 = time.perf_counter(), time.thread_time(), time.process_time()
     return Sample(wall=w1 - w0, cpu=t1 - t0, proc_cpu=p1 - p0)
+
+
+def peak_growth(fn: Callable[[], Any]) -> tuple[int, float, Any]:
+    """(peak traced bytes above the start, seconds, fn's result) of one call of ``fn``.
+
+    Under ``tracemalloc``, which slows Python down a lot: never mixed with timing.
+    The result is still referenced at the peak, so what a call returns counts.
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        t0 = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base, seconds, result
 
 
 def interleaved(

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from portchops_models import User, UserProgress, UserRepository
+from portchops_models import User, UserProgress, UserProgressRepository, UserRepository
 from portchops_models.metrics import Metrics
 from portchops_models.tables import create_table
 
@@ -19,15 +19,22 @@ USER_COUNT = 1000
 class Scale:
     """How much work a run does; ``quick`` is a smoke test of the harness only."""
 
-    point_ops: int = 1000
+    point_ops: int = 500
     point_rounds: int = 5
     hit_passes: int = 20
-    batch_keys: int = 1000
-    batch_rounds: int = 21
-    query_items: int = 1000
-    query_rounds: int = 15
+    concurrent_gets: int = 200
+    concurrent_bursts: int = 3
+    concurrent_rounds: int = 9
+    batch_sizes: tuple[int, ...] = (100, 1000, 10_000)
+    batch_rounds: tuple[int, ...] = (15, 11, 3)
+    query_sizes: tuple[int, ...] = (1000, 10_000, 50_000)
+    query_rounds: tuple[int, ...] = (11, 5, 3)
     projection_items: int = 100
     storm_items: int = 10_000
+    storm_rounds: int = 3
+    cache_keys: int = 5000
+    cache_gets: int = 1000
+    cache_rounds: int = 3
     stream_items: int = 50_000
 
     @classmethod
@@ -36,11 +43,42 @@ class Scale:
             point_ops=100,
             point_rounds=2,
             hit_passes=5,
-            batch_rounds=5,
-            query_rounds=5,
+            concurrent_bursts=1,
+            concurrent_rounds=2,
+            batch_sizes=(100, 1000, 2000),
+            batch_rounds=(3, 3, 1),
+            query_sizes=(1000, 2000, 5000),
+            query_rounds=(3, 2, 1),
             projection_items=20,
             storm_items=1000,
+            storm_rounds=1,
+            cache_keys=1000,
+            cache_gets=300,
+            cache_rounds=1,
             stream_items=5000,
+        )
+
+    @classmethod
+    def tiny(cls) -> Scale:
+        """Smaller still: what the test suite's smoke test runs."""
+        return cls(
+            point_ops=20,
+            point_rounds=1,
+            hit_passes=1,
+            concurrent_gets=20,
+            concurrent_bursts=1,
+            concurrent_rounds=1,
+            batch_sizes=(10, 100, 200),
+            batch_rounds=(1, 1, 1),
+            query_sizes=(50, 100, 200),
+            query_rounds=(1, 1, 1),
+            projection_items=5,
+            storm_items=100,
+            storm_rounds=1,
+            cache_keys=100,
+            cache_gets=50,
+            cache_rounds=1,
+            stream_items=200,
         )
 
 
@@ -52,17 +90,44 @@ class Bench:
     scale: Scale
     user_ids: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    _partitions: dict[int, str] = field(default_factory=dict, repr=False)
 
     def prepare(self) -> None:
-        """Create the tables and write the 1,000 users scenarios 1 and 2 read."""
+        """Create the tables and write the 1,000 users the point and batch reads start with."""
         use_layer(self.engine_url)
         for model in (User, UserProgress):
             create_table(model)
-        users = [
-            User(user_id=f"u-{i:05d}", email=f"user{i}@example.com", name=f"User {i}")
-            for i in range(USER_COUNT)
-        ]
-        UserRepository(cache=None, metrics=Metrics()).batch_save(users)
-        ids = [u.user_id for u in users]
-        random.Random(42).shuffle(ids)  # read in an order unrelated to the write order
-        self.user_ids = ids
+        self.user_ids = []
+        self.users(USER_COUNT)
+
+    def users(self, n: int) -> list[str]:
+        """The ids of ``n`` seeded users (written now if fewer exist), in a shuffled order.
+
+        Writes straight to the engine: call it before pointing the layer at a proxy.
+        """
+        have = len(self.user_ids)
+        if n > have:
+            use_layer(self.engine_url)
+            users = [
+                User(user_id=f"u-{i:05d}", email=f"user{i}@example.com", name=f"User {i}")
+                for i in range(have, n)
+            ]
+            UserRepository(cache=None, metrics=Metrics()).batch_save(users)
+            ids = [u.user_id for u in users]
+            random.Random(42 + have).shuffle(ids)  # read in an order unrelated to the writes
+            self.user_ids.extend(ids)
+        return self.user_ids[:n]
+
+    def partition(self, n: int) -> str:
+        """The user id of a ``UserProgress`` partition of ``n`` items (written once, directly)."""
+        if n not in self._partitions:
+            user_id = f"part-{n}"
+            use_layer(self.engine_url)
+            UserProgressRepository(cache=None, metrics=Metrics()).batch_save(
+                UserProgress(
+                    user_id=user_id, lesson_id=f"lesson-{i:06d}", score=i % 100, attempts=i % 7
+                )
+                for i in range(n)
+            )
+            self._partitions[n] = user_id
+        return self._partitions[n]

@@ -1,0 +1,246 @@
+"""The lower bound: a minimal keep-alive DynamoDB client, sync and async.
+
+Per call it does only what any DynamoDB client must: one ``json.dumps`` of the
+payload, botocore's SigV4 signature, one HTTP/1.1 exchange on a pooled keep-alive
+connection, one ``json.loads`` of the answer, and one plain dict per item
+(``{"userId": "u-1", "score": "50", ...}``: each attribute's value as DynamoDB
+sent it, no types, no validation). No hooks, no shape walk, no retries unless a
+contender adds its own loop.
+
+* `MinimalClient`: ``http.client`` connections, one per thread at a time, for
+  thread pools;
+* `AsyncMinimalClient`: ``asyncio`` streams, for ``asyncio.gather``.
+
+Both share `Signer` (request bytes and headers) and `decode` (answer to dict).
+Any answer but 200 raises `MinimalError` with DynamoDB's error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+REGION = "us-east-1"
+TARGET_PREFIX = "DynamoDB_20120810."
+CONTENT_TYPE = "application/x-amz-json-1.0"
+THROTTLING = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
+
+
+class MinimalError(Exception):
+    """A non-200 answer: ``status`` and DynamoDB's ``code`` (e.g. ``ThrottlingException``)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        """Throttling or a 5xx: worth another attempt."""
+        return self.status >= 500 or self.code in THROTTLING
+
+
+class Signer:
+    """The request of one call: JSON body and SigV4-signed headers (botocore's signer)."""
+
+    def __init__(self, endpoint_url: str, *, region: str = REGION) -> None:
+        self.url = endpoint_url.rstrip("/") + "/"
+        self.netloc = urlsplit(endpoint_url).netloc
+        self._auth = SigV4Auth(Credentials("x", "x"), "dynamodb", region)
+
+    def sign(self, operation: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        request = AWSRequest(
+            method="POST",
+            url=self.url,
+            data=body,
+            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + operation},
+        )
+        self._auth.add_auth(request)
+        headers = dict(request.headers.items())
+        headers["Content-Length"] = str(len(body))
+        return body, headers
+
+
+def decode(status: int, data: bytes) -> dict[str, Any]:
+    """One ``json.loads``; a non-200 answer raises `MinimalError`."""
+    answer: dict[str, Any] = json.loads(data) if data else {}
+    if status != 200:
+        code = str(answer.get("__type", "")).rsplit("#", 1)[-1]
+        message = str(answer.get("message") or answer.get("Message") or "")
+        raise MinimalError(status, code, message)
+    return answer
+
+
+def plain(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One dict per item: each attribute's value as DynamoDB sent it."""
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+class MinimalClient:
+    """A thread-safe sync client over a pool of ``http.client`` keep-alive connections."""
+
+    def __init__(self, endpoint_url: str, *, pool: int = 50, timeout: float = 30.0) -> None:
+        parts = urlsplit(endpoint_url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        self._timeout = timeout
+        self._signer = Signer(endpoint_url)
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(pool)
+
+    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body, headers = self._signer.sign(operation, payload)
+        with self._slots:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            reused = conn is not None
+            while True:
+                if conn is None:
+                    conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+                try:
+                    conn.request("POST", "/", body, headers)
+                    response = conn.getresponse()
+                    data = response.read()
+                    break
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = None
+                    if not reused:
+                        raise
+                    reused = False  # a keep-alive connection the server had closed: once more
+            if response.will_close:
+                conn.close()
+            else:
+                with self._lock:
+                    self._idle.append(conn)
+        return decode(response.status, data)
+
+    def get_item(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        item = self.call("GetItem", {"TableName": table, "Key": key}).get("Item")
+        return plain(item) if item is not None else None
+
+    def batch_get_chunk(self, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One chunk of at most 100 keys, unprocessed keys resubmitted until none are left."""
+        items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {table: {"Keys": keys}}
+        while request:
+            answer = self.call("BatchGetItem", {"RequestItems": request})
+            items.extend(plain(item) for item in answer["Responses"].get(table, ()))
+            request = answer.get("UnprocessedKeys") or {}
+        return items
+
+    def query(self, table: str, key_name: str, key_value: str) -> Iterator[dict[str, Any]]:
+        """Every item of one partition, page after page."""
+        payload: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": key_name},
+            "ExpressionAttributeValues": {":v": {"S": key_value}},
+        }
+        while True:
+            answer = self.call("Query", payload)
+            for item in answer["Items"]:
+                yield plain(item)
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return
+            payload["ExclusiveStartKey"] = last
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class AsyncMinimalClient:
+    """An asyncio client over a pool of keep-alive stream connections (one event loop)."""
+
+    def __init__(self, endpoint_url: str, *, pool: int = 50) -> None:
+        parts = urlsplit(endpoint_url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        self._pool = pool
+        self._signer = Signer(endpoint_url)
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._slots: asyncio.Semaphore | None = None
+
+    async def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body, headers = self._signer.sign(operation, payload)
+        head = f"POST / HTTP/1.1\r\nHost: {self._signer.netloc}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers.items()
+        )
+        message = head.encode("latin-1") + b"\r\n" + body
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._pool)
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else None
+            reused = conn is not None
+            while True:
+                if conn is None:
+                    conn = await asyncio.open_connection(self._host, self._port)
+                reader, writer = conn
+                try:
+                    writer.write(message)
+                    status, keep, data = await _read_answer(reader)
+                    break
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    writer.close()
+                    conn = None
+                    if not reused:
+                        raise
+                    reused = False
+            if keep:
+                self._idle.append(conn)
+            else:
+                writer.close()
+        return decode(status, data)
+
+    async def get_item(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        item = (await self.call("GetItem", {"TableName": table, "Key": key})).get("Item")
+        return plain(item) if item is not None else None
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            writer.close()
+        for _, writer in idle:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    """(status, keep-alive, body) of one HTTP/1.1 answer with a Content-Length."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    lines = head.split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    keep = True
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        lowered = name.strip().lower()
+        if lowered == "content-length":
+            length = int(value)
+        elif lowered == "connection":
+            keep = value.strip().lower() != "close"
+    data = await reader.readexactly(length) if length else b""
+    return status, keep, data
