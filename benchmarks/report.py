@@ -277,7 +277,7 @@ def _throttling(panel: _Panel) -> None:
     panel.title(
         "5. Throttling storm, 20% of batch writes throttled, 5 ms RTT",
         f"layer {ours['requests_vs_min']:.2f}x the minimum requests; not stored: {lost}",
-        "wall s per 10,000 items (log scale)",
+        f"wall s per {s['setup']['items']:,} items (log scale)",
     )
 
 
