@@ -67,6 +67,12 @@ class MetricsSnapshot(TypedDict):
     cache_hits: int
     cache_misses: int
     transactions_canceled: int
+    invalidations_sent: int
+    invalidations_received: int
+    bus_reconnects: int
+    write_to_eviction_p50_ms: float
+    write_to_eviction_p99_ms: float
+    write_to_eviction_max_ms: float
     consumed_read_capacity_units: float
     consumed_write_capacity_units: float
     error_codes: dict[str, int]
@@ -142,6 +148,12 @@ def _empty() -> MetricsSnapshot:
         cache_hits=0,
         cache_misses=0,
         transactions_canceled=0,
+        invalidations_sent=0,
+        invalidations_received=0,
+        bus_reconnects=0,
+        write_to_eviction_p50_ms=0.0,
+        write_to_eviction_p99_ms=0.0,
+        write_to_eviction_max_ms=0.0,
         consumed_read_capacity_units=0.0,
         consumed_write_capacity_units=0.0,
         error_codes={},
@@ -161,6 +173,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._state = _empty()
         self._latencies: dict[str, deque[float]] = {}
+        self._evictions: deque[float] = deque(maxlen=LATENCY_SAMPLES)  # write-to-eviction, ms
 
     def _op(self, name: str) -> OperationStats:
         op = self._state["operations"].get(name)
@@ -261,6 +274,28 @@ class Metrics:
         with self._lock:
             self._state["transactions_canceled"] += 1
 
+    # The invalidation bus (portchops_models.bus): counts are of item keys.
+
+    def record_invalidation_sent(self, count: int) -> None:
+        """Record ``count`` keys published on the invalidation bus."""
+        if isinstance(count, int) and count > 0:
+            with self._lock:
+                self._state["invalidations_sent"] += count
+
+    def record_invalidation_received(self, count: int, *, seconds: float) -> None:
+        """Record ``count`` keys evicted for another process's write, ``seconds`` after it."""
+        ok_time = isinstance(seconds, int | float) and 0 <= seconds < _MAX_SECONDS
+        with self._lock:
+            if isinstance(count, int) and count > 0:
+                self._state["invalidations_received"] += count
+            if ok_time:  # clocks of two machines may disagree: a negative time is no sample
+                self._evictions.append(seconds * 1000.0)
+
+    def record_bus_reconnect(self) -> None:
+        """Record a resubscription to the invalidation bus after its connection was lost."""
+        with self._lock:
+            self._state["bus_reconnects"] += 1
+
     def snapshot(self, *, reset: bool = False) -> MetricsSnapshot:
         """The metrics as a plain, JSON-ready dict; ``reset=True`` also zeroes them.
 
@@ -272,8 +307,14 @@ class Metrics:
             snap["operations"] = {name: op.copy() for name, op in snap["operations"].items()}
             snap["tables"] = {name: table.copy() for name, table in snap["tables"].items()}
             samples = {name: list(latencies) for name, latencies in self._latencies.items()}
+            evictions = list(self._evictions)
             if reset:
                 self._state, self._latencies = _empty(), {}
+                self._evictions.clear()
+        evictions.sort()  # outside the lock
+        snap["write_to_eviction_p50_ms"] = _rank(evictions, 50)
+        snap["write_to_eviction_p99_ms"] = _rank(evictions, 99)
+        snap["write_to_eviction_max_ms"] = evictions[-1] if evictions else 0.0
         for name, ordered in samples.items():  # sort outside the lock
             ordered.sort()
             op = snap["operations"][name]
@@ -286,6 +327,7 @@ class Metrics:
         """Zero every counter and forget every latency sample."""
         with self._lock:
             self._state, self._latencies = _empty(), {}
+            self._evictions.clear()
 
     def to_emf(
         self,

@@ -37,7 +37,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import Index
 
-from . import coherence, deadline, idempotency, requests
+from . import bus, coherence, deadline, idempotency, requests
 from .batching import fan_out, merge_segments
 from .cache import CachePolicy, ItemCache
 from .connection import Connection, current_connection
@@ -74,6 +74,7 @@ class _Unset:
 UNSET: Any = _Unset()
 
 _DEFAULT_METRICS = Metrics()
+bus.use_metrics(_DEFAULT_METRICS)  # the invalidation bus counts there too
 _NOT_DECODED = object()
 
 

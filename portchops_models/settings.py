@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.util
 import os
 import threading
 from collections.abc import Mapping
@@ -82,6 +83,12 @@ class Settings(BaseSettings):
         description="Signs pagination cursors (at least 16 characters); unset = a random key "
         "per process.",
     )
+    cache_bus_url: str | None = Field(
+        default=None,
+        repr=False,  # may hold a password
+        description="redis://host:port/db of the cache invalidation bus (needs the [redis] "
+        "extra); unset = caches are coherent within one process only.",
+    )
 
     @field_validator("cursor_secret")
     @classmethod
@@ -108,6 +115,22 @@ class Settings(BaseSettings):
         except ValueError as err:
             raise ValueError(f"{value!r} has a bad port") from err
         return value.rstrip("/")
+
+    @field_validator("cache_bus_url")
+    @classmethod
+    def _check_bus_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            raise ValueError("is not a Redis URL like redis://127.0.0.1:6379/0")
+        try:
+            _ = parts.port
+        except ValueError as err:
+            raise ValueError("has a bad port") from err
+        if not _installed("redis"):
+            raise ValueError("needs the Redis client: pip install 'portchops-models[redis]'")
+        return value
 
     @field_validator("table_prefix")
     @classmethod
@@ -188,6 +211,14 @@ def dynamodb_regions() -> frozenset[str]:
     )
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: blocked
+        return False
+
+
 _lock = threading.Lock()
 _current: Settings | None = None
 _generation = 0
@@ -206,8 +237,8 @@ def _build(settings: Settings | None, overrides: dict[str, object]) -> Settings:
             raise ConfigurationError(str(first.get("ctx", {}).get("error", first["msg"]))) from None
         field = str(first["loc"][0])
         value = first.get("input")
-        if field == "cursor_secret":
-            value = "**********"  # a secret is never printed
+        if field in ("cursor_secret", "cache_bus_url"):
+            value = "**********"  # a secret (or a URL that may hold one) is never printed
         raise ConfigurationError(f"{ENV_PREFIX}{field.upper()}={value!s}: {first['msg']}") from None
 
 
