@@ -113,7 +113,7 @@ def run(bench: Bench) -> ScenarioResult:
                 MINIMAL: fanned(minimal_chunk),
             }
             counts = {name: len(fn()) for name, fn in contenders.items()}
-            samples = interleaved(contenders, rounds)
+            samples = interleaved(contenders, rounds, warmup=0)  # the count above warmed up
             memory = {name: peak_growth(fn)[0] for name, fn in contenders.items()}
             wall = {name: [s.wall for s in runs] for name, runs in samples.items()}
             cpu = {name: [s.proc_cpu for s in runs] for name, runs in samples.items()}

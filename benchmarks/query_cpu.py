@@ -79,7 +79,7 @@ def run(bench: Bench) -> ScenarioResult:
         counts = {name: fn() for name, fn in contenders.items()}
         if len(set(counts.values())) != 1:
             mismatched.append(f"{n:,} items: {counts}")
-        samples = interleaved(contenders, rounds, warmup=1)
+        samples = interleaved(contenders, rounds, warmup=0)  # the count above warmed up
         cpu = {name: [s.cpu for s in runs] for name, runs in samples.items()}
         cpu_by_size[n] = cpu
         for name in ORDER:

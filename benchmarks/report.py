@@ -304,7 +304,7 @@ def _concurrent_gets(panel: _Panel) -> None:
     vs_aio, vs_raw = _target(s, "aiobotocore"), _target(s, "raw botocore")
     aio = "async layer not built yet" if math.isnan(vs_aio) else f"async {vs_aio:.2f}x aiobotocore"
     panel.title(
-        "7. 200 concurrent gets, 5 ms RTT",
+        f"7. {s['setup']['concurrent']} concurrent gets, 5 ms RTT",
         f"{aio}; threads {vs_raw:.2f}x raw botocore",
         "gets per second",
     )
