@@ -19,6 +19,7 @@ from . import (
     batch_read,
     cache_skew,
     concurrent_gets,
+    invalidation,
     parity,
     point_reads,
     projection,
@@ -40,6 +41,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "streaming": streaming,
     "concurrent_gets": concurrent_gets,
     "cache_skew": cache_skew,
+    "invalidation": invalidation,
 }
 
 
