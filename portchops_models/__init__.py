@@ -10,6 +10,7 @@ The public surface, re-exported here::
         UserRepository, UserProgressRepository,       # typed repositories
         Page, Projection,                             # pages with cursors, typed partial reads
         CachePolicy, RetryPolicy, Metrics,            # policies at the repository boundary
+        Transaction, read_transaction,                # writes and reads across tables, atomically
         PortChopsError, ItemNotFound, ...             # the exception tree
     )
 """
@@ -27,6 +28,7 @@ from .errors import (
     ServiceError,
     TableNotFound,
     ThrottledError,
+    TransactionCanceled,
 )
 from .metrics import Metrics
 from .models import BaseModel, ExpiryAttribute, UpdatedAtAttribute, User, UserProgress
@@ -35,6 +37,7 @@ from .repositories import ProgressKey, UserProgressRepository, UserRepository
 from .repository import Page, Repository
 from .retry import RetryPolicy, retrying
 from .settings import Settings, configure
+from .transactions import Transaction, read_transaction
 
 __version__ = "0.1.0"
 
@@ -61,6 +64,8 @@ __all__ = [
     "Settings",
     "TableNotFound",
     "ThrottledError",
+    "Transaction",
+    "TransactionCanceled",
     "UpdatedAtAttribute",
     "User",
     "UserProgress",
@@ -69,5 +74,6 @@ __all__ = [
     "__version__",
     "cached",
     "configure",
+    "read_transaction",
     "retrying",
 ]

@@ -22,11 +22,12 @@ from typing import TypeVar, overload
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, TransactionCanceled
 from .limits import RANGE_KEY_MAX_BYTES, check_key_part
 from .models import User, UserProgress
 from .projections import ProjectionType
 from .repository import IndexRef, Page, Repository
+from .transactions import Transaction
 
 __all__ = ["PASSING_SCORE", "ProgressKey", "UserProgressRepository", "UserRepository"]
 
@@ -37,6 +38,9 @@ ProgressKey = tuple[str, str]
 
 #: `record_attempt` marks a lesson completed at this score or above.
 PASSING_SCORE = 70.0
+
+#: `complete_lesson` tries again this often when an expired row is in the way.
+_COMPLETE_ATTEMPTS = 3
 
 
 class UserRepository(Repository[User, str]):
@@ -250,6 +254,55 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
             actions.append(UserProgress.status.set(UserProgress.status | "started"))
         return super().update(_progress_key(user_id, lesson_id), actions)
 
+    def complete_lesson(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
+        """Record the attempt that completes a lesson, and count the completion on the user.
+
+        One transaction: the progress row gets attempts + 1, the score, status
+        "completed" and ``completed_at`` (kept from the first completion), and
+        the user's ``completed_lessons`` goes up by one, both or neither. A
+        lesson already completed is not counted again: the attempt is recorded
+        on its own. An expired row still stored counts as absent. Returns the
+        row as stored afterwards.
+
+        Raises:
+            TransactionCanceled: no such user (``failed == [1]``); nothing was written.
+        """
+        key = _progress_key(user_id, lesson_id)
+        score = _check_score(score)
+        not_completed = UserProgress.status.does_not_exist() | (UserProgress.status != "completed")
+        for _ in range(_COMPLETE_ATTEMPTS):
+            try:
+                with Transaction(retry=self.retry, metrics=self.metrics) as tx:
+                    tx.update(
+                        UserProgress,
+                        key,
+                        [
+                            UserProgress.attempts.add(1),
+                            UserProgress.score.set(score),
+                            UserProgress.status.set("completed"),
+                            UserProgress.completed_at.set(
+                                UserProgress.completed_at | datetime.now(UTC)
+                            ),
+                        ],
+                        condition=not_completed,
+                    )
+                    tx.update(
+                        User,
+                        user_id,
+                        [User.completed_lessons.set((User.completed_lessons | 0) + 1)],
+                        condition=User.user_id.exists(),
+                    )
+                return self.get(key, consistent=True)
+            except TransactionCanceled as err:
+                if err.failed != [0]:
+                    raise
+                stored = err.reasons[0].item_as(UserProgress) if err.reasons[0] else None
+                if stored is None or (stored.status == "completed" and not _expired(stored)):
+                    return self.update(key, [UserProgress.attempts.add(1)], score=score)
+                # An expired row in the way: remove it (if still that one) and start afresh.
+                self.delete(key, condition=UserProgress.ttl == stored.ttl)
+        return self.update(key, [UserProgress.attempts.add(1)], score=score)
+
     @overload
     def query(
         self,
@@ -420,6 +473,11 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
             newest_first=True,
             projection=projection,
         )
+
+
+def _expired(row: UserProgress) -> bool:
+    """Whether the row's TTL has passed (DynamoDB may still hold it)."""
+    return row.ttl is not None and row.ttl <= datetime.now(UTC)
 
 
 def _check_score(score: float) -> float:

@@ -21,8 +21,9 @@ Example:
     >>> from portchops_models.shape import shape_of
     >>> plan = WritePlan()
     >>> plan.add(delete_operation(shape_of(User), "users", "u1"))
-    >>> plan.payload("token-1")["TransactItems"]
-    [{'Delete': {'TableName': 'users', 'Key': {'userId': {'S': 'u1'}}}}]
+    >>> (entry,) = plan.payload("token-1")["TransactItems"]
+    >>> entry
+    {'Delete': {'TableName': 'users', 'Key': {'userId': {'S': 'u1'}}}}
 """
 
 from __future__ import annotations

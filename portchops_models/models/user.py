@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
 from .attributes import UpdatedAtAttribute
@@ -46,5 +51,8 @@ class User(BaseModel):
     created_at = UTCDateTimeAttribute(attr_name="createdAt", default_for_new=utc_now)
     updated_at = UpdatedAtAttribute(attr_name="updatedAt")
     version = VersionAttribute()
+    #: lessons completed, counted once each by `UserProgressRepository.complete_lesson`
+    #: (in one transaction with the progress row); absent until the first.
+    completed_lessons = NumberAttribute(null=True, attr_name="completedLessons")
 
     email_index = EmailIndex()

@@ -1,0 +1,404 @@
+"""Typed transactions across tables: `Transaction` (TransactWriteItems) and `read_transaction`.
+
+::
+
+    with Transaction() as tx:                      # commits on a clean exit
+        tx.save(user)                              # version checked and bumped
+        tx.update(UserProgress, (uid, lid), [UserProgress.attempts.add(1)])
+        tx.delete(User, other_id)
+        tx.check(User, uid, User.user_id.exists())
+
+    user, row = read_transaction((User, uid), (UserProgress, (uid, lid)))
+
+Every operation is built and checked when it is added (keys, items, limits: see
+`portchops_models.transaction_plan`), so a bad one raises `InvalidRequest` inside
+the ``with`` block and nothing is sent. The payload keeps the caller's order, so
+`TransactionCanceled.reasons[i]` is operation ``i``'s reason.
+
+Exactly once: a transaction has one ``client_request_token`` (a uuid4), sent with
+every attempt. DynamoDB applies a TransactWriteItems at most once per token for 10
+minutes, so an attempt whose answer was lost (a reset connection, a read timeout,
+a 5xx) is resent safely, and so is a second `Transaction.commit` after a commit
+that raised a `ServiceError` (outcome unknown). Attempts are retried on
+throttling, 5xx, connection errors and `TransactionConflict` cancellations, with
+the connection's backoff; a failed condition is never retried.
+
+A commit (and a commit whose outcome is unknown) invalidates the keys it wrote in
+every cache of the process (`portchops_models.coherence`). dynalite has no
+transactions: use moto or DynamoDB.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Hashable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar, overload
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from . import coherence, deadline
+from . import transaction_plan as plan
+from .connection import Connection, current_connection
+from .errors import (
+    InvalidRequest,
+    PortChopsError,
+    ServiceError,
+    TransactionCanceled,
+    cancellation_reasons,
+    is_transaction_conflict,
+)
+from .metrics import Metrics
+from .models.base import BaseModel
+from .repository import default_metrics
+from .requests import TRANSACT_TOKEN_MAX
+from .retry import RetryPolicy
+from .settings import current_settings
+from .shape import shape_of
+
+__all__ = ["IDEMPOTENCY_WINDOW_SECONDS", "Transaction", "read_transaction"]
+
+M1 = TypeVar("M1", bound=BaseModel)
+M2 = TypeVar("M2", bound=BaseModel)
+M3 = TypeVar("M3", bound=BaseModel)
+M4 = TypeVar("M4", bound=BaseModel)
+M5 = TypeVar("M5", bound=BaseModel)
+
+#: DynamoDB keeps a ClientRequestToken for 10 minutes; a commit resent later could apply twice.
+IDEMPOTENCY_WINDOW_SECONDS = 600.0
+_RESEND_MARGIN_SECONDS = 60.0
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    UNKNOWN = "unknown"  # a commit raised a ServiceError: it may or may not have applied
+    COMMITTED = "committed"
+    FAILED = "failed"  # canceled or refused: nothing applied
+    DISCARDED = "discarded"  # the with block raised: nothing sent
+
+
+def _policy(given: RetryPolicy | None, conn: Connection) -> RetryPolicy:
+    """The retry policy in force, also retrying cancellations caused only by conflicts."""
+    base = given or conn.retry
+    retry_on = base.retry_on
+    return base.with_(retry_on=lambda err: retry_on(err) or is_transaction_conflict(err))
+
+
+def _unsupported(err: PortChopsError, conn: Connection, operation: str) -> ServiceError | None:
+    """A clear error for an engine without transactions (dynalite answers UnknownOperation)."""
+    if err.code != "UnknownOperationException":
+        return None
+    where = conn.settings.endpoint_url or "this endpoint"
+    return ServiceError(
+        f"{where} does not support {operation}: this engine has no transactions (dynalite "
+        "lacks them); nothing was applied. Use moto (`portchops engine`) or DynamoDB",
+        code=err.code,
+    )
+
+
+def _table(model: type[BaseModel]) -> str:
+    return current_settings().table_name(model.base_table_name)
+
+
+class Transaction:
+    """Writes to several items, in several tables, that succeed or fail together.
+
+    Use it as a context manager: a clean exit commits, an exception inside the
+    block sends nothing. Or call `commit` yourself.
+
+    Args:
+        client_request_token: the idempotency token (1-36 characters); a fresh
+            uuid4 by default. Give your own only to resume a transaction whose
+            outcome is unknown from another process, with the same operations.
+        retry: the `RetryPolicy` (default: the connection's).
+        metrics: where requests, capacity and cancellations are counted
+            (default: the repositories' process-wide `Metrics`).
+
+    For example:
+
+        with Transaction() as tx:
+            tx.save(User(user_id="u1", email="ada@example.com", name="Ada"))
+            tx.check(User, "admin", User.user_id.exists())
+    """
+
+    def __init__(
+        self,
+        *,
+        client_request_token: str | None = None,
+        retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        token = plan.new_token() if client_request_token is None else client_request_token
+        if not (isinstance(token, str) and 0 < len(token) <= TRANSACT_TOKEN_MAX):
+            raise InvalidRequest(
+                f"client_request_token must be a str of 1 to {TRANSACT_TOKEN_MAX} characters"
+            )
+        self._token = token
+        self._retry = retry
+        self.metrics = metrics if metrics is not None else default_metrics()
+        self._plan = plan.WritePlan()
+        self._state = _State.OPEN
+        self._first_sent: float | None = None
+
+    @property
+    def client_request_token(self) -> str:
+        """The token sent with every attempt of this transaction."""
+        return self._token
+
+    @property
+    def operations(self) -> Sequence[plan.Operation]:
+        """The operations added so far, in order (what ``reasons[i]`` refers to)."""
+        return tuple(self._plan.operations)
+
+    def __len__(self) -> int:
+        return len(self._plan)
+
+    # ------------------------------------------------------------------ building
+
+    def _add(self, operation: plan.Operation) -> None:
+        if self._state is not _State.OPEN:
+            raise InvalidRequest(f"this transaction is {self._state.value}: start a new one")
+        self._plan.add(operation)
+
+    def save(self, item: BaseModel, *, condition: Condition | None = None) -> None:
+        """Write the whole item (a Put), like `Repository.save`.
+
+        With a version attribute the stored version must still be the item's,
+        and goes up by one (set on `item` once the transaction commits).
+        Timestamps and a sliding TTL are stamped now.
+
+        Raises:
+            InvalidRequest: bad key or item, over 400 KB, or a transaction limit.
+        """
+        if not isinstance(item, BaseModel):
+            raise InvalidRequest(f"save takes a model instance, got {type(item).__name__}")
+        shape = shape_of(type(item))
+        shape.stamp(item)
+        self._add(plan.put_operation(shape, _table(type(item)), item, condition=condition))
+
+    def update(
+        self,
+        model: type[BaseModel],
+        key: Hashable,
+        actions: Sequence[Action],
+        *,
+        condition: Condition | None = None,
+    ) -> None:
+        """Change an item with PynamoDB update actions, like `Repository.update`.
+
+        The version goes up by one, timestamps and a sliding TTL are refreshed;
+        an expired item is not revived (the operation fails its condition).
+        Creates the item if absent unless `condition` says otherwise.
+        """
+        shape = shape_of(model)
+        self._add(plan.update_operation(shape, _table(model), key, actions, condition=condition))
+
+    def delete(
+        self, model: type[BaseModel], key: Hashable, *, condition: Condition | None = None
+    ) -> None:
+        """Delete the item under `key` (no error if absent, unless `condition` fails)."""
+        shape = shape_of(model)
+        self._add(plan.delete_operation(shape, _table(model), key, condition=condition))
+
+    def check(self, model: type[BaseModel], key: Hashable, condition: Condition) -> None:
+        """Apply the transaction only if `condition` holds for the item under `key`."""
+        shape = shape_of(model)
+        self._add(plan.check_operation(shape, _table(model), key, condition))
+
+    # ------------------------------------------------------------------ committing
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            if self._state is _State.OPEN:
+                self.commit()
+        elif self._state is _State.OPEN:
+            self._state = _State.DISCARDED
+
+    def commit(self) -> None:
+        """Send the transaction; return once DynamoDB applied all of it.
+
+        A transaction with no operations sends nothing. After a commit that
+        raised a `ServiceError` (outcome unknown), calling `commit` again
+        resends it with the same token within DynamoDB's 10-minute window.
+
+        Raises:
+            TransactionCanceled: nothing was applied; ``reasons`` says why, per operation.
+            IdempotentParameterMismatch: the token was used for other operations.
+            ServiceError: throttled, timed out or unreachable: the outcome is unknown.
+            InvalidRequest: already committed, canceled or discarded.
+        """
+        if self._state not in (_State.OPEN, _State.UNKNOWN):
+            raise InvalidRequest(f"this transaction is {self._state.value}: start a new one")
+        if not self._plan.operations:
+            self._state = _State.COMMITTED
+            return
+        now = time.monotonic()
+        if self._first_sent is None:
+            self._first_sent = now
+        elif now - self._first_sent > IDEMPOTENCY_WINDOW_SECONDS - _RESEND_MARGIN_SECONDS:
+            raise InvalidRequest(
+                "this transaction was first sent over 9 minutes ago: its token may no longer "
+                "protect a resend; read the items back to learn whether it applied"
+            )
+        with deadline.bounded(current_settings().call_timeout):
+            self._commit()
+
+    def _commit(self) -> None:
+        conn = current_connection()
+        payload = self._plan.payload(self._token)
+        try:
+            self._send(conn, payload)
+        except PortChopsError as err:
+            if isinstance(err, TransactionCanceled) or cancellation_reasons(err) is not None:
+                self._state = _State.FAILED
+                self.metrics.record_cancellation()
+                raise self._plan.canceled(err, attempts=getattr(err, "attempts", 1)) from err
+            unsupported = _unsupported(err, conn, "TransactWriteItems")
+            if unsupported is not None:
+                self._state = _State.FAILED
+                raise unsupported from err
+            if isinstance(err, ServiceError):
+                self._state = _State.UNKNOWN
+                self._invalidate()
+            else:
+                self._state = _State.FAILED
+            raise
+        except BaseException:
+            self._state = _State.UNKNOWN
+            self._invalidate()
+            raise
+        self._state = _State.COMMITTED
+        self._plan.committed()
+        self._invalidate()
+
+    def _send(self, conn: Connection, payload: dict[str, Any]) -> dict[str, Any]:
+        """The one place a transaction goes on the wire (the async twin awaits instead)."""
+        return conn.send(
+            "TransactWriteItems",
+            payload,
+            retry=_policy(self._retry, conn),
+            metrics=self.metrics,
+        )
+
+    def _invalidate(self) -> None:
+        for table, keys in self._plan.touched().items():
+            coherence.invalidate(table, keys)
+
+
+# ---------------------------------------------------------------------- read transactions
+
+
+@overload
+def read_transaction(
+    g1: tuple[type[M1], Hashable],
+    /,
+    *,
+    retry: RetryPolicy | None = ...,
+    metrics: Metrics | None = ...,
+) -> tuple[M1 | None]: ...
+@overload
+def read_transaction(
+    g1: tuple[type[M1], Hashable],
+    g2: tuple[type[M2], Hashable],
+    /,
+    *,
+    retry: RetryPolicy | None = ...,
+    metrics: Metrics | None = ...,
+) -> tuple[M1 | None, M2 | None]: ...
+@overload
+def read_transaction(
+    g1: tuple[type[M1], Hashable],
+    g2: tuple[type[M2], Hashable],
+    g3: tuple[type[M3], Hashable],
+    /,
+    *,
+    retry: RetryPolicy | None = ...,
+    metrics: Metrics | None = ...,
+) -> tuple[M1 | None, M2 | None, M3 | None]: ...
+@overload
+def read_transaction(
+    g1: tuple[type[M1], Hashable],
+    g2: tuple[type[M2], Hashable],
+    g3: tuple[type[M3], Hashable],
+    g4: tuple[type[M4], Hashable],
+    /,
+    *,
+    retry: RetryPolicy | None = ...,
+    metrics: Metrics | None = ...,
+) -> tuple[M1 | None, M2 | None, M3 | None, M4 | None]: ...
+@overload
+def read_transaction(
+    g1: tuple[type[M1], Hashable],
+    g2: tuple[type[M2], Hashable],
+    g3: tuple[type[M3], Hashable],
+    g4: tuple[type[M4], Hashable],
+    g5: tuple[type[M5], Hashable],
+    /,
+    *,
+    retry: RetryPolicy | None = ...,
+    metrics: Metrics | None = ...,
+) -> tuple[M1 | None, M2 | None, M3 | None, M4 | None, M5 | None]: ...
+@overload
+def read_transaction(
+    *gets: tuple[type[M1], Hashable],
+    retry: RetryPolicy | None = ...,
+    metrics: Metrics | None = ...,
+) -> tuple[M1 | None, ...]: ...
+def read_transaction(
+    *gets: tuple[type[BaseModel], Hashable],
+    retry: RetryPolicy | None = None,
+    metrics: Metrics | None = None,
+) -> tuple[BaseModel | None, ...]:
+    """Read up to 100 items, from any tables, as of one moment (TransactGetItems).
+
+    Each argument is a ``(Model, key)`` pair; the result holds one model (or
+    ``None`` for a missing or expired item) per pair, in the same order, typed
+    per position for up to five pairs. Caches are not consulted: the point is a
+    consistent view. Cancellations caused only by conflicting writes are retried.
+
+    For example:
+
+        user, row = read_transaction((User, "u1"), (UserProgress, ("u1", "l1")))
+
+    Raises:
+        InvalidRequest: no pair, a bad key, or over 100 distinct items.
+        TransactionCanceled: DynamoDB canceled the read (e.g. conflicts past the retries).
+    """
+    operations = []
+    for pair in gets:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise InvalidRequest(f"read_transaction takes (Model, key) pairs, got {pair!r}")
+        model, key = pair
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise InvalidRequest(f"not a model class: {model!r}")
+        operations.append(plan.get_operation(shape_of(model), _table(model), key))
+    payload, positions = plan.read_payload(operations)
+    with deadline.bounded(current_settings().call_timeout):
+        conn = current_connection()
+        try:
+            response = conn.send(
+                "TransactGetItems",
+                payload,
+                retry=_policy(retry, conn),
+                metrics=metrics if metrics is not None else default_metrics(),
+            )
+        except PortChopsError as err:
+            if isinstance(err, TransactionCanceled) or cancellation_reasons(err) is not None:
+                (metrics or default_metrics()).record_cancellation()
+                attempts = getattr(err, "attempts", 1)
+                raise plan.read_canceled(operations, positions, err, attempts=attempts) from err
+            unsupported = _unsupported(err, conn, "TransactGetItems")
+            if unsupported is not None:
+                raise unsupported from err
+            raise
+    return tuple(plan.read_results(operations, positions, response))
