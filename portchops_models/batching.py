@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 from . import deadline
 from .errors import InvalidRequest
 
-__all__ = ["PageLike", "fan_out", "merge_segments"]
+__all__ = ["PageLike", "check_segments", "fan_out", "merge_segments"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -54,10 +54,15 @@ def fan_out(
 _DONE = object()
 
 
+def check_segments(segments: object) -> None:
+    """Raise `InvalidRequest` unless `segments` is an int from 1 to 1000."""
+    if isinstance(segments, bool) or not (isinstance(segments, int) and 1 <= segments <= 1000):
+        raise InvalidRequest("segments must be an int from 1 to 1000")
+
+
 def merge_segments(segments: int, page: Callable[[int, str | None], PageLike[T]]) -> Iterator[T]:
     """Run one thread per scan segment; yield their items as pages arrive."""
-    if not (isinstance(segments, int) and 1 <= segments <= 1000):
-        raise InvalidRequest("segments must be an int from 1 to 1000")
+    check_segments(segments)
     pages: queue.Queue[Any] = queue.Queue(maxsize=segments * 2)
     stop = threading.Event()
 

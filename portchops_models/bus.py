@@ -245,7 +245,8 @@ class InvalidationBus:
         self.timeout = timeout
         self.sleep_cap = sleep_cap
         self._state = threading.Condition()
-        self._serving = False
+        self._serving = False  # the gate, read without the lock on every cache lookup
+        self._reported = False  # what `wait_serving` sees: set once the caches are dropped
         self._closed = threading.Event()
         self._cleared_at = 0.0  # wall clock of the last full drop (on each subscription)
         self._pending: deque[tuple[bytes, int]] = deque()  # (payload, number of keys)
@@ -286,7 +287,7 @@ class InvalidationBus:
         Returns whether that state was reached within ``timeout`` seconds.
         """
         with self._state:
-            return self._state.wait_for(lambda: self._serving is serving, timeout)
+            return self._state.wait_for(lambda: self._reported is serving, timeout)
 
     def flush(self, *, timeout: float) -> bool:
         """Wait until every queued message was published; returns whether that happened."""
@@ -355,8 +356,9 @@ class InvalidationBus:
                     served, delay = True, 0.05
                 else:
                     delay = min(delay * 2, self.sleep_cap)
+                self._serving = False  # the gate shuts first, then the caches empty,
+                coherence.drop_all()  # then whoever waits for "down" hears of it
                 self._set_serving(False)
-                coherence.drop_all()
                 if client is not None:
                     _quietly(client.close)
             self._closed.wait(delay)
@@ -406,7 +408,7 @@ class InvalidationBus:
 
     def _set_serving(self, serving: bool) -> None:
         with self._state:
-            self._serving = serving
+            self._serving = self._reported = serving
             self._state.notify_all()
 
     # -- publisher -------------------------------------------------------------------

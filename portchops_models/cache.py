@@ -34,15 +34,16 @@ Design, after cachetools' `cached(cache, key=, lock=, condition=)`:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import functools
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Generic, Literal, NamedTuple, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Final, Generic, Literal, NamedTuple, ParamSpec, Protocol, TypeVar, cast
 
 from cachetools import TTLCache
 
@@ -105,6 +106,8 @@ class _Missing(enum.Enum):
 
 
 _MISSING: Final = _Missing.MISSING
+#: the result an async load publishes when its loader raised (waiters then look again).
+_FAILED: Final = object()
 
 
 class _NotFound:
@@ -280,6 +283,10 @@ class ItemCache(Generic[_K, _V]):
         self._epoch = 0  # bumped by clear(): invalidates every load in flight
         self._hits = 0
         self._misses = 0
+        # async single-flight: per event loop, (key, variant) -> (result future, token)
+        self._flights: dict[
+            Any, dict[tuple[_K, Hashable], tuple[asyncio.Future[Any], LoadToken[_K]]]
+        ] = {}
 
     @property
     def policy(self) -> CachePolicy:
@@ -454,11 +461,17 @@ class ItemCache(Generic[_K, _V]):
     def clear(self) -> None:
         """Drop every entry and reset the counters; loads in flight will not store theirs."""
         with self._lock:
-            self._store.clear()
-            self._epoch += 1
-            self._loads.clear()
+            self._drop()
             self._hits = 0
             self._misses = 0
+
+    def drop(self) -> None:
+        """Drop every entry, keeping the counters; loads in flight will not store theirs.
+
+        The coherence layer calls it when invalidations may have been missed.
+        """
+        with self._lock:
+            self._drop()
 
     def info(self) -> CacheInfo:
         """Return hits, misses, maxsize and the current number of entries."""
@@ -470,7 +483,89 @@ class ItemCache(Generic[_K, _V]):
         with self._lock:
             return len(self._store)
 
+    async def aget_or_load(
+        self,
+        item_key: _K,
+        variant: Hashable,
+        loader: Callable[[], Coroutine[Any, Any, _V | None]],
+    ) -> _V | None:
+        """`get_or_load` for coroutines: one loader per key and event loop, never blocking it.
+
+        Callers on the same loop that miss while a load runs await its result (counted as
+        hits); a load that started before an `invalidate` or `clear` is not joined. If the
+        loader raises, nothing is cached and the waiting callers look again.
+        """
+        if not self._open():
+            with self._lock:
+                self._misses += 1
+            self._emit(False, 1)
+            return await loader()
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                value = self._lookup(item_key, variant)
+                if value is not _MISSING:
+                    self._hits += 1
+                    flight = None
+                else:
+                    flights = self._flights.setdefault(loop, {})
+                    flight = flights.get((item_key, variant))
+                    if flight is not None and not self._is_fresh(flight[1], item_key):
+                        flight = None  # invalidated since it started: do not join it
+                    if flight is None:
+                        token = self._begin([item_key])
+                        mine: tuple[asyncio.Future[Any], LoadToken[_K]] = (
+                            loop.create_future(),
+                            token,
+                        )
+                        flights[(item_key, variant)] = mine
+                        self._misses += 1
+            if value is not _MISSING:
+                self._emit(True, 1)
+                return value
+            if flight is not None:
+                result = await asyncio.shield(flight[0])
+                if result is _FAILED:
+                    continue  # its loader raised: look again, maybe load ourselves
+                with self._lock:
+                    self._hits += 1
+                self._emit(True, 1)
+                return cast("_V | None", result)
+            return await self._afly(mine, loop, item_key, variant, loader)
+
+    async def _afly(
+        self,
+        flight: tuple[asyncio.Future[Any], LoadToken[_K]],
+        loop: asyncio.AbstractEventLoop,
+        item_key: _K,
+        variant: Hashable,
+        loader: Callable[[], Coroutine[Any, Any, _V | None]],
+    ) -> _V | None:
+        """Run the loader of a claimed async load, then publish its result to the waiters."""
+        future, token = flight
+        self._emit(False, 1)
+        outcome: Any = _FAILED
+        try:
+            outcome = await loader()
+            return cast("_V | None", outcome)
+        finally:
+            with self._lock:
+                if outcome is not _FAILED and self._is_fresh(token, item_key):
+                    self._put(item_key, variant, outcome)
+                flights = self._flights.get(loop, {})
+                if flights.get((item_key, variant)) is flight:
+                    del flights[(item_key, variant)]
+                    if not flights:
+                        del self._flights[loop]
+                self._release_locked(token)
+            future.set_result(outcome)
+
     # -- internals; every method below runs with self._lock held unless it says otherwise --
+
+    def _drop(self) -> None:
+        self._store.clear()
+        self._epoch += 1
+        self._loads.clear()
 
     def _open(self) -> bool:
         """Whether the gate lets the cache serve and store now; called without the lock."""

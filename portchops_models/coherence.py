@@ -56,10 +56,10 @@ class Invalidatable(Protocol):
 
 @runtime_checkable
 class Clearable(Protocol):
-    """A registered cache that can also drop everything (`drop_all` calls ``clear()``)."""
+    """A registered cache that can also drop everything (`drop_all` calls ``drop()``)."""
 
-    def clear(self) -> None:
-        """Drop every entry; loads in flight must not store theirs."""
+    def drop(self) -> None:
+        """Drop every entry (counters may stay); loads in flight must not store theirs."""
         ...
 
 
@@ -141,7 +141,7 @@ def drop_all() -> None:
         everything = [cache for group in _by_table.values() for cache in group]
     for cache in everything:
         if isinstance(cache, Clearable):
-            cache.clear()
+            cache.drop()
 
 
 def may_serve() -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -30,6 +31,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from . import deadline
+from .drive import run_sync
 from .errors import PortChopsError, error_code, http_status, translate
 from .metrics import Metrics
 from .retry import RetryPolicy
@@ -86,13 +88,43 @@ class Connection:
         connection's unless given), every attempt and retry counted in `metrics`,
         reads parsed by `read`, and errors translated into `portchops_models.errors`.
         """
-        policy = retry or self.retry
         call = self.read if operation in PARSED_OPERATIONS else self.call
 
-        def attempt() -> dict[str, Any]:
+        async def once(op: str, body: dict[str, Any]) -> dict[str, Any]:
+            return call(op, body)
+
+        return run_sync(self._send(once, operation, params, table, retry, metrics, blocking=True))
+
+    async def send_async(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str | None = None,
+        retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
+    ) -> dict[str, Any]:
+        """`send` for the async API: the same loop, awaiting the async transport."""
+        return await self._send(self.call_async, operation, params, table, retry, metrics)
+
+    async def _send(
+        self,
+        call: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]],
+        operation: str,
+        params: dict[str, Any],
+        table: str | None,
+        retry: RetryPolicy | None,
+        metrics: Metrics | None,
+        *,
+        blocking: bool = False,
+    ) -> dict[str, Any]:
+        """The one send path of both APIs: attempts recorded, retried, errors translated."""
+        policy = retry or self.retry
+
+        async def attempt() -> dict[str, Any]:
             start = time.perf_counter()
             try:
-                response = call(operation, params)
+                response = await call(operation, params)
             except Exception as err:
                 if metrics is not None:
                     code = error_code(err)
@@ -121,11 +153,20 @@ class Connection:
                 metrics.record_retry(operation, table=table)
 
         try:
-            return policy.call(attempt, on_retry=on_retry, table=table)
+            return await policy.run(attempt, on_retry=on_retry, table=table, blocking=blocking)
         except PortChopsError:
             raise
         except Exception as err:
             raise translate(err, table=table, endpoint=self.client.meta.endpoint_url) from err
+
+    async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`call` for the async API.
+
+        Stand-in until the async transport lands: the blocking call in a worker thread.
+        """
+        import asyncio
+
+        return await asyncio.to_thread(deadline.propagate(self.read), operation, params)
 
     def read(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the repository's reads: a successful answer is parsed with one

@@ -53,21 +53,30 @@ def model_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
     )
     if not standard:
         return cast(Callable[[RawItem], ModelT], model.from_raw_data)
-    plan: list[tuple[str, str, Callable[[dict[str, Any]], Any], Any, Any]] = []
+    plan: list[tuple[str, str, Callable[[dict[str, Any]], Any], Any, Any, bool]] = []
     for python_name, attr in model.get_attributes().items():
         key = untyped._dynamo_to_python_attrs.get(attr.attr_name, attr.attr_name)
         setter = attr.__set__ if type(attr).__set__ is not Attribute.__set__ else None
-        plan.append((key or python_name, attr.attr_name, _reader(attr), setter, attr.default))
+        # A TTL attribute's __set__ only normalises what a caller assigns (seconds, naive or
+        # local datetimes) to an aware UTC datetime; a stored value is read as exactly that,
+        # so it goes straight in instead of being validated again on every decoded item.
+        stored_direct = setter is None or isinstance(attr, TTLAttribute)
+        plan.append(
+            (key or python_name, attr.attr_name, _reader(attr), setter, attr.default, stored_direct)
+        )
     new = object.__new__
 
     def decode(item: RawItem) -> ModelT:
         obj = new(model)
         values: dict[str, Any] = {}
         obj.attribute_values = values
-        for key, name, read, setter, default in plan:
+        for key, name, read, setter, default, stored_direct in plan:
             raw = item.get(name)
             if raw and "NULL" not in raw:
                 value = read(raw)
+                if stored_direct:
+                    values[key] = value
+                    continue
             elif default is None:
                 continue
             else:

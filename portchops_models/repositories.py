@@ -67,18 +67,8 @@ class UserRepository(Repository[User, str]):
             ConditionFailed: no such user, or `condition` is false.
             InvalidRequest: nothing to change.
         """
-        changes: list[Action] = list(actions or ())
-        for attr, value in ((User.name, name), (User.email, email)):
-            if value is not None:
-                if not isinstance(value, str) or not value:
-                    raise InvalidRequest(f"{attr.attr_name} must be a non-empty str")
-                changes.append(attr.set(value))
-        if not changes:
-            raise InvalidRequest("update() needs name, email or actions")
-        exists = User.user_id.exists()
-        return super().update(
-            key, changes, condition=exists if condition is None else exists & condition
-        )
+        changes, only_existing = user_update(actions, name, email, condition)
+        return super().update(key, changes, condition=only_existing)
 
     @overload
     def get_by_email(self, email: str, *, projection: None = None) -> User | None: ...
@@ -92,7 +82,7 @@ class UserRepository(Repository[User, str]):
         return page.items[0] if page.items else None
 
 
-def _progress_key(key: ProgressKey | str, lesson_id: object) -> ProgressKey:
+def progress_key(key: ProgressKey | str, lesson_id: object) -> ProgressKey:
     """``(user_id, lesson_id)`` from either calling form: a tuple, or two arguments."""
     if lesson_id is None:
         if isinstance(key, str):
@@ -145,7 +135,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
             ItemNotFound: no such row (expired rows count as absent).
         """
         return super().get(
-            _progress_key(key, lesson_id), consistent=consistent, projection=projection
+            progress_key(key, lesson_id), consistent=consistent, projection=projection
         )
 
     @overload
@@ -176,14 +166,14 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
     ) -> UserProgress | P | None:
         """The row, or ``None``; ``find(user_id, lesson_id)`` or ``find((user_id, lesson_id))``."""
         return super().find(
-            _progress_key(key, lesson_id), consistent=consistent, projection=projection
+            progress_key(key, lesson_id), consistent=consistent, projection=projection
         )
 
     def exists(
         self, key: ProgressKey | str, lesson_id: str | None = None, *, consistent: bool = False
     ) -> bool:
         """Whether the (unexpired) row exists."""
-        return super().exists(_progress_key(key, lesson_id), consistent=consistent)
+        return super().exists(progress_key(key, lesson_id), consistent=consistent)
 
     def delete(
         self,
@@ -196,7 +186,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         if isinstance(key_or_item, UserProgress):
             super().delete(key_or_item, condition=condition)
         else:
-            super().delete(_progress_key(key_or_item, lesson_id), condition=condition)
+            super().delete(progress_key(key_or_item, lesson_id), condition=condition)
 
     def update(
         self,
@@ -215,25 +205,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         an atomic increment; ``updated_at`` and ``ttl`` are refreshed. Returns the
         row as stored afterwards.
         """
-        if isinstance(actions, str):
-            row_key, changes = _progress_key(key, actions), []
-        else:
-            row_key, changes = _progress_key(key, None), list(actions or ())
-        if score is not None:
-            changes.append(UserProgress.score.set(_check_score(score)))
-        if status is not None:
-            if status not in ("started", "completed"):
-                raise InvalidRequest(f"status must be 'started' or 'completed', got {status!r}")
-            changes.append(UserProgress.status.set(status))
-            if status == "completed":
-                now = datetime.now(UTC)
-                changes.append(UserProgress.completed_at.set(UserProgress.completed_at | now))
-        if add_attempts:
-            if isinstance(add_attempts, bool) or not isinstance(add_attempts, int):
-                raise InvalidRequest(f"add_attempts must be an int, got {add_attempts!r}")
-            changes.append(UserProgress.attempts.add(add_attempts))
-        if not changes:
-            raise InvalidRequest("update() needs score, status, add_attempts or actions")
+        row_key, changes = progress_update(key, actions, score, status, add_attempts)
         return super().update(row_key, changes, condition=condition)
 
     def record_attempt(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
@@ -244,15 +216,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         completed and sets ``completed_at`` the first time; a later lower score
         does not undo a completion. Refreshes ``ttl``.
         """
-        score = _check_score(score)
-        actions: list[Action] = [UserProgress.attempts.add(1), UserProgress.score.set(score)]
-        if score >= PASSING_SCORE:
-            now = datetime.now(UTC)
-            actions.append(UserProgress.status.set("completed"))
-            actions.append(UserProgress.completed_at.set(UserProgress.completed_at | now))
-        else:
-            actions.append(UserProgress.status.set(UserProgress.status | "started"))
-        return super().update(_progress_key(user_id, lesson_id), actions)
+        return super().update(progress_key(user_id, lesson_id), attempt_actions(score))
 
     def complete_lesson(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
         """Record the attempt that completes a lesson, and count the completion on the user.
@@ -267,7 +231,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         Raises:
             TransactionCanceled: no such user (``failed == [1]``); nothing was written.
         """
-        key = _progress_key(user_id, lesson_id)
+        key = progress_key(user_id, lesson_id)
         score = _check_score(score)
         not_completed = UserProgress.status.does_not_exist() | (UserProgress.status != "completed")
         for _ in range(_COMPLETE_ATTEMPTS):
@@ -362,7 +326,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         """
         page: Page[UserProgress] | Page[P] = self._query(
             hash_key,
-            _lesson_condition(range_key_condition, lesson_prefix, between),
+            lesson_condition(range_key_condition, lesson_prefix, between),
             filter_condition,
             index,
             limit,
@@ -426,7 +390,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         """Every matching row of `query`, lazily page by page (``page_size`` = ``limit``)."""
         items: Iterator[UserProgress] | Iterator[P] = self._query(
             hash_key,
-            _lesson_condition(range_key_condition, lesson_prefix, between),
+            lesson_condition(range_key_condition, lesson_prefix, between),
             filter_condition,
             index,
             page_size if page_size is not None else limit,
@@ -480,13 +444,75 @@ def _expired(row: UserProgress) -> bool:
     return row.ttl is not None and row.ttl <= datetime.now(UTC)
 
 
+def user_update(
+    actions: Sequence[Action] | None,
+    name: str | None,
+    email: str | None,
+    condition: Condition | None,
+) -> tuple[list[Action], Condition]:
+    """The actions and condition of `UserRepository.update` (it never creates a user)."""
+    changes: list[Action] = list(actions or ())
+    for attr, value in ((User.name, name), (User.email, email)):
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise InvalidRequest(f"{attr.attr_name} must be a non-empty str")
+            changes.append(attr.set(value))
+    if not changes:
+        raise InvalidRequest("update() needs name, email or actions")
+    exists = User.user_id.exists()
+    return changes, exists if condition is None else exists & condition
+
+
+def progress_update(
+    key: ProgressKey | str,
+    actions: Sequence[Action] | str | None,
+    score: float | None,
+    status: str | None,
+    add_attempts: int,
+) -> tuple[ProgressKey, list[Action]]:
+    """The row key and actions of `UserProgressRepository.update`, checked."""
+    if isinstance(actions, str):
+        row_key, changes = progress_key(key, actions), []
+    else:
+        row_key, changes = progress_key(key, None), list(actions or ())
+    if score is not None:
+        changes.append(UserProgress.score.set(_check_score(score)))
+    if status is not None:
+        if status not in ("started", "completed"):
+            raise InvalidRequest(f"status must be 'started' or 'completed', got {status!r}")
+        changes.append(UserProgress.status.set(status))
+        if status == "completed":
+            now = datetime.now(UTC)
+            changes.append(UserProgress.completed_at.set(UserProgress.completed_at | now))
+    if add_attempts:
+        if isinstance(add_attempts, bool) or not isinstance(add_attempts, int):
+            raise InvalidRequest(f"add_attempts must be an int, got {add_attempts!r}")
+        changes.append(UserProgress.attempts.add(add_attempts))
+    if not changes:
+        raise InvalidRequest("update() needs score, status, add_attempts or actions")
+    return row_key, changes
+
+
+def attempt_actions(score: float) -> list[Action]:
+    """The one UpdateItem of `record_attempt`: attempts + 1, latest score, completion."""
+    score = _check_score(score)
+    actions: list[Action] = [UserProgress.attempts.add(1), UserProgress.score.set(score)]
+    if score >= PASSING_SCORE:
+        now = datetime.now(UTC)
+        actions.append(UserProgress.status.set("completed"))
+        actions.append(UserProgress.completed_at.set(UserProgress.completed_at | now))
+    else:
+        actions.append(UserProgress.status.set(UserProgress.status | "started"))
+    return actions
+
+
 def _check_score(score: float) -> float:
     if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
         raise InvalidRequest(f"score must be a finite number, got {score!r}")
     return float(score)
 
 
-def _lesson_condition(
+def lesson_condition(
     condition: Condition | None, lesson_prefix: str | None, between: tuple[str, str] | None
 ) -> Condition | None:
     """The sort key condition from the ``lesson_prefix`` / ``between`` shortcuts."""

@@ -15,109 +15,56 @@ model and key, and adds only domain helpers::
 ``KeyT`` is the hash key's type for hash-only tables and a ``(hash, range)``
 tuple otherwise. The repository only orchestrates: the table shape comes from
 `portchops_models.shape`, request payloads from `portchops_models.requests`,
-every request goes through `Connection.send` (retry policy, metrics, error
-translation), batch rounds through `RetryPolicy.resubmit`; around them it
-connects, consults and invalidates the cache, and decodes. Items whose TTL has
-passed are left out of every read (DynamoDB deletes them lazily and still
-returns them until then).
+the operations themselves from `portchops_models.ops`, written once as
+coroutines and shared with the async API (`portchops_models.aio`): this class
+runs them to completion in the calling thread (`portchops_models.drive`), each
+public call under its ``call_timeout`` deadline. Items whose TTL has passed are
+left out of every read (DynamoDB deletes them lazily and still returns them
+until then).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import threading
-import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, TypeVar, overload
 
-from cachetools import LRUCache
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
-from pynamodb.indexes import Index
 
-from . import bus, coherence, deadline, idempotency, requests
-from .batching import fan_out, merge_segments
-from .cache import CachePolicy, ItemCache
-from .connection import Connection, current_connection
-from .cursor import decode_cursor, encode_cursor
-from .decoding import model_decoder
-from .errors import ConditionFailed, InvalidRequest, ItemNotFound, ThrottledError
-from .limits import BATCH_GET_MAX, BATCH_WRITE_MAX
-from .metrics import Metrics
+from . import deadline, requests
+from .batching import merge_segments
+from .drive import run_sync
 from .models.base import BaseModel
-from .projections import Projection, ProjectionType
-from .retry import RetryPolicy
+from .ops import queries, reads, writes
+from .ops.base import UNSET, Operation, RepositoryBase, default_metrics
+from .ops.queries import IndexRef, Page
+from .projections import ProjectionType
 from .settings import current_settings
-from .shape import RawItem, TableShape, shape_of
 
-__all__ = ["UNSET", "Page", "Repository", "default_metrics"]
+__all__ = ["UNSET", "IndexRef", "Page", "Repository", "default_metrics"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
 T = TypeVar("T")
 P = TypeVar("P")
-F = TypeVar("F", bound=Callable[..., Any])
-
-#: An index given as the model's index attribute or by name.
-IndexRef = Index[Any] | str
 
 
-class _Unset:
-    """Marks an argument that was not given (where ``None`` is a meaningful value)."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
-
-_DEFAULT_METRICS = Metrics()
-bus.use_metrics(_DEFAULT_METRICS)  # the invalidation bus counts there too
-_NOT_DECODED = object()
+def _run(operation: Operation[T]) -> T:
+    """Run a shared operation to completion under the call's ``call_timeout`` deadline."""
+    with deadline.bounded(current_settings().call_timeout):
+        return run_sync(operation)
 
 
-def default_metrics() -> Metrics:
-    """The `Metrics` shared by every repository built without ``metrics=``."""
-    return _DEFAULT_METRICS
+def _iter_pages(page: Callable[[str | None], Page[T]], cursor: str | None = None) -> Iterator[T]:
+    while True:
+        current = page(cursor)
+        yield from current.items
+        if current.cursor is None:
+            return
+        cursor = current.cursor
 
 
-def _bounded(method: F) -> F:
-    """Run a public call under its ``call_timeout`` deadline (nested calls share the outer)."""
-
-    @functools.wraps(method)
-    def bounded(*args: Any, **kwargs: Any) -> Any:
-        with deadline.bounded(current_settings().call_timeout):
-            return method(*args, **kwargs)
-
-    return cast(F, bounded)
-
-
-#: Attempts at a write that found an expired item in its way (deleted, then written again).
-_FRESH_ROW_ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of a query or scan.
-
-    Attributes:
-        items: the page's items (models or projections).
-        cursor: pass it back as ``cursor=`` for the next page; ``None`` on the last page.
-    """
-
-    items: list[T]
-    cursor: str | None
-
-    def __iter__(self) -> Iterator[T]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-class Repository(Generic[ModelT, KeyT]):
+class Repository(RepositoryBase[ModelT, KeyT]):
     """Typed access to one model's table. Subclass it and set ``model``.
 
     Args:
@@ -128,100 +75,7 @@ class Repository(Generic[ModelT, KeyT]):
             by default the process-wide `default_metrics()`.
     """
 
-    model: type[ModelT]
-
-    def __init__(
-        self,
-        *,
-        cache: CachePolicy | None = UNSET,
-        retry: RetryPolicy | None = None,
-        metrics: Metrics | None = None,
-    ) -> None:
-        model = getattr(type(self), "model", None)
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise InvalidRequest(f"{type(self).__name__} must set model = <a BaseModel subclass>")
-        settings = current_settings()
-        if cache is UNSET:
-            cache = (
-                CachePolicy(maxsize=settings.cache_maxsize, ttl=settings.cache_ttl_seconds)
-                if settings.cache_maxsize > 0
-                else None  # PORTCHOPS_CACHE_MAXSIZE=0 turns caching off
-            )
-        self.metrics = metrics if metrics is not None else _DEFAULT_METRICS
-        self._cache: ItemCache[KeyT, RawItem] | None = (
-            ItemCache(cache, on_event=self._count_cache, gate=coherence.may_serve)
-            if cache is not None
-            else None
-        )
-        self._retry_given = retry
-        self._generation = -1
-        self.shape: TableShape = shape_of(model)
-        # key -> stale markers seen in the item's last ALL_NEW, removed by the next update
-        self._stale: LRUCache[Hashable, list[str]] = LRUCache(maxsize=10_000)
-        self._stale_lock = threading.Lock()
-        self._decode_model: Callable[[RawItem], ModelT] = model_decoder(cast(type[ModelT], model))
-
-    # ------------------------------------------------------------------ plumbing
-
-    @property
-    def cache(self) -> ItemCache[KeyT, RawItem] | None:
-        """The repository's cache (``None`` when turned off)."""
-        return self._cache
-
-    @property
-    def retry(self) -> RetryPolicy:
-        """The retry policy in force: the one given, else the connection's default."""
-        return self._retry_given or current_connection().retry
-
-    def cache_clear(self) -> None:
-        """Drop everything this repository has cached."""
-        if self._cache is not None:
-            self._cache.clear()
-
-    def _count_cache(self, hit: bool, count: int) -> None:
-        if count:
-            self.metrics.record_cache(hit=hit, count=count)
-
-    def _connect(self) -> tuple[Connection, str]:
-        conn = current_connection()
-        if conn.generation != self._generation:
-            # New settings may mean other tables: nothing cached before still applies.
-            if self._cache is not None and self._generation != -1:
-                self._cache.clear()
-            if self._cache is not None:  # every write to the table, from anywhere, evicts here
-                coherence.register(self._cache, self._table(conn))
-            self._generation = conn.generation
-        return conn, self._table(conn)
-
-    def _table(self, conn: Connection) -> str:
-        return conn.settings.table_name(self.shape.model.base_table_name)
-
-    def _send(self, conn: Connection, operation: str, params: dict[str, Any], table: str) -> Any:
-        return conn.send(operation, params, table=table, retry=self.retry, metrics=self.metrics)
-
-    def _decode(self, item: RawItem, projection: type[Projection[Any]] | None) -> Any:
-        if projection is None:
-            return self._decode_model(item)
-        return projection.from_raw(item)
-
-    def _keys(self, keys: Iterable[KeyT], what: str) -> list[KeyT]:
-        """Distinct keys in order, each checked; a lone str or bytes is not a collection."""
-        if isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Iterable):
-            raise InvalidRequest(f"{what} takes a collection of keys, got {keys!r}")
-        canonical = self.shape.canonical
-        return list(dict.fromkeys(canonical(key) for key in keys))  # type: ignore[misc]
-
     # ------------------------------------------------------------------ point reads
-
-    def _load(
-        self, key: KeyT, consistent: bool, projection: type[Projection[Any]] | None
-    ) -> RawItem | None:
-        conn, table = self._connect()
-        params = requests.get_item(
-            self.shape, table, key, consistent=consistent, projection=projection
-        )
-        item: RawItem | None = self._send(conn, "GetItem", params, table).get("Item")
-        return None if item is None or self.shape.expired(item) else item
 
     @overload
     def find(
@@ -231,7 +85,6 @@ class Repository(Generic[ModelT, KeyT]):
     def find(
         self, key: KeyT, *, consistent: bool = False, projection: ProjectionType[ModelT, P]
     ) -> P | None: ...
-    @_bounded
     def find(
         self,
         key: KeyT,
@@ -243,17 +96,8 @@ class Repository(Generic[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
-        proj = requests.check_projection(self.shape, projection)
-        cache = self._cache
-        if cache is None or consistent:
-            item = self._load(key, consistent, proj)
-        else:
-            canonical = cast(KeyT, self.shape.canonical(key))
-            self._connect()
-            item = cache.get_or_load(canonical, proj, lambda: self._load(key, False, proj))
-            if item is not None and self.shape.expired(item):
-                item = None
-        return None if item is None else cast("ModelT | P", self._decode(item, proj))
+        found: ModelT | P | None = _run(reads.find(self, key, consistent, projection))
+        return found
 
     @overload
     def get(self, key: KeyT, *, consistent: bool = False, projection: None = None) -> ModelT: ...
@@ -261,7 +105,6 @@ class Repository(Generic[ModelT, KeyT]):
     def get(
         self, key: KeyT, *, consistent: bool = False, projection: ProjectionType[ModelT, P]
     ) -> P: ...
-    @_bounded
     def get(
         self,
         key: KeyT,
@@ -275,16 +118,12 @@ class Repository(Generic[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found = self.find(key, consistent=consistent, projection=projection)
-        if found is None:
-            _conn, table = self._connect()
-            raise ItemNotFound(f"{table}: no item with key {key!r}", table=table, key=key)
+        found: ModelT | P = _run(reads.get(self, key, consistent, projection))
         return found
 
-    @_bounded
     def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return self.find(key, consistent=consistent) is not None
+        return _run(reads.find(self, key, consistent, None)) is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -294,7 +133,6 @@ class Repository(Generic[ModelT, KeyT]):
     def batch_get(
         self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P]
     ) -> list[P]: ...
-    @_bounded
     def batch_get(
         self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P] | None = None
     ) -> list[ModelT] | list[P]:
@@ -309,158 +147,10 @@ class Repository(Generic[ModelT, KeyT]):
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
-        ordered = self._keys(keys, "batch_get")
-        proj = requests.check_projection(self.shape, projection)
-        conn, table = self._connect()
-        found: dict[KeyT, RawItem | None] = {}
-        decoded: dict[Hashable, Any] = {}  # filled by the batch threads as chunks arrive
-        wanted = ordered
-        cache = self._cache
-        if cache is not None and ordered:
-            found, wanted = cache.get_many(ordered, proj)
-        if wanted:
-            token = cache.begin(wanted) if cache is not None else None
-            try:
-                fetched = self._batch_read(conn, table, wanted, proj, decoded)
-            except BaseException:
-                if token is not None:
-                    token.close()
-                raise
-            if cache is not None and token is not None:
-                missing = [k for k in wanted if k not in fetched]
-                cache.put_many(fetched, proj, missing=missing, token=token)
-            found.update(fetched)
-        now = time.time()
-        out: list[Any] = []
-        for key in ordered:
-            item = found.get(key)
-            if item is not None and not self.shape.expired(item, now):
-                obj = decoded.get(key, _NOT_DECODED)
-                out.append(self._decode(item, proj) if obj is _NOT_DECODED else obj)
-        return out
-
-    def _batch_read(
-        self,
-        conn: Connection,
-        table: str,
-        keys: Sequence[KeyT],
-        projection: type[Projection[Any]] | None,
-        decoded: dict[Hashable, Any],
-    ) -> dict[KeyT, RawItem]:
-        """Fetch `keys`; the raw items by key, decoded into `decoded` chunk by chunk
-        in the batch threads while the other chunks are still on the wire."""
-        shape = self.shape
-        results: dict[KeyT, RawItem] = {}
-        proj = requests.projection_params(shape, projection)
-
-        def send(chunk: list[RawItem]) -> dict[str, Any]:
-            request = requests.batch_get_chunk(table, chunk, proj)
-            response = cast(dict[str, Any], self._send(conn, "BatchGetItem", request, table))
-            now = time.time()
-            for item in response.get("Responses", {}).get(table, ()):
-                if not shape.expired(item, now):
-                    decoded[shape.key_of(item)] = self._decode(item, projection)
-            return response
-
-        def collect(response: dict[str, Any]) -> list[RawItem]:
-            for item in response.get("Responses", {}).get(table, []):
-                results[cast(KeyT, shape.key_of(item))] = item
-            return list(response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
-
-        pending = [shape.raw_key(k) for k in keys]
-        self._rounds(conn, table, "BatchGetItem", pending, BATCH_GET_MAX, send, collect)
-        return results
-
-    def _rounds(
-        self,
-        conn: Connection,
-        table: str,
-        operation: str,
-        pending: list[Any],
-        chunk_size: int,
-        send: Callable[[list[Any]], dict[str, Any]],
-        collect: Callable[[dict[str, Any]], list[Any]],
-    ) -> None:
-        """Send `pending` in parallel chunks, round after round (`RetryPolicy.resubmit`)."""
-
-        def send_round(batch: list[Any]) -> list[Any]:
-            chunks = [batch[i : i + chunk_size] for i in range(0, len(batch), chunk_size)]
-            leftover: list[Any] = []
-            failed: list[tuple[list[Any], BaseException]] = []
-            for chunk, outcome in zip(chunks, fan_out(conn.executor, send, chunks), strict=True):
-                if isinstance(outcome, BaseException):
-                    failed.append((chunk, outcome))
-                else:
-                    leftover.extend(collect(outcome))
-            if failed:
-                chunk, error = failed[0]
-                if isinstance(error, ThrottledError):
-                    error.outstanding = len(leftover) + sum(len(c) for c, _ in failed)
-                raise error
-            return leftover
-
-        def on_retry(round_no: int, delay: float) -> None:
-            self.metrics.record_retry(operation, table=table)
-
-        self.retry.resubmit(
-            pending, send_round, table=table, operation=operation, on_retry=on_retry
-        )
+        items: list[ModelT] | list[P] = _run(reads.batch_get(self, keys, projection))
+        return items
 
     # ------------------------------------------------------------------ query, count, scan
-
-    def _page(
-        self, built: requests.QueryRequest, operation: str, cursor: str | None, projection: Any
-    ) -> Page[Any]:
-        with deadline.bounded(current_settings().call_timeout):
-            return self._fetch_page(built, operation, cursor, projection)
-
-    def _fetch_page(
-        self, built: requests.QueryRequest, operation: str, cursor: str | None, projection: Any
-    ) -> Page[Any]:
-        conn, table = self._connect()
-        params = built.params
-        secret = conn.settings.cursor_secret
-        signing = secret.get_secret_value() if secret is not None else None
-        if cursor is not None:
-            params["ExclusiveStartKey"] = decode_cursor(cursor, scope=built.scope, secret=signing)
-        response = self._send(conn, operation, params, table)
-        now = time.time()
-        shape = self.shape
-        items = [
-            self._decode(item, projection)
-            for item in response.get("Items", [])
-            if not shape.expired(item, now)
-        ]
-        last = response.get("LastEvaluatedKey")
-        next_cursor = encode_cursor(last, scope=built.scope, secret=signing) if last else None
-        return Page(items, next_cursor)
-
-    def _build_query(
-        self,
-        hash_key: object,
-        range_key_condition: Condition | None,
-        filter_condition: Condition | None,
-        index: IndexRef | None,
-        limit: int | None,
-        newest_first: bool,
-        consistent: bool,
-        projection: type[Projection[Any]] | None,
-        count: bool = False,
-    ) -> requests.QueryRequest:
-        _conn, table = self._connect()
-        return requests.query(
-            self.shape,
-            table,
-            hash_key,
-            range_key_condition,
-            filter_condition,
-            index=self.shape.index(index),
-            limit=limit,
-            newest_first=newest_first,
-            consistent=consistent,
-            projection=projection,
-            count=count,
-        )
 
     @overload
     def query(
@@ -490,7 +180,6 @@ class Repository(Generic[ModelT, KeyT]):
         projection: ProjectionType[ModelT, P],
         consistent: bool = False,
     ) -> Page[P]: ...
-    @_bounded
     def query(
         self,
         hash_key: object,
@@ -552,7 +241,8 @@ class Repository(Generic[ModelT, KeyT]):
     ) -> Any:
         """`query` (a `Page`) or, with ``lazily=True``, `iter_query` (an iterator)."""
         proj = requests.check_projection(self.shape, projection)
-        built = self._build_query(
+        built = queries.build_query(
+            self,
             hash_key,
             range_key_condition,
             filter_condition,
@@ -562,9 +252,11 @@ class Repository(Generic[ModelT, KeyT]):
             consistent,
             proj,
         )
-        if lazily:
-            return self._iter_pages(lambda after: self._page(built, "Query", after, proj), cursor)
-        return self._page(built, "Query", cursor, proj)
+
+        def page(after: str | None) -> Page[Any]:
+            return _run(queries.fetch_page(self, built, "Query", after, proj))
+
+        return _iter_pages(page, cursor) if lazily else page(cursor)
 
     @overload
     def iter_query(
@@ -625,7 +317,6 @@ class Repository(Generic[ModelT, KeyT]):
         )
         return items
 
-    @_bounded
     def count(
         self,
         hash_key: object,
@@ -638,53 +329,11 @@ class Repository(Generic[ModelT, KeyT]):
         """How many (unexpired) items a query matches, counted page by page.
 
         Expired items still stored are left out, as on every read: the count then
-        reads the TTL attribute of each match (``Select=SPECIFIC_ATTRIBUTES`` of the
-        keys and TTL) instead of DynamoDB's ``Select=COUNT``.
+        reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
-        ttl = self.shape.ttl_name is not None
-        built = self._build_query(
-            hash_key,
-            range_key_condition,
-            filter_condition,
-            index,
-            None,
-            False,
-            consistent,
-            None,
-            count=not ttl,
+        return _run(
+            queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent)
         )
-        conn, table = self._connect()
-        params = built.params
-        if ttl:
-            names = params.setdefault("ExpressionAttributeNames", {})
-            wanted = (*self.shape.key_names, cast(str, self.shape.ttl_name))
-            placeholders = []
-            for i, name in enumerate(wanted):
-                names[f"#k{i}"] = name
-                placeholders.append(f"#k{i}")
-            params["ProjectionExpression"] = ", ".join(placeholders)
-        total = 0
-        now = time.time()
-        while True:
-            response = self._send(conn, "Query", params, table)
-            if ttl:
-                total += sum(1 for i in response.get("Items", []) if not self.shape.expired(i, now))
-            else:
-                total += int(response.get("Count", 0))
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return total
-            params["ExclusiveStartKey"] = last
-
-    def _iter_pages(
-        self, page: Callable[[str | None], Page[T]], cursor: str | None = None
-    ) -> Iterator[T]:
-        while True:
-            current = page(cursor)
-            yield from current.items
-            if current.cursor is None:
-                return
-            cursor = current.cursor
 
     @overload
     def scan_page(
@@ -708,7 +357,6 @@ class Repository(Generic[ModelT, KeyT]):
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P],
     ) -> Page[P]: ...
-    @_bounded
     def scan_page(
         self,
         *,
@@ -725,17 +373,15 @@ class Repository(Generic[ModelT, KeyT]):
         to look items up (that is what keys, queries and indexes are for).
         """
         proj = requests.check_projection(self.shape, projection)
-        _conn, table = self._connect()
-        built = requests.scan(
-            self.shape,
-            table,
+        built = queries.build_scan(
+            self,
             segment=segment,
             total_segments=total_segments,
             limit=limit,
             filter_condition=filter_condition,
             projection=proj,
         )
-        page: Page[ModelT] | Page[P] = self._page(built, "Scan", cursor, proj)
+        page: Page[ModelT] | Page[P] = _run(queries.fetch_page(self, built, "Scan", cursor, proj))
         return page
 
     @overload
@@ -769,24 +415,21 @@ class Repository(Generic[ModelT, KeyT]):
         proj = requests.check_projection(self.shape, projection)
 
         def page(segment: int, cursor: str | None) -> Page[Any]:
-            _conn, table = self._connect()
-            built = requests.scan(
-                self.shape,
-                table,
+            built = queries.build_scan(
+                self,
                 segment=segment,
                 total_segments=segments,
                 filter_condition=filter_condition,
                 projection=proj,
             )
-            return self._page(built, "Scan", cursor, proj)
+            return _run(queries.fetch_page(self, built, "Scan", cursor, proj))
 
         if segments == 1:
-            return self._iter_pages(lambda cursor: page(0, cursor))
+            return _iter_pages(lambda cursor: page(0, cursor))
         return merge_segments(segments, page)
 
     # ------------------------------------------------------------------ writes
 
-    @_bounded
     def save(self, item: ModelT, *, condition: Condition | None = None) -> ModelT:
         """Write the whole item (PutItem), optionally only if `condition` holds.
 
@@ -803,21 +446,9 @@ class Repository(Generic[ModelT, KeyT]):
             ConditionFailed: the condition or the version check failed.
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects.
         """
-        conn, table = self._connect()
-        if isinstance(item, self.shape.model):
-            self.shape.stamp(item)
-        marker = idempotency.new_marker()
-        params, version = requests.put_item(
-            self.shape, table, item, condition=condition, marker=marker
-        )
-        key = cast(KeyT, self.shape.key_of(params["Item"]))
-        what = "version conflict (stale item) or condition" if version else "condition"
-        self._write_once(conn, "PutItem", lambda: params, table, key, marker, what)
-        if version is not None and self.shape.version_name is not None:
-            setattr(item, self.shape.version_name, version)
-        return item
+        saved: ModelT = _run(writes.save(self, item, condition))
+        return saved
 
-    @_bounded
     def update(
         self, key: KeyT, actions: Sequence[Action], *, condition: Condition | None = None
     ) -> ModelT:
@@ -833,113 +464,13 @@ class Repository(Generic[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        key = cast(KeyT, self.shape.canonical(key))
-        conn, table = self._connect()
-        marker = idempotency.new_marker()
-        with self._stale_lock:
-            prune = self._stale.pop(key, [])
+        updated: ModelT = _run(writes.update(self, key, actions, condition))
+        return updated
 
-        def build() -> dict[str, Any]:
-            return requests.update_item(
-                self.shape, table, key, actions, condition=condition, marker=marker, prune=prune
-            )
-
-        stored = self._write_once(conn, "UpdateItem", build, table, key, marker)
-        horizon = conn.settings.call_timeout + idempotency.CLOCK_SKEW_SECONDS
-        stale = idempotency.stale_markers(stored, horizon=horizon)
-        if stale:
-            with self._stale_lock:
-                self._stale[key] = stale
-        return cast(ModelT, self.shape.model.from_raw_data(stored))
-
-    def _write_once(
-        self,
-        conn: Connection,
-        operation: str,
-        build: Callable[[], dict[str, Any]],
-        table: str,
-        key: KeyT,
-        marker: str,
-        what: str = "condition",
-    ) -> RawItem:
-        """Send a marked write; on a failed condition, reconcile with the stored item.
-
-        Returns the item as stored (``Attributes`` of an update, or the item read
-        back when an earlier attempt of this call had landed).
-        """
-        for _ in range(_FRESH_ROW_ATTEMPTS):
-            params = build()
-            try:
-                response = self._write(conn, operation, params, table, key, what)
-                return cast(RawItem, response.get("Attributes") or params.get("Item") or {})
-            except ConditionFailed:
-                stored = self._load_raw(conn, table, key)
-                expired = stored is not None and self.shape.expired(stored)
-                outcome = idempotency.reconcile(stored, marker, expired=expired)
-                if outcome is idempotency.Outcome.APPLIED:
-                    return cast(RawItem, stored)
-                if outcome is idempotency.Outcome.FAILED:
-                    raise
-                self._delete_expired(conn, table, key, cast(RawItem, stored))
-        raise ConditionFailed(
-            f"{table}: {what} failed for key {key!r}: the item kept expiring in the way",
-            table=table,
-            key=key,
-        )
-
-    def _load_raw(self, conn: Connection, table: str, key: KeyT) -> RawItem | None:
-        params = requests.get_item(self.shape, table, key, consistent=True)
-        item: RawItem | None = self._send(conn, "GetItem", params, table).get("Item")
-        return item
-
-    def _delete_expired(self, conn: Connection, table: str, key: KeyT, stored: RawItem) -> None:
-        """Delete an expired item (only while it is still the one read), for a fresh row."""
-        ttl_name = cast(str, self.shape.ttl_name)
-        params = requests.delete_item(self.shape, table, key)
-        params["ConditionExpression"] = "#ttl = :ttl"
-        params["ExpressionAttributeNames"] = {"#ttl": ttl_name}
-        params["ExpressionAttributeValues"] = {":ttl": stored[ttl_name]}
-        with contextlib.suppress(ConditionFailed):  # written meanwhile: next attempt sees it
-            self._write(conn, "DeleteItem", params, table, key)
-
-    @_bounded
     def delete(self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        key = cast(
-            KeyT,
-            self.shape.canonical(
-                self.shape.key_of_model(key_or_item)
-                if isinstance(key_or_item, BaseModel)
-                else key_or_item
-            ),
-        )
-        conn, table = self._connect()
-        params = requests.delete_item(self.shape, table, key, condition=condition)
-        self._write(conn, "DeleteItem", params, table, key)
+        _run(writes.delete(self, key_or_item, condition))
 
-    def _write(
-        self,
-        conn: Connection,
-        operation: str,
-        params: dict[str, Any],
-        table: str,
-        key: KeyT,
-        what: str = "condition",
-    ) -> Any:
-        """Send a single-item write; invalidate the key whatever happens; name it on failure.
-
-        Invalidation runs on failure too: a timed-out write may still have landed.
-        """
-        try:
-            return self._send(conn, operation, params, table)
-        except ConditionFailed as err:
-            raise ConditionFailed(
-                f"{table}: {what} failed for key {key!r}", table=table, code=err.code, key=key
-            ) from err
-        finally:
-            self._invalidate([key])
-
-    @_bounded
     def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
 
@@ -952,45 +483,12 @@ class Repository(Generic[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        if isinstance(items, BaseModel) or not isinstance(items, Iterable):
-            raise InvalidRequest(f"batch_save takes a collection of items, got {items!r}")
-        listed = list(items)
-        for item in listed:
-            if isinstance(item, self.shape.model):
-                self.shape.stamp(item)
-        conn, table = self._connect()
-        puts, keys = requests.put_requests(self.shape, table, listed)
-        self._batch_write(conn, table, puts, keys)
-        return len(puts)
+        return _run(writes.batch_save(self, items))
 
-    @_bounded
     def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
 
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        unique = self._keys(keys, "batch_delete")
-        conn, table = self._connect()
-        deletes = [{"DeleteRequest": {"Key": self.shape.raw_key(k)}} for k in unique]
-        self._batch_write(conn, table, deletes, unique)
-        return len(deletes)
-
-    def _batch_write(
-        self, conn: Connection, table: str, writes: list[dict[str, Any]], keys: Sequence[Any]
-    ) -> None:
-        def send(chunk: list[dict[str, Any]]) -> dict[str, Any]:
-            request = requests.batch_write_chunk(table, chunk)
-            return cast(dict[str, Any], self._send(conn, "BatchWriteItem", request, table))
-
-        def collect(response: dict[str, Any]) -> list[dict[str, Any]]:
-            return list(response.get("UnprocessedItems", {}).get(table, []))
-
-        try:
-            self._rounds(conn, table, "BatchWriteItem", writes, BATCH_WRITE_MAX, send, collect)
-        finally:
-            self._invalidate(keys)
-
-    def _invalidate(self, keys: Iterable[Any]) -> None:
-        """Evict ``keys`` from every cache of the table, in this process and (bus) beyond."""
-        coherence.invalidate(self._table(current_connection()), keys)
+        return _run(writes.batch_delete(self, keys))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from pynamodb.attributes import NumberAttribute
 from pynamodb.expressions.condition import Condition
@@ -287,7 +287,7 @@ def query(
     projection: type[Projection[Any]] | None = None,
     count: bool = False,
 ) -> QueryRequest:
-    """Query one partition of the table or of an index.
+    """Query one partition of the table or of an index (``count=True``: for counting).
 
     The cursor scope covers the table, index, partition, sort and filter
     conditions and direction: a cursor is valid only for the same query.
@@ -315,8 +315,11 @@ def query(
         params["ScanIndexForward"] = False
     if consistent:
         params["ConsistentRead"] = True
-    if count:
+    if count and shape.ttl_name is None:
         params["Select"] = "COUNT"
+    elif count:  # expired items still stored must not count: read each match's TTL
+        wanted = (*shape.key_names, cast(str, shape.ttl_name))
+        params["ProjectionExpression"] = ", ".join(expr.name(name) for name in wanted)
     else:
         projected = _projection(shape, projection, expr)
         if projected is not None:

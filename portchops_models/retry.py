@@ -34,16 +34,18 @@ one dependency fewer ships with the package.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import random as _random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypedDict, TypeVar, Unpack
 
 from portchops_models import deadline, errors
+from portchops_models.drive import awaitable, run_sync
 
 __all__ = ["RetryBudget", "RetryPolicy", "retrying"]
 
@@ -242,24 +244,58 @@ class RetryPolicy:
 
             RetryPolicy().call(lambda: client.describe_table(TableName="users"), table="users")
         """
+        return run_sync(self.run(awaitable(fn), on_retry=on_retry, table=table, blocking=True))
+
+    async def run(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        on_retry: Callable[[BaseException, int, float], None] | None = None,
+        table: str | None = None,
+        blocking: bool = False,
+    ) -> T:
+        """The one retry loop, as a coroutine: `call` for awaitable requests.
+
+        Between attempts it waits with `asyncio.sleep` (or this policy's own
+        ``sleep`` when one was injected); with ``blocking=True``, as the sync API
+        runs it (see `portchops_models.drive`), with ``sleep`` itself.
+
+        For example:
+
+            item = await policy.run(lambda: session.get_item(key), table="users")
+        """
         try:
-            result = fn()
+            result = await fn()
         except Exception as err:
             if not self.retry_on(err):
                 raise
-            return self._retry(fn, err, on_retry, table)
+            return await self._retry(fn, err, on_retry, table, self._waiter(blocking))
         if self.budget is not None:
             self.budget.release_on_success()
         return result
 
-    def _retry(
+    def _waiter(self, blocking: bool) -> Callable[[float], Awaitable[None]]:
+        return self._sleep_now if blocking else self._sleep_async
+
+    async def _sleep_now(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+    async def _sleep_async(self, seconds: float) -> None:
+        if self.sleep is time.sleep:
+            await asyncio.sleep(seconds)
+        else:  # an injected sleep (tests): honour it, and still yield to the loop
+            self.sleep(seconds)
+            await asyncio.sleep(0)
+
+    async def _retry(
         self,
-        fn: Callable[[], T],
+        fn: Callable[[], Awaitable[T]],
         last: BaseException,
         on_retry: Callable[[BaseException, int, float], None] | None,
         table: str | None,
+        sleep: Callable[[float], Awaitable[None]],
     ) -> T:
-        """The slow path of `call`: ``fn`` already failed once with ``last``."""
+        """The slow path of `run`: ``fn`` already failed once with ``last``."""
         attempts = 1
         slept = 0.0
         while True:
@@ -268,11 +304,11 @@ class RetryPolicy:
                 raise errors.gave_up(last, table=table, attempts=attempts, reason=reason) from last
             if on_retry is not None:
                 on_retry(last, attempts, delay)
-            self.sleep(delay)
+            await sleep(delay)
             slept += delay
             attempts += 1
             try:
-                result = fn()
+                result = await fn()
             except Exception as err:
                 if not self.retry_on(err):
                     raise
@@ -343,12 +379,39 @@ class RetryPolicy:
 
             policy.resubmit(keys, lambda keys: send_chunks(keys), table="users")
         """
+
+        async def send(batch: list[T]) -> list[T]:
+            return send_round(batch)
+
+        run_sync(
+            self.rounds(
+                pending,
+                send,
+                table=table,
+                operation=operation,
+                on_retry=on_retry,
+                blocking=True,
+            )
+        )
+
+    async def rounds(
+        self,
+        pending: list[T],
+        send_round: Callable[[list[T]], Awaitable[list[T]]],
+        *,
+        table: str | None = None,
+        operation: str = "batch",
+        on_retry: Callable[[int, float], None] | None = None,
+        blocking: bool = False,
+    ) -> None:
+        """The one resubmission loop, as a coroutine: `resubmit` for awaitable rounds."""
+        wait = self._waiter(blocking)
         stalled = 0
         rounds = 0
         slept = 0.0
         cost = 0
         while pending:
-            leftover = send_round(pending)
+            leftover = await send_round(pending)
             if not leftover:
                 if self.budget is not None and rounds:
                     self.budget.release_on_success(cost)
@@ -366,7 +429,7 @@ class RetryPolicy:
                 )
             if on_retry is not None:
                 on_retry(rounds, delay)
-            self.sleep(delay)
+            await wait(delay)
             slept += delay
             pending = leftover
 

@@ -42,7 +42,7 @@ class Watcher:
             self.at = time.time()
             self.event.set()
 
-    def clear(self) -> None:
+    def drop(self) -> None:
         """Everything dropped (the bus was lost, resubscribed, or asked for it)."""
         self.cleared.set()
 

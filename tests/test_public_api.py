@@ -93,7 +93,8 @@ def test_runtime_modules_never_import_the_test_kit() -> None:
 
 def test_the_generic_core_names_no_built_in_model() -> None:
     """The generic base knows models only through their shape."""
-    for name in ("repository.py", "shape.py", "requests.py"):
+    generic = ("repository.py", "shape.py", "requests.py", "aio/repository.py")
+    for name in (*generic, *(f"ops/{p.name}" for p in (PACKAGE / "ops").glob("*.py"))):
         source = (PACKAGE / name).read_text()
         tree = ast.parse(source)
         imported = _imports(PACKAGE / name)
@@ -104,7 +105,15 @@ def test_the_generic_core_names_no_built_in_model() -> None:
 
 def test_layers_import_one_way() -> None:
     """Policies are leaves; models never import repositories; nothing imports the CLI."""
-    leaves = ("cache.py", "retry.py", "metrics.py", "errors.py", "deadline.py", "idempotency.py")
+    leaves = (
+        "cache.py",
+        "retry.py",
+        "metrics.py",
+        "errors.py",
+        "deadline.py",
+        "idempotency.py",
+        "drive.py",
+    )
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE)
         imported = _imports(path)
@@ -116,6 +125,10 @@ def test_layers_import_one_way() -> None:
                 for n in imported
             ), rel
         if str(rel) in leaves:
-            policies = ("portchops_models.errors", "portchops_models.deadline")
+            policies = (
+                "portchops_models.errors",
+                "portchops_models.deadline",
+                "portchops_models.drive",
+            )
             ours = {n for n in imported if n != "portchops_models" and not n.startswith(policies)}
             assert not ours, rel

@@ -36,6 +36,18 @@ lessons.batch_get([1])  # E: lesson keys are (course_id, position) tuples
 lessons.get("py")  # E: a composite key is a tuple
 title: int = lessons.get(("py", 1)).title  # E: title is a str
 maybe: Lesson = lessons.find(("py", 1))  # E: find may return None
+from portchops_models.aio import AsyncUserProgressRepository, AsyncUserRepository
+
+async_users = AsyncUserRepository()
+async_progress = AsyncUserProgressRepository()
+not_awaited: User = async_users.get("u1")  # E: a coroutine, not a User
+async def handler() -> None:
+    await async_users.get(42)  # E: key must be a str
+    await async_users.get("u1", projection=LessonScore)  # E: projection of another model
+    named: str = await async_users.get("u1")  # E: a User is not a str
+    for row in async_progress.iter_query("u1"):  # E: an async iterator needs async for
+        pass
+    await async_progress.query("u1", limit="7")  # E: limit must be an int
 """
 
 

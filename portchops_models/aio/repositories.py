@@ -1,0 +1,371 @@
+"""`AsyncUserRepository` and `AsyncUserProgressRepository`: the domain helpers, awaitable.
+
+The same methods and arguments as `portchops_models.repositories`, built from the
+same pure helpers (keys, update actions, sort key shortcuts), over
+`AsyncRepository`.
+
+Example:
+    >>> from portchops_models.aio import AsyncUserRepository
+    >>> user = await AsyncUserRepository().get("u1")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar, overload
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from ..models import User, UserProgress
+from ..ops.queries import IndexRef, Page
+from ..projections import ProjectionType
+from ..repositories import (
+    ProgressKey,
+    attempt_actions,
+    lesson_condition,
+    progress_key,
+    progress_update,
+    user_update,
+)
+from .pages import iter_pages
+from .repository import AsyncRepository
+
+__all__ = ["AsyncUserProgressRepository", "AsyncUserRepository"]
+
+P = TypeVar("P")
+
+
+class AsyncUserRepository(AsyncRepository[User, str]):
+    """`UserRepository` for async code: users by ``user_id``, by email through ``email-index``."""
+
+    model = User
+
+    async def update(
+        self,
+        key: str,
+        actions: Sequence[Action] | None = None,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        condition: Condition | None = None,
+    ) -> User:
+        """Change an existing user in one atomic UpdateItem (never creates one).
+
+        Give ``name`` / ``email``, or PynamoDB `actions`. The ``version`` goes up
+        by one, so a copy read before this update fails its next `save` with
+        `ConditionFailed` (optimistic locking holds across both kinds of write).
+
+        Raises:
+            ConditionFailed: no such user, or `condition` is false.
+            InvalidRequest: nothing to change.
+        """
+        changes, only_existing = user_update(actions, name, email, condition)
+        return await super().update(key, changes, condition=only_existing)
+
+    @overload
+    async def get_by_email(self, email: str, *, projection: None = None) -> User | None: ...
+    @overload
+    async def get_by_email(
+        self, email: str, *, projection: ProjectionType[User, P]
+    ) -> P | None: ...
+    async def get_by_email(
+        self, email: str, *, projection: ProjectionType[User, P] | None = None
+    ) -> User | P | None:
+        """The user with this email (through ``email-index``), or ``None``."""
+        page = await self.query(email, index=User.email_index, limit=1, projection=projection)
+        return page.items[0] if page.items else None
+
+
+class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
+    """`UserProgressRepository` for async code: progress by ``(user_id, lesson_id)``.
+
+    Rows expire ``progress_ttl_hours`` after their last write (sliding TTL).
+    """
+
+    model = UserProgress
+
+    @overload
+    async def get(
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: None = None,
+    ) -> UserProgress: ...
+    @overload
+    async def get(
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P],
+    ) -> P: ...
+    async def get(
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P] | None = None,
+    ) -> UserProgress | P:
+        """The row for ``get(user_id, lesson_id)`` or ``get((user_id, lesson_id))``.
+
+        Raises:
+            ItemNotFound: no such row (expired rows count as absent).
+        """
+        return await super().get(
+            progress_key(key, lesson_id), consistent=consistent, projection=projection
+        )
+
+    @overload
+    async def find(
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: None = None,
+    ) -> UserProgress | None: ...
+    @overload
+    async def find(
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P],
+    ) -> P | None: ...
+    async def find(
+        self,
+        key: ProgressKey | str,
+        lesson_id: str | None = None,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P] | None = None,
+    ) -> UserProgress | P | None:
+        """The row, or ``None``; ``find(user_id, lesson_id)`` or ``find((user_id, lesson_id))``."""
+        return await super().find(
+            progress_key(key, lesson_id), consistent=consistent, projection=projection
+        )
+
+    async def exists(
+        self, key: ProgressKey | str, lesson_id: str | None = None, *, consistent: bool = False
+    ) -> bool:
+        """Whether the (unexpired) row exists."""
+        return await super().exists(progress_key(key, lesson_id), consistent=consistent)
+
+    async def delete(
+        self,
+        key_or_item: ProgressKey | UserProgress | str,
+        lesson_id: str | None = None,
+        *,
+        condition: Condition | None = None,
+    ) -> None:
+        """Delete the row (by key, by instance, or ``delete(user_id, lesson_id)``)."""
+        if isinstance(key_or_item, UserProgress):
+            await super().delete(key_or_item, condition=condition)
+        else:
+            await super().delete(progress_key(key_or_item, lesson_id), condition=condition)
+
+    async def update(
+        self,
+        key: ProgressKey | str,
+        actions: Sequence[Action] | str | None = None,
+        *,
+        score: float | None = None,
+        status: str | None = None,
+        add_attempts: int = 0,
+        condition: Condition | None = None,
+    ) -> UserProgress:
+        """Change a row in one atomic UpdateItem (creating it if absent).
+
+        ``update(user_id, lesson_id, score=..., status=..., add_attempts=...)``, or
+        the generic ``update((user_id, lesson_id), actions)``. ``add_attempts`` is
+        an atomic increment; ``updated_at`` and ``ttl`` are refreshed. Returns the
+        row as stored afterwards.
+        """
+        row_key, changes = progress_update(key, actions, score, status, add_attempts)
+        return await super().update(row_key, changes, condition=condition)
+
+    async def record_attempt(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
+        """Record one attempt atomically: attempts + 1, latest score, completion.
+
+        A single UpdateItem (no read-modify-write), so concurrent attempts are
+        all counted. A score of `PASSING_SCORE` or more marks the lesson
+        completed and sets ``completed_at`` the first time; a later lower score
+        does not undo a completion. Refreshes ``ttl``.
+        """
+        return await super().update(progress_key(user_id, lesson_id), attempt_actions(score))
+
+    @overload
+    async def query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        lesson_prefix: str | None = None,
+        between: tuple[str, str] | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: None = None,
+        consistent: bool = False,
+    ) -> Page[UserProgress]: ...
+    @overload
+    async def query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        lesson_prefix: str | None = None,
+        between: tuple[str, str] | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: ProjectionType[UserProgress, P],
+        consistent: bool = False,
+    ) -> Page[P]: ...
+    async def query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        lesson_prefix: str | None = None,
+        between: tuple[str, str] | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: ProjectionType[UserProgress, P] | None = None,
+        consistent: bool = False,
+    ) -> Page[UserProgress] | Page[P]:
+        """One page of a user's rows by lesson id: `Repository.query` plus two shortcuts.
+
+        Args:
+            lesson_prefix: only lessons whose id starts with this.
+            between: only lessons with ``low <= lesson_id <= high``.
+
+        Raises:
+            InvalidRequest: more than one of ``lesson_prefix``, ``between`` and
+                ``range_key_condition``; a bad or foreign cursor.
+        """
+        fetch = self._query(
+            hash_key,
+            lesson_condition(range_key_condition, lesson_prefix, between),
+            filter_condition,
+            index,
+            limit,
+            newest_first,
+            projection,
+            consistent,
+        )
+        page: Page[UserProgress] | Page[P] = await fetch(cursor)
+        return page
+
+    @overload
+    def iter_query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        lesson_prefix: str | None = None,
+        between: tuple[str, str] | None = None,
+        page_size: int | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: None = None,
+        consistent: bool = False,
+    ) -> AsyncIterator[UserProgress]: ...
+    @overload
+    def iter_query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        lesson_prefix: str | None = None,
+        between: tuple[str, str] | None = None,
+        page_size: int | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: ProjectionType[UserProgress, P],
+        consistent: bool = False,
+    ) -> AsyncIterator[P]: ...
+    def iter_query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        lesson_prefix: str | None = None,
+        between: tuple[str, str] | None = None,
+        page_size: int | None = None,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: ProjectionType[UserProgress, P] | None = None,
+        consistent: bool = False,
+    ) -> AsyncIterator[UserProgress] | AsyncIterator[P]:
+        """Every matching row of `query`, lazily page by page (``page_size`` = ``limit``)."""
+        fetch = self._query(
+            hash_key,
+            lesson_condition(range_key_condition, lesson_prefix, between),
+            filter_condition,
+            index,
+            page_size if page_size is not None else limit,
+            newest_first,
+            projection,
+            consistent,
+        )
+        items: AsyncIterator[UserProgress] | AsyncIterator[P] = iter_pages(fetch, cursor)
+        return items
+
+    @overload
+    async def completed(
+        self,
+        user_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        projection: None = None,
+    ) -> Page[UserProgress]: ...
+    @overload
+    async def completed(
+        self,
+        user_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        projection: ProjectionType[UserProgress, P],
+    ) -> Page[P]: ...
+    async def completed(
+        self,
+        user_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        projection: ProjectionType[UserProgress, P] | None = None,
+    ) -> Page[UserProgress] | Page[P]:
+        """A user's completed lessons, most recent first, from the sparse ``completed-index``."""
+        return await super().query(
+            user_id,
+            index=UserProgress.completed_index,
+            limit=limit,
+            cursor=cursor,
+            newest_first=True,
+            projection=projection,
+        )

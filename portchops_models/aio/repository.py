@@ -1,0 +1,483 @@
+"""`AsyncRepository[ModelT, KeyT]`: the typed repository API for async code.
+
+It runs the very operations of the sync `Repository` (`portchops_models.ops`:
+the same request builders, shapes, decoding, retry loop, cache and metrics),
+awaiting each step on the caller's event loop instead of blocking a thread.
+Every public call runs under its ``call_timeout`` deadline.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable, Iterable, Sequence
+from typing import Any, ClassVar, TypeVar, overload
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from .. import deadline, requests
+from ..models.base import BaseModel
+from ..ops import queries, reads, writes
+from ..ops.base import Operation, RepositoryBase
+from ..ops.queries import IndexRef, Page
+from ..ops.runtime import Runtime
+from ..projections import ProjectionType
+from ..settings import current_settings
+from .pages import iter_pages, merge_segments
+from .runtime import ASYNC
+
+__all__ = ["AsyncRepository"]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+KeyT = TypeVar("KeyT", bound=Hashable)
+T = TypeVar("T")
+P = TypeVar("P")
+
+
+async def _run(operation: Operation[T]) -> T:
+    """Await a shared operation under the call's ``call_timeout`` deadline."""
+    with deadline.bounded(current_settings().call_timeout):
+        return await operation
+
+
+class AsyncRepository(RepositoryBase[ModelT, KeyT]):
+    """`Repository` for async code: the same methods, arguments, policies and errors, awaitable.
+
+    Subclass it and set ``model``; ``iter_query`` and ``scan`` are async iterators::
+
+        class LessonRepository(AsyncRepository[Lesson, tuple[str, int]]):
+            model = Lesson
+
+        lesson = await LessonRepository().get(("py", 1))
+        async for row in LessonRepository().iter_query("py"):
+            ...
+
+    Args:
+        cache: a `CachePolicy`, or ``None`` to turn caching off; by default
+            ``cache_maxsize`` entries for ``cache_ttl_seconds`` from the settings.
+        retry: the `RetryPolicy`; by default the connection's (``retry_*`` settings).
+        metrics: where requests, capacity, retries and cache hits are counted;
+            by default the process-wide `default_metrics()`.
+    """
+
+    runtime: ClassVar[Runtime] = ASYNC
+
+    # ------------------------------------------------------------------ point reads
+
+    @overload
+    async def find(
+        self, key: KeyT, *, consistent: bool = False, projection: None = None
+    ) -> ModelT | None: ...
+    @overload
+    async def find(
+        self, key: KeyT, *, consistent: bool = False, projection: ProjectionType[ModelT, P]
+    ) -> P | None: ...
+    async def find(
+        self,
+        key: KeyT,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[ModelT, P] | None = None,
+    ) -> ModelT | P | None:
+        """The item with this key, or ``None`` (expired items count as absent).
+
+        Served from the cache unless ``consistent=True``.
+        """
+        found: ModelT | P | None = await _run(reads.find(self, key, consistent, projection))
+        return found
+
+    @overload
+    async def get(
+        self, key: KeyT, *, consistent: bool = False, projection: None = None
+    ) -> ModelT: ...
+    @overload
+    async def get(
+        self, key: KeyT, *, consistent: bool = False, projection: ProjectionType[ModelT, P]
+    ) -> P: ...
+    async def get(
+        self,
+        key: KeyT,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[ModelT, P] | None = None,
+    ) -> ModelT | P:
+        """The item with this key.
+
+        Raises:
+            ItemNotFound: no such item (or it has expired).
+            InvalidRequest: a key of the wrong type or shape, naming the attribute.
+        """
+        found: ModelT | P = await _run(reads.get(self, key, consistent, projection))
+        return found
+
+    async def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
+        """Whether an (unexpired) item with this key exists."""
+        return await _run(reads.find(self, key, consistent, None)) is not None
+
+    # ------------------------------------------------------------------ batch reads
+
+    @overload
+    async def batch_get(self, keys: Iterable[KeyT], *, projection: None = None) -> list[ModelT]: ...
+    @overload
+    async def batch_get(
+        self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P]
+    ) -> list[P]: ...
+    async def batch_get(
+        self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P] | None = None
+    ) -> list[ModelT] | list[P]:
+        """Read any number of items by key.
+
+        Duplicates are collapsed; the result keeps the order of `keys` with
+        missing (and expired) keys left out. Cached keys are served from the
+        cache; the rest go out 100 a request, chunks in parallel over the
+        shared pool, and ``UnprocessedKeys`` are resubmitted with backoff.
+
+        Raises:
+            ThrottledError: rounds stopped making progress; ``outstanding`` says how many
+                keys were left.
+        """
+        items: list[ModelT] | list[P] = await _run(reads.batch_get(self, keys, projection))
+        return items
+
+    # ------------------------------------------------------------------ query, count, scan
+
+    @overload
+    async def query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: None = None,
+        consistent: bool = False,
+    ) -> Page[ModelT]: ...
+    @overload
+    async def query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: ProjectionType[ModelT, P],
+        consistent: bool = False,
+    ) -> Page[P]: ...
+    async def query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: ProjectionType[ModelT, P] | None = None,
+        consistent: bool = False,
+    ) -> Page[ModelT] | Page[P]:
+        """One page of a partition of the table or of an index.
+
+        Args:
+            hash_key: the partition key value (of the index, with ``index=``).
+            range_key_condition: a PynamoDB condition on the sort key, e.g.
+                ``Lesson.position.between(2, 8)`` or ``Lesson.slug.startswith("py-")``.
+            filter_condition: a PynamoDB condition applied after the key condition
+                (it does not reduce the capacity read).
+            index: the model's index attribute (``Lesson.by_level``) or its name.
+            limit: at most this many items evaluated for the page.
+            cursor: the previous page's ``cursor``; valid only for the same query
+                (table, index, partition, conditions and direction).
+            newest_first: descending sort key order.
+            projection: return these projections instead of models.
+            consistent: a strongly consistent read (table and local indexes only).
+
+        Raises:
+            InvalidRequest: an unknown index (named), a bad key, or a foreign or edited cursor.
+        """
+        fetch = self._query(
+            hash_key,
+            range_key_condition,
+            filter_condition,
+            index,
+            limit,
+            newest_first,
+            projection,
+            consistent,
+        )
+        page: Page[ModelT] | Page[P] = await fetch(cursor)
+        return page
+
+    def _query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None,
+        filter_condition: Condition | None,
+        index: IndexRef | None,
+        limit: int | None,
+        newest_first: bool,
+        projection: object,
+        consistent: bool,
+    ) -> Callable[[str | None], Coroutine[Any, Any, Page[Any]]]:
+        """The page fetcher of `query` and `iter_query` (the request built once, checked now)."""
+        proj = requests.check_projection(self.shape, projection)
+        built = queries.build_query(
+            self,
+            hash_key,
+            range_key_condition,
+            filter_condition,
+            index,
+            limit,
+            newest_first,
+            consistent,
+            proj,
+        )
+
+        async def page(after: str | None) -> Page[Any]:
+            return await _run(queries.fetch_page(self, built, "Query", after, proj))
+
+        return page
+
+    @overload
+    def iter_query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: None = None,
+        consistent: bool = False,
+    ) -> AsyncIterator[ModelT]: ...
+    @overload
+    def iter_query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: ProjectionType[ModelT, P],
+        consistent: bool = False,
+    ) -> AsyncIterator[P]: ...
+    def iter_query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        index: IndexRef | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        projection: ProjectionType[ModelT, P] | None = None,
+        consistent: bool = False,
+    ) -> AsyncIterator[ModelT] | AsyncIterator[P]:
+        """Every item of `query` (same arguments), fetched lazily page by page (``async for``).
+
+        ``limit`` is the page size; ``cursor`` where to start. Memory stays at one page.
+        """
+        fetch = self._query(
+            hash_key,
+            range_key_condition,
+            filter_condition,
+            index,
+            limit,
+            newest_first,
+            projection,
+            consistent,
+        )
+        items: AsyncIterator[ModelT] | AsyncIterator[P] = iter_pages(fetch, cursor)
+        return items
+
+    async def count(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None = None,
+        filter_condition: Condition | None = None,
+        *,
+        index: IndexRef | None = None,
+        consistent: bool = False,
+    ) -> int:
+        """How many (unexpired) items a query matches, counted page by page.
+
+        Expired items still stored are left out, as on every read: the count then
+        reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
+        """
+        return await _run(
+            queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent)
+        )
+
+    @overload
+    async def scan_page(
+        self,
+        *,
+        segment: int = 0,
+        total_segments: int = 1,
+        limit: int | None = None,
+        cursor: str | None = None,
+        filter_condition: Condition | None = None,
+        projection: None = None,
+    ) -> Page[ModelT]: ...
+    @overload
+    async def scan_page(
+        self,
+        *,
+        segment: int = 0,
+        total_segments: int = 1,
+        limit: int | None = None,
+        cursor: str | None = None,
+        filter_condition: Condition | None = None,
+        projection: ProjectionType[ModelT, P],
+    ) -> Page[P]: ...
+    async def scan_page(
+        self,
+        *,
+        segment: int = 0,
+        total_segments: int = 1,
+        limit: int | None = None,
+        cursor: str | None = None,
+        filter_condition: Condition | None = None,
+        projection: ProjectionType[ModelT, P] | None = None,
+    ) -> Page[ModelT] | Page[P]:
+        """One page of one segment of a scan (resumable through its cursor).
+
+        Scans read the whole table: use them for migrations and exports, never
+        to look items up (that is what keys, queries and indexes are for).
+        """
+        proj = requests.check_projection(self.shape, projection)
+        built = queries.build_scan(
+            self,
+            segment=segment,
+            total_segments=total_segments,
+            limit=limit,
+            filter_condition=filter_condition,
+            projection=proj,
+        )
+        page: Page[ModelT] | Page[P] = await _run(
+            queries.fetch_page(self, built, "Scan", cursor, proj)
+        )
+        return page
+
+    @overload
+    def scan(
+        self,
+        *,
+        segments: int = 1,
+        filter_condition: Condition | None = None,
+        projection: None = None,
+    ) -> AsyncIterator[ModelT]: ...
+    @overload
+    def scan(
+        self,
+        *,
+        segments: int = 1,
+        filter_condition: Condition | None = None,
+        projection: ProjectionType[ModelT, P],
+    ) -> AsyncIterator[P]: ...
+    def scan(
+        self,
+        *,
+        segments: int = 1,
+        filter_condition: Condition | None = None,
+        projection: ProjectionType[ModelT, P] | None = None,
+    ) -> AsyncIterator[ModelT] | AsyncIterator[P]:
+        """Every item of the table, read by `segments` parallel scan workers.
+
+        Items arrive in no particular order; memory stays bounded (a few pages
+        per worker). Only by explicit call: a scan reads the whole table.
+        """
+        proj = requests.check_projection(self.shape, projection)
+
+        async def page(segment: int, cursor: str | None) -> Page[Any]:
+            built = queries.build_scan(
+                self,
+                segment=segment,
+                total_segments=segments,
+                filter_condition=filter_condition,
+                projection=proj,
+            )
+            return await _run(queries.fetch_page(self, built, "Scan", cursor, proj))
+
+        if segments == 1:
+            return iter_pages(functools.partial(page, 0))
+        return merge_segments(segments, page)
+
+    # ------------------------------------------------------------------ writes
+
+    async def save(self, item: ModelT, *, condition: Condition | None = None) -> ModelT:
+        """Write the whole item (PutItem), optionally only if `condition` holds.
+
+        Optimistic locking: when the model has a version attribute, the write
+        succeeds only if the stored version is still the one this item was read
+        with, and the version goes up by one. Timestamps (`UpdatedAtAttribute`)
+        and a sliding TTL are refreshed; a TTL set by the caller is kept.
+
+        Exactly once: a save retried after its answer was lost does not report
+        `ConditionFailed` for its own write, and an expired item still stored
+        does not count as present (see `portchops_models.idempotency`).
+
+        Raises:
+            ConditionFailed: the condition or the version check failed.
+            InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects.
+        """
+        saved: ModelT = await _run(writes.save(self, item, condition))
+        return saved
+
+    async def update(
+        self, key: KeyT, actions: Sequence[Action], *, condition: Condition | None = None
+    ) -> ModelT:
+        """Change an item in one atomic UpdateItem; returns it as stored afterwards.
+
+        `actions` are PynamoDB update actions (``Lesson.views.add(1)``,
+        ``Lesson.title.set("New")``, ``Lesson.tags.remove()``). The version goes
+        up by one when the model has a version attribute; timestamps and a sliding
+        TTL are refreshed. Creates the item if absent, unless `condition` says
+        otherwise (e.g. ``Lesson.course_id.exists()``).
+
+        Exactly once: an update retried after its answer was lost is not applied
+        twice (counters count once), and an expired item still stored is replaced
+        by a fresh row rather than revived.
+        """
+        updated: ModelT = await _run(writes.update(self, key, actions, condition))
+        return updated
+
+    async def delete(
+        self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None
+    ) -> None:
+        """Delete by key or by instance (no error if absent, unless `condition` fails)."""
+        await _run(writes.delete(self, key_or_item, condition))
+
+    async def batch_save(self, items: Iterable[ModelT]) -> int:
+        """Write any number of items, 25 a request, resubmitting unprocessed ones.
+
+        Every item is serialised and checked before the first request is sent,
+        so one bad item means nothing is written. Puts are idempotent, so a
+        resubmitted item is stored once. Two items with the same key raise
+        `InvalidRequest`. Batch writes carry no conditions, so optimistic locking
+        does not apply: each item's version is set to one more than it holds.
+
+        Returns:
+            The number of items written.
+        """
+        return await _run(writes.batch_save(self, items))
+
+    async def batch_delete(self, keys: Iterable[KeyT]) -> int:
+        """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
+
+        Returns:
+            The number of distinct keys deleted (absent keys count too).
+        """
+        return await _run(writes.batch_delete(self, keys))

@@ -1,0 +1,158 @@
+"""`RepositoryBase`: what a repository of either API holds, and its plumbing.
+
+The sync `Repository` and the async `AsyncRepository` both derive from it and
+differ only in their `Runtime` and in how their public methods run the shared
+operations (`run_sync` or ``await``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Coroutine, Hashable, Iterable
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from cachetools import LRUCache
+
+from .. import bus, coherence
+from ..cache import CachePolicy, ItemCache
+from ..connection import Connection, current_connection
+from ..decoding import model_decoder
+from ..errors import InvalidRequest
+from ..metrics import Metrics
+from ..models.base import BaseModel
+from ..projections import Projection
+from ..retry import RetryPolicy
+from ..settings import current_settings
+from ..shape import RawItem, TableShape, shape_of
+from .runtime import SYNC, Runtime
+
+__all__ = ["UNSET", "RepositoryBase", "default_metrics"]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+KeyT = TypeVar("KeyT", bound=Hashable)
+T = TypeVar("T")
+
+
+class _Unset:
+    """Marks an argument that was not given (where ``None`` is a meaningful value)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+_DEFAULT_METRICS = Metrics()
+bus.use_metrics(_DEFAULT_METRICS)  # the invalidation bus counts there too
+
+
+def default_metrics() -> Metrics:
+    """The `Metrics` shared by every repository built without ``metrics=``."""
+    return _DEFAULT_METRICS
+
+
+class RepositoryBase(Generic[ModelT, KeyT]):
+    """The state and plumbing shared by the sync and async repositories.
+
+    Args:
+        cache: a `CachePolicy`, or ``None`` to turn caching off; by default
+            ``cache_maxsize`` entries for ``cache_ttl_seconds`` from the settings.
+        retry: the `RetryPolicy`; by default the connection's (``retry_*`` settings).
+        metrics: where requests, capacity, retries and cache hits are counted;
+            by default the process-wide `default_metrics()`.
+    """
+
+    model: type[ModelT]
+    #: how the shared operations wait and send (sync or async).
+    runtime: ClassVar[Runtime] = SYNC
+
+    def __init__(
+        self,
+        *,
+        cache: CachePolicy | None = UNSET,
+        retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        model = getattr(type(self), "model", None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise InvalidRequest(f"{type(self).__name__} must set model = <a BaseModel subclass>")
+        settings = current_settings()
+        if cache is UNSET:
+            cache = (
+                CachePolicy(maxsize=settings.cache_maxsize, ttl=settings.cache_ttl_seconds)
+                if settings.cache_maxsize > 0
+                else None  # PORTCHOPS_CACHE_MAXSIZE=0 turns caching off
+            )
+        self.metrics = metrics if metrics is not None else _DEFAULT_METRICS
+        self._cache: ItemCache[KeyT, RawItem] | None = (
+            ItemCache(cache, on_event=self._count_cache, gate=coherence.may_serve)
+            if cache is not None
+            else None
+        )
+        self._retry_given = retry
+        self._generation = -1
+        self.shape: TableShape = shape_of(model)
+        # key -> stale markers seen in the item's last ALL_NEW, removed by the next update
+        self._stale: LRUCache[Hashable, list[str]] = LRUCache(maxsize=10_000)
+        self._stale_lock = threading.Lock()
+        self._decode_model: Callable[[RawItem], ModelT] = model_decoder(cast(type[ModelT], model))
+
+    @property
+    def cache(self) -> ItemCache[KeyT, RawItem] | None:
+        """The repository's cache (``None`` when turned off)."""
+        return self._cache
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy in force: the one given, else the connection's default."""
+        return self._retry_given or current_connection().retry
+
+    def cache_clear(self) -> None:
+        """Drop everything this repository has cached."""
+        if self._cache is not None:
+            self._cache.clear()
+
+    def _count_cache(self, hit: bool, count: int) -> None:
+        if count:
+            self.metrics.record_cache(hit=hit, count=count)
+
+    def _connect(self) -> tuple[Connection, str]:
+        conn = current_connection()
+        if conn.generation != self._generation:
+            # New settings may mean other tables: nothing cached before still applies.
+            if self._cache is not None and self._generation != -1:
+                self._cache.clear()
+            if self._cache is not None:  # every write to the table, from anywhere, evicts here
+                coherence.register(self._cache, self._table(conn))
+            self._generation = conn.generation
+        return conn, self._table(conn)
+
+    def _table(self, conn: Connection) -> str:
+        return conn.settings.table_name(self.shape.model.base_table_name)
+
+    async def _send(
+        self, conn: Connection, operation: str, params: dict[str, Any], table: str
+    ) -> dict[str, Any]:
+        return await self.runtime.send(
+            conn, operation, params, table=table, retry=self.retry, metrics=self.metrics
+        )
+
+    def _decode(self, item: RawItem, projection: type[Projection[Any]] | None) -> Any:
+        if projection is None:
+            return self._decode_model(item)
+        return projection.from_raw(item)
+
+    def _keys(self, keys: Iterable[KeyT], what: str) -> list[KeyT]:
+        """Distinct keys in order, each checked; a lone str or bytes is not a collection."""
+        if isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Iterable):
+            raise InvalidRequest(f"{what} takes a collection of keys, got {keys!r}")
+        canonical = self.shape.canonical
+        return list(dict.fromkeys(canonical(key) for key in keys))  # type: ignore[misc]
+
+    def _invalidate(self, keys: Iterable[Any]) -> None:
+        """Evict ``keys`` from every cache of the table, in this process and (bus) beyond."""
+        coherence.invalidate(self._table(current_connection()), keys)
+
+
+#: A shared operation, as the public methods receive it.
+Operation = Coroutine[Any, Any, T]

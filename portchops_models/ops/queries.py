@@ -1,0 +1,167 @@
+"""Queries, counts and scans, written once for both APIs.
+
+`build_query` and `build_scan` make the request (pure, `portchops_models.requests`);
+`fetch_page` sends one and decodes its page; the public methods page through
+them lazily (`iter_query`, `scan`) or once (`query`, `scan_page`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.indexes import Index
+
+from .. import requests
+from ..cursor import decode_cursor, encode_cursor
+from ..projections import Projection
+from .base import RepositoryBase
+
+__all__ = ["IndexRef", "Page", "build_query", "build_scan", "count", "fetch_page"]
+
+T = TypeVar("T")
+
+#: An index given as the model's index attribute or by name.
+IndexRef = Index[Any] | str
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a query or scan.
+
+    Attributes:
+        items: the page's items (models or projections).
+        cursor: pass it back as ``cursor=`` for the next page; ``None`` on the last page.
+    """
+
+    items: list[T]
+    cursor: str | None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def build_query(
+    repo: RepositoryBase[Any, Any],
+    hash_key: object,
+    range_key_condition: Condition | None,
+    filter_condition: Condition | None,
+    index: IndexRef | None,
+    limit: int | None,
+    newest_first: bool,
+    consistent: bool,
+    projection: type[Projection[Any]] | None,
+    count: bool = False,
+) -> requests.QueryRequest:
+    """The Query request (and its cursor scope) for these arguments."""
+    _conn, table = repo._connect()
+    return requests.query(
+        repo.shape,
+        table,
+        hash_key,
+        range_key_condition,
+        filter_condition,
+        index=repo.shape.index(index),
+        limit=limit,
+        newest_first=newest_first,
+        consistent=consistent,
+        projection=projection,
+        count=count,
+    )
+
+
+def build_scan(
+    repo: RepositoryBase[Any, Any],
+    *,
+    segment: int,
+    total_segments: int,
+    limit: int | None = None,
+    filter_condition: Condition | None = None,
+    projection: type[Projection[Any]] | None = None,
+) -> requests.QueryRequest:
+    """The Scan request (and its cursor scope) of one segment."""
+    _conn, table = repo._connect()
+    return requests.scan(
+        repo.shape,
+        table,
+        segment=segment,
+        total_segments=total_segments,
+        limit=limit,
+        filter_condition=filter_condition,
+        projection=projection,
+    )
+
+
+async def fetch_page(
+    repo: RepositoryBase[Any, Any],
+    built: requests.QueryRequest,
+    operation: str,
+    cursor: str | None,
+    projection: type[Projection[Any]] | None,
+) -> Page[Any]:
+    """Send one Query or Scan page from `cursor`; decode its unexpired items."""
+    conn, table = repo._connect()
+    params = built.params
+    secret = conn.settings.cursor_secret
+    signing = secret.get_secret_value() if secret is not None else None
+    if cursor is not None:
+        params["ExclusiveStartKey"] = decode_cursor(cursor, scope=built.scope, secret=signing)
+    response = await repo._send(conn, operation, params, table)
+    now = time.time()
+    expired = repo.shape.expired
+    decode = repo._decode
+    items = [
+        decode(item, projection) for item in response.get("Items", []) if not expired(item, now)
+    ]
+    last = response.get("LastEvaluatedKey")
+    next_cursor = encode_cursor(last, scope=built.scope, secret=signing) if last else None
+    return Page(items, next_cursor)
+
+
+async def count(
+    repo: RepositoryBase[Any, Any],
+    hash_key: object,
+    range_key_condition: Condition | None,
+    filter_condition: Condition | None,
+    index: IndexRef | None,
+    consistent: bool,
+) -> int:
+    """How many unexpired items a query matches, page by page.
+
+    With a TTL attribute the keys and TTL of each match are read (and expired
+    ones left out) instead of DynamoDB's ``Select=COUNT``.
+    """
+    shape = repo.shape
+    ttl = shape.ttl_name is not None
+    built = build_query(
+        repo,
+        hash_key,
+        range_key_condition,
+        filter_condition,
+        index,
+        None,
+        False,
+        consistent,
+        None,
+        count=True,
+    )
+    conn, table = repo._connect()
+    params = built.params
+    total = 0
+    now = time.time()
+    while True:
+        response = await repo._send(conn, "Query", params, table)
+        if ttl:
+            total += sum(1 for i in response.get("Items", []) if not shape.expired(i, now))
+        else:
+            total += int(response.get("Count", 0))
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            return total
+        params["ExclusiveStartKey"] = last

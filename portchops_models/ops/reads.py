@@ -1,0 +1,180 @@
+"""Reads by key, written once for both APIs: `find`, `get`, `batch_get`.
+
+Each is a coroutine over a `RepositoryBase`; its runtime decides whether the
+steps block (sync) or await (async).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
+from typing import Any
+
+from .. import requests
+from ..connection import Connection
+from ..errors import ItemNotFound, ThrottledError
+from ..limits import BATCH_GET_MAX
+from ..projections import Projection
+from ..shape import RawItem
+from .base import RepositoryBase
+
+__all__ = ["batch_get", "find", "get", "rounds"]
+
+
+async def load(
+    repo: RepositoryBase[Any, Any],
+    key: Hashable,
+    consistent: bool,
+    projection: type[Projection[Any]] | None,
+) -> RawItem | None:
+    """GetItem, with an expired item counted as absent."""
+    conn, table = repo._connect()
+    params = requests.get_item(repo.shape, table, key, consistent=consistent, projection=projection)
+    item: RawItem | None = (await repo._send(conn, "GetItem", params, table)).get("Item")
+    return None if item is None or repo.shape.expired(item) else item
+
+
+async def find(
+    repo: RepositoryBase[Any, Any], key: Hashable, consistent: bool, projection: object
+) -> Any:
+    """The decoded item or projection with this key, or ``None``; cached unless consistent."""
+    shape = repo.shape
+    proj = requests.check_projection(shape, projection)
+    cache = repo._cache
+    if cache is None or consistent:
+        item = await load(repo, key, consistent, proj)
+    else:
+        canonical = shape.canonical(key)
+        repo._connect()
+        item = await repo.runtime.get_or_load(
+            cache, canonical, proj, lambda: load(repo, key, False, proj)
+        )
+        if item is not None and shape.expired(item):
+            item = None
+    return None if item is None else repo._decode(item, proj)
+
+
+async def get(
+    repo: RepositoryBase[Any, Any], key: Hashable, consistent: bool, projection: object
+) -> Any:
+    """`find`, raising `ItemNotFound` when there is no (unexpired) item."""
+    found = await find(repo, key, consistent, projection)
+    if found is None:
+        _conn, table = repo._connect()
+        raise ItemNotFound(f"{table}: no item with key {key!r}", table=table, key=key)
+    return found
+
+
+async def batch_get(
+    repo: RepositoryBase[Any, Any], keys: Iterable[Hashable], projection: object
+) -> list[Any]:
+    """Decoded items for `keys` in their order (missing and expired ones left out).
+
+    Cached keys come from the cache; the rest go out 100 a request, chunks
+    concurrently, unprocessed keys resubmitted (`rounds`). Without a cache only
+    the decoded items are kept, never the raw answers beside them.
+    """
+    ordered = repo._keys(keys, "batch_get")
+    shape = repo.shape
+    proj = requests.check_projection(shape, projection)
+    conn, table = repo._connect()
+    cache = repo._cache
+    decoded: dict[Hashable, Any] = {}
+    if cache is None:
+        await _batch_read(repo, conn, table, ordered, proj, decoded, None)
+        return [decoded[key] for key in ordered if key in decoded]
+    found, wanted = cache.get_many(ordered, proj) if ordered else ({}, [])
+    if wanted:
+        fetched: dict[Hashable, RawItem] = {}
+        with cache.begin(wanted) as token:
+            await _batch_read(repo, conn, table, wanted, proj, decoded, fetched)
+            missing = [k for k in wanted if k not in fetched]
+            cache.put_many(fetched, proj, missing=missing, token=token)
+    now = time.time()
+    out: list[Any] = []
+    for key in ordered:
+        obj = decoded.get(key)
+        if obj is not None:
+            out.append(obj)
+            continue
+        item = found.get(key)
+        if item is not None and not shape.expired(item, now):
+            out.append(repo._decode(item, proj))
+    return out
+
+
+async def _batch_read(
+    repo: RepositoryBase[Any, Any],
+    conn: Connection,
+    table: str,
+    keys: Sequence[Hashable],
+    projection: type[Projection[Any]] | None,
+    decoded: dict[Hashable, Any],
+    raw: dict[Hashable, RawItem] | None,
+) -> None:
+    """Fetch `keys` into `decoded` (unexpired items only) and, if given, `raw`.
+
+    Items are decoded as each chunk arrives, while other chunks are still on the wire.
+    """
+    shape = repo.shape
+    proj = requests.projection_params(shape, projection)
+
+    async def send(chunk: list[RawItem]) -> dict[str, Any]:
+        request = requests.batch_get_chunk(table, chunk, proj)
+        response = await repo._send(conn, "BatchGetItem", request, table)
+        now = time.time()
+        for item in response.get("Responses", {}).get(table, ()):
+            key = shape.key_of(item)
+            if raw is not None:
+                raw[key] = item
+            if not shape.expired(item, now):
+                decoded[key] = repo._decode(item, projection)
+        return response
+
+    def collect(response: dict[str, Any]) -> list[RawItem]:
+        return list(response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+
+    pending = [shape.raw_key(k) for k in keys]
+    await rounds(repo, conn, table, "BatchGetItem", pending, BATCH_GET_MAX, send, collect)
+
+
+async def rounds(
+    repo: RepositoryBase[Any, Any],
+    conn: Connection,
+    table: str,
+    operation: str,
+    pending: list[Any],
+    chunk_size: int,
+    send: Callable[[list[Any]], Coroutine[Any, Any, dict[str, Any]]],
+    collect: Callable[[dict[str, Any]], list[Any]],
+) -> None:
+    """Send `pending` in concurrent chunks, round after round (`RetryPolicy.rounds`)."""
+
+    async def send_round(batch: list[Any]) -> list[Any]:
+        chunks = [batch[i : i + chunk_size] for i in range(0, len(batch), chunk_size)]
+        leftover: list[Any] = []
+        failed: list[tuple[list[Any], BaseException]] = []
+        outcomes = await repo.runtime.fan_out(conn, send, chunks)
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failed.append((chunk, outcome))
+            else:
+                leftover.extend(collect(outcome))
+        if failed:
+            chunk, error = failed[0]
+            if isinstance(error, ThrottledError):
+                error.outstanding = len(leftover) + sum(len(c) for c, _ in failed)
+            raise error
+        return leftover
+
+    def on_retry(round_no: int, delay: float) -> None:
+        repo.metrics.record_retry(operation, table=table)
+
+    await repo.retry.rounds(
+        pending,
+        send_round,
+        table=table,
+        operation=operation,
+        on_retry=on_retry,
+        blocking=repo.runtime.blocking,
+    )

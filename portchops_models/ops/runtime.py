@@ -1,0 +1,105 @@
+"""What an operation needs from its API flavour: send, fan out, single-flight loads.
+
+The operations in `portchops_models.ops` are coroutines written once. A `Runtime`
+supplies the few steps that differ between the sync and the async API; the sync
+runtime's steps block and never suspend, so `portchops_models.drive.run_sync`
+runs a whole operation without an event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Protocol, TypeVar
+
+from ..batching import fan_out
+from ..cache import ItemCache
+from ..connection import Connection
+from ..drive import run_sync
+from ..metrics import Metrics
+from ..retry import RetryPolicy
+
+__all__ = ["SYNC", "Runtime", "SyncRuntime"]
+
+V = TypeVar("V")
+K = TypeVar("K", bound=Hashable)
+
+
+class Runtime(Protocol):
+    """The steps of an operation that differ between the sync and the async API."""
+
+    #: whether waits block the thread (sync) or await the event loop (async).
+    blocking: bool
+
+    async def send(
+        self,
+        conn: Connection,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str,
+        retry: RetryPolicy,
+        metrics: Metrics,
+    ) -> dict[str, Any]:
+        """One request through the connection's send path (retry, metrics, errors)."""
+        ...  # pragma: no cover
+
+    async def fan_out(
+        self,
+        conn: Connection,
+        send: Callable[[list[Any]], Coroutine[Any, Any, dict[str, Any]]],
+        chunks: list[list[Any]],
+    ) -> list[dict[str, Any] | BaseException]:
+        """Send every chunk concurrently; each chunk's answer or exception, in order."""
+        ...  # pragma: no cover
+
+    async def get_or_load(
+        self,
+        cache: ItemCache[K, V],
+        key: K,
+        variant: Hashable,
+        loader: Callable[[], Coroutine[Any, Any, V | None]],
+    ) -> V | None:
+        """The cached value, or ``loader()``'s, one loader per key at a time."""
+        ...  # pragma: no cover
+
+
+class SyncRuntime:
+    """The sync API's steps: blocking requests, batch chunks on the connection's threads."""
+
+    blocking = True
+
+    async def send(
+        self,
+        conn: Connection,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str,
+        retry: RetryPolicy,
+        metrics: Metrics,
+    ) -> dict[str, Any]:
+        """`Connection.send` (blocking)."""
+        return conn.send(operation, params, table=table, retry=retry, metrics=metrics)
+
+    async def fan_out(
+        self,
+        conn: Connection,
+        send: Callable[[list[Any]], Coroutine[Any, Any, dict[str, Any]]],
+        chunks: list[list[Any]],
+    ) -> list[dict[str, Any] | BaseException]:
+        """Chunks in parallel on the connection's batch threads (`batching.fan_out`)."""
+        return fan_out(conn.executor, lambda chunk: run_sync(send(chunk)), chunks)
+
+    async def get_or_load(
+        self,
+        cache: ItemCache[K, V],
+        key: K,
+        variant: Hashable,
+        loader: Callable[[], Coroutine[Any, Any, V | None]],
+    ) -> V | None:
+        """`ItemCache.get_or_load`, the loader run to completion in this thread."""
+        return cache.get_or_load(key, variant, lambda: run_sync(loader()))
+
+
+#: The runtime of the sync API.
+SYNC: Runtime = SyncRuntime()

@@ -1,0 +1,207 @@
+"""Writes, written once for both APIs: save, update, delete and the batch writes.
+
+Single-item writes carry an idempotency marker and reconcile a failed condition
+with the stored item (`portchops_models.idempotency`), so a write whose answer
+was lost is applied once. Every write invalidates the keys it touches, on
+failure too (a timed-out write may still have landed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, cast
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from .. import idempotency, requests
+from ..connection import Connection
+from ..errors import ConditionFailed, InvalidRequest
+from ..limits import BATCH_WRITE_MAX
+from ..models.base import BaseModel
+from ..shape import RawItem
+from .base import RepositoryBase
+from .reads import rounds
+
+__all__ = ["batch_delete", "batch_save", "delete", "save", "update"]
+
+#: Attempts at a write that found an expired item in its way (deleted, then written again).
+_FRESH_ROW_ATTEMPTS = 3
+
+
+async def save(repo: RepositoryBase[Any, Any], item: Any, condition: Condition | None) -> Any:
+    """PutItem of the whole item: version checked and bumped, stamps and sliding TTL set."""
+    shape = repo.shape
+    conn, table = repo._connect()
+    if isinstance(item, shape.model):
+        shape.stamp(item)
+    marker = idempotency.new_marker()
+    params, version = requests.put_item(shape, table, item, condition=condition, marker=marker)
+    key = shape.key_of(params["Item"])
+    what = "version conflict (stale item) or condition" if version else "condition"
+    await _write_once(repo, conn, "PutItem", lambda: params, table, key, marker, what)
+    if version is not None and shape.version_name is not None:
+        setattr(item, shape.version_name, version)
+    return item
+
+
+async def update(
+    repo: RepositoryBase[Any, Any],
+    key: Hashable,
+    actions: Sequence[Action],
+    condition: Condition | None,
+) -> Any:
+    """One atomic UpdateItem, applied once; the item as stored afterwards."""
+    shape = repo.shape
+    key = shape.canonical(key)
+    conn, table = repo._connect()
+    marker = idempotency.new_marker()
+    with repo._stale_lock:
+        prune = repo._stale.pop(key, [])
+
+    def build() -> dict[str, Any]:
+        return requests.update_item(
+            shape, table, key, actions, condition=condition, marker=marker, prune=prune
+        )
+
+    stored = await _write_once(repo, conn, "UpdateItem", build, table, key, marker)
+    horizon = conn.settings.call_timeout + idempotency.CLOCK_SKEW_SECONDS
+    stale = idempotency.stale_markers(stored, horizon=horizon)
+    if stale:
+        with repo._stale_lock:
+            repo._stale[key] = stale
+    return shape.model.from_raw_data(stored)
+
+
+async def _write_once(
+    repo: RepositoryBase[Any, Any],
+    conn: Connection,
+    operation: str,
+    build: Callable[[], dict[str, Any]],
+    table: str,
+    key: Hashable,
+    marker: str,
+    what: str = "condition",
+) -> RawItem:
+    """Send a marked write; on a failed condition, reconcile with the stored item.
+
+    Returns the item as stored (``Attributes`` of an update, or the item read
+    back when an earlier attempt of this call had landed).
+    """
+    for _ in range(_FRESH_ROW_ATTEMPTS):
+        params = build()
+        try:
+            response = await _write(repo, conn, operation, params, table, key, what)
+            return cast(RawItem, response.get("Attributes") or params.get("Item") or {})
+        except ConditionFailed:
+            stored = await _load_raw(repo, conn, table, key)
+            expired = stored is not None and repo.shape.expired(stored)
+            outcome = idempotency.reconcile(stored, marker, expired=expired)
+            if outcome is idempotency.Outcome.APPLIED:
+                return cast(RawItem, stored)
+            if outcome is idempotency.Outcome.FAILED:
+                raise
+            await _delete_expired(repo, conn, table, key, cast(RawItem, stored))
+    raise ConditionFailed(
+        f"{table}: {what} failed for key {key!r}: the item kept expiring in the way",
+        table=table,
+        key=key,
+    )
+
+
+async def _load_raw(
+    repo: RepositoryBase[Any, Any], conn: Connection, table: str, key: Hashable
+) -> RawItem | None:
+    params = requests.get_item(repo.shape, table, key, consistent=True)
+    item: RawItem | None = (await repo._send(conn, "GetItem", params, table)).get("Item")
+    return item
+
+
+async def _delete_expired(
+    repo: RepositoryBase[Any, Any], conn: Connection, table: str, key: Hashable, stored: RawItem
+) -> None:
+    """Delete an expired item (only while it is still the one read), for a fresh row."""
+    ttl_name = cast(str, repo.shape.ttl_name)
+    params = requests.delete_item(repo.shape, table, key)
+    params["ConditionExpression"] = "#ttl = :ttl"
+    params["ExpressionAttributeNames"] = {"#ttl": ttl_name}
+    params["ExpressionAttributeValues"] = {":ttl": stored[ttl_name]}
+    with contextlib.suppress(ConditionFailed):  # written meanwhile: next attempt sees it
+        await _write(repo, conn, "DeleteItem", params, table, key)
+
+
+async def delete(
+    repo: RepositoryBase[Any, Any], key_or_item: object, condition: Condition | None
+) -> None:
+    """DeleteItem by key or instance (no error if absent, unless `condition` fails)."""
+    shape = repo.shape
+    raw = shape.key_of_model(key_or_item) if isinstance(key_or_item, BaseModel) else key_or_item
+    key = shape.canonical(raw)
+    conn, table = repo._connect()
+    params = requests.delete_item(shape, table, key, condition=condition)
+    await _write(repo, conn, "DeleteItem", params, table, key)
+
+
+async def _write(
+    repo: RepositoryBase[Any, Any],
+    conn: Connection,
+    operation: str,
+    params: dict[str, Any],
+    table: str,
+    key: Hashable,
+    what: str = "condition",
+) -> dict[str, Any]:
+    """Send a single-item write; invalidate the key whatever happens; name it on failure."""
+    try:
+        return await repo._send(conn, operation, params, table)
+    except ConditionFailed as err:
+        raise ConditionFailed(
+            f"{table}: {what} failed for key {key!r}", table=table, code=err.code, key=key
+        ) from err
+    finally:
+        repo._invalidate([key])
+
+
+async def batch_save(repo: RepositoryBase[Any, Any], items: Iterable[Any]) -> int:
+    """BatchWriteItem puts of any number of items, every one checked before the first request."""
+    if isinstance(items, BaseModel) or not isinstance(items, Iterable):
+        raise InvalidRequest(f"batch_save takes a collection of items, got {items!r}")
+    shape = repo.shape
+    listed = list(items)
+    for item in listed:
+        if isinstance(item, shape.model):
+            shape.stamp(item)
+    conn, table = repo._connect()
+    puts, keys = requests.put_requests(shape, table, listed)
+    await _batch_write(repo, conn, table, puts, keys)
+    return len(puts)
+
+
+async def batch_delete(repo: RepositoryBase[Any, Any], keys: Iterable[Any]) -> int:
+    """BatchWriteItem deletes of any number of distinct keys."""
+    unique = repo._keys(keys, "batch_delete")
+    conn, table = repo._connect()
+    deletes = [{"DeleteRequest": {"Key": repo.shape.raw_key(k)}} for k in unique]
+    await _batch_write(repo, conn, table, deletes, unique)
+    return len(deletes)
+
+
+async def _batch_write(
+    repo: RepositoryBase[Any, Any],
+    conn: Connection,
+    table: str,
+    writes: list[dict[str, Any]],
+    keys: Sequence[Any],
+) -> None:
+    async def send(chunk: list[dict[str, Any]]) -> dict[str, Any]:
+        request = requests.batch_write_chunk(table, chunk)
+        return await repo._send(conn, "BatchWriteItem", request, table)
+
+    def collect(response: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(response.get("UnprocessedItems", {}).get(table, []))
+
+    try:
+        await rounds(repo, conn, table, "BatchWriteItem", writes, BATCH_WRITE_MAX, send, collect)
+    finally:
+        repo._invalidate(keys)
