@@ -36,6 +36,7 @@ from .errors import PortChopsError, error_code, http_status, translate
 from .metrics import Metrics
 from .retry import RetryPolicy
 from .settings import Settings, current_settings, settings_generation
+from .transport import Transport
 from .wire import PARSED_OPERATIONS, call_parsed
 from .wire import install as install_parser
 
@@ -60,6 +61,8 @@ class Connection:
     #: one slot per pooled connection: a call waits here, under its deadline, for a
     #: free connection (urllib3's own wait has no bound).
     slots: threading.BoundedSemaphore = field(init=False, repr=False, compare=False)
+    #: the lean request path every `call` takes (`portchops_models.transport`).
+    transport: Transport = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -74,6 +77,8 @@ class Connection:
         )
         object.__setattr__(self, "retry", policy)
         object.__setattr__(self, "slots", threading.BoundedSemaphore(s.max_pool_connections))
+        lean = Transport.for_client(self.client, max_connections=s.max_pool_connections)
+        object.__setattr__(self, "transport", lean)
 
     def send(
         self,
@@ -176,13 +181,17 @@ class Connection:
     def close(self) -> None:
         """Release the pool's connections and the batch threads."""
         self.executor.shutdown(wait=False)
+        self.transport.close()
         self.client.close()
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send one DynamoDB API call (e.g. ``"GetItem"``) and return the parsed response.
 
-        Under a deadline (`portchops_models.deadline`) the wait for a pooled
-        connection and the attempt's read timeout are both cut to the time left.
+        The request goes through `transport` (signed here, sent on a kept-alive
+        connection, parsed with one ``json.loads``), answered and failing exactly as
+        botocore's client would. Under a deadline (`portchops_models.deadline`) the
+        wait for a pooled connection and the attempt's read timeout are both cut to
+        the time left.
 
         Raises:
             CallTimeout: the deadline passed before a connection came free.
@@ -196,9 +205,7 @@ class Connection:
                 "connection" if left > 0 else "answer", table=table, operation=operation
             )
         try:
-            client: Any = self.client  # botocore's dispatcher is generated, so untyped
-            response: dict[str, Any] = client._make_api_call(operation, params)
-            return response
+            return self.transport.call(operation, params)
         finally:
             self.slots.release()
 

@@ -1,0 +1,53 @@
+"""The lean request path: serialise, sign, send on a kept-alive connection, parse.
+
+botocore's per-call path (event hooks, the serializer's shape walk, endpoint
+rules, urllib3) costs about 1,100 µs of CPU per GetItem; this path makes the
+same request (same URL, headers, SigV4 signature and body bytes: pinned by
+tests/test_transport.py) and returns the same answer, or raises the same
+botocore exception, for about a third of that. Every `Connection.call` goes
+through it; the botocore client stays for anything that asks for
+``conn.client`` itself. See docs/transport.md for what was measured.
+
+Parts, one concept a module:
+
+- `codec`: pure, no I/O. ``encode_request(operation, params, *, endpoint,
+  region, credentials, now=None) -> HttpRequest`` and
+  ``decode_response(operation, status, headers, body, *, service=None) -> dict``
+  (``x-amz-crc32`` checked; errors raised as botocore's ``ClientError``).
+- `signing`: SigV4 with a signing key cached per (secret, day, region).
+- `pool`: `HttpPool`, kept-alive ``http.client`` connections for threads.
+- `aio`: `AsyncPool`, aiohttp with one session per running event loop
+  (the ``async`` extra).
+- `client`: `Transport`, the above bound to one connection's botocore client.
+
+The async API (for `portchops_models.aio`)::
+
+    conn = current_connection()
+    response = await conn.transport.call_async("GetItem", params)
+
+``Transport.call_async(operation, params) -> dict`` is `Transport.call` for
+coroutines: the same request and answer, the same exceptions (botocore's
+``ClientError``, ``EndpointConnectionError``, ``ConnectTimeoutError``,
+``ReadTimeoutError``, ``ConnectionClosedError``, ``ChecksumError``), the read
+timeout cut to the `portchops_models.deadline` in force and the wait for a
+connection bounded by it (`CallTimeout` with ``waited_for="connection"``).
+It works under any event loop; ``await conn.transport.aclose()`` closes the
+running loop's session, which otherwise closes when its loop shuts down.
+Retries, metrics and translation stay with the caller (`Connection.send_async`).
+"""
+
+from __future__ import annotations
+
+from .client import Transport
+from .codec import LEAN_OPERATIONS, HttpRequest, Service, decode_response, encode_request
+from .pool import HttpPool
+
+__all__ = [
+    "LEAN_OPERATIONS",
+    "HttpPool",
+    "HttpRequest",
+    "Service",
+    "Transport",
+    "decode_response",
+    "encode_request",
+]

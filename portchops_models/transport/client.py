@@ -1,0 +1,196 @@
+"""`Transport`: one connection's request path, sync and async, beside its botocore client."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from botocore.credentials import Credentials
+from botocore.exceptions import ConnectTimeoutError
+
+from .. import deadline
+from .codec import HttpRequest, Service, decode_response, encode_request
+from .pool import HttpPool, default_ssl
+
+if TYPE_CHECKING:
+    from .aio import AsyncPool
+
+__all__ = ["Transport"]
+
+
+class Transport:
+    """Sign, send on a kept-alive connection, parse: botocore's answers at a third of the CPU.
+
+    Built from the connection's botocore client (`for_client`), so the endpoint,
+    region, credentials (botocore's chain, refreshed by botocore), certificate
+    verification and error classes are the client's own. When botocore would go
+    through an HTTP proxy (``HTTPS_PROXY`` or the client's ``proxies``), calls
+    go through the client instead: this path speaks to the endpoint directly.
+
+    Args:
+        endpoint: the endpoint URL.
+        region: the region signed for.
+        credentials: botocore credentials (``None``: every call raises ``NoCredentialsError``).
+        connect_timeout: seconds to open a connection.
+        read_timeout: seconds to wait for each read of an answer (cut by deadlines).
+        max_connections: connections kept (sync) and open per event loop (async).
+        service: botocore's DynamoDB model and exception classes (default: the process's).
+        ssl_context: for ``https`` (default: botocore's certificate bundle).
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        region: str,
+        credentials: Credentials | None,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int,
+        service: Service | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.region = region
+        self.credentials = credentials
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.service = service or Service.default()
+        self._ssl = ssl_context
+        self.pool = HttpPool(
+            endpoint,
+            maxsize=max_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            ssl_context=ssl_context,
+        )
+        self._aio: AsyncPool | None = None
+        #: botocore's own call, used instead when botocore would go through a proxy.
+        self.fallback: Any = None
+
+    @classmethod
+    def for_client(cls, client: Any, *, max_connections: int) -> Transport:
+        """The transport for a botocore DynamoDB client: its endpoint, credentials and config."""
+        from botocore.utils import get_environ_proxies
+
+        config = client.meta.config
+        endpoint: str = client.meta.endpoint_url
+        transport = cls(
+            endpoint=endpoint,
+            region=client.meta.region_name,
+            credentials=client._request_signer._credentials,
+            connect_timeout=float(config.connect_timeout),
+            read_timeout=float(config.read_timeout),
+            max_connections=max_connections,
+            service=Service.of(client),
+            ssl_context=_ssl_for(getattr(client._endpoint.http_session, "_verify", True), endpoint),
+        )
+        if config.proxies or get_environ_proxies(endpoint):
+            transport.fallback = client._make_api_call
+        return transport
+
+    def encode(self, operation: str, params: dict[str, Any]) -> HttpRequest:
+        """The signed request for one call (pure but for the clock and credentials)."""
+        return encode_request(
+            operation,
+            params,
+            endpoint=self.endpoint,
+            region=self.region,
+            credentials=self.credentials,
+        )
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One API call, answered as botocore's ``client._make_api_call`` answers it.
+
+        The read timeout is cut to the time left before the deadline in force.
+
+        Raises:
+            CallTimeout: the deadline had passed before the request was sent.
+            botocore.exceptions.ClientError: DynamoDB answered an error.
+            botocore.exceptions.ConnectionError: connecting or reading failed.
+        """
+        if self.fallback is not None:
+            response: dict[str, Any] = self.fallback(operation, params)
+            return response
+        timeout = self._timeout(operation, params)
+        status, headers, body = self.pool.send(self.encode(operation, params), timeout=timeout)
+        return decode_response(operation, status, headers, body, service=self.service)
+
+    async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`call` for coroutines, on the running loop's session (any loop).
+
+        Waiting for a connection and each read are bounded by the deadline in force.
+        """
+        if self.fallback is not None:
+            call = deadline.propagate(self.fallback)
+            response: dict[str, Any] = await asyncio.to_thread(call, operation, params)
+            return response
+        timeout = self._timeout(operation, params)
+        left = deadline.remaining()
+        request = self.encode(operation, params)
+        try:
+            status, headers, body = await self.aio.send(request, timeout=timeout, wait=left)
+        except ConnectTimeoutError:
+            if deadline.expired():  # every connection was busy until the deadline
+                raise deadline.timeout_error(
+                    "connection", table=params.get("TableName"), operation=operation
+                ) from None
+            raise
+        return decode_response(operation, status, headers, body, service=self.service)
+
+    @property
+    def aio(self) -> AsyncPool:
+        """The async pool (made on first use; needs the ``async`` extra)."""
+        if self._aio is None:
+            try:
+                from .aio import AsyncPool
+            except ImportError as err:  # pragma: no cover - depends on the install
+                raise ImportError(
+                    "the async API needs aiohttp: pip install 'portchops-models[async]'"
+                ) from err
+            self._aio = AsyncPool(
+                self.endpoint,
+                limit=self.max_connections,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                ssl_context=self._ssl,
+            )
+        return self._aio
+
+    async def aclose(self) -> None:
+        """Close the running loop's async session (the sync pool stays)."""
+        if self._aio is not None:
+            await self._aio.aclose()
+
+    def close(self) -> None:
+        """Close the idle connections and every async session (each on its own loop)."""
+        self.pool.close()
+        if self._aio is not None:
+            self._aio.close()
+
+    def _timeout(self, operation: str, params: dict[str, Any]) -> float:
+        """This attempt's read timeout: the configured one, cut to the deadline's time left."""
+        left = deadline.remaining()
+        if left is None:
+            return self.read_timeout
+        if left <= 0:
+            raise deadline.timeout_error(
+                "answer", table=params.get("TableName"), operation=operation
+            )
+        return max(min(left, self.read_timeout), 0.001)
+
+
+def _ssl_for(verify: object, endpoint: str) -> ssl.SSLContext | None:
+    """The TLS context matching botocore's ``verify`` (True, False or a bundle's path)."""
+    if not endpoint.startswith("https:"):
+        return None
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return default_ssl()
