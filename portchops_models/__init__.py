@@ -21,6 +21,7 @@ from .errors import (
     ConditionFailed,
     ConfigurationError,
     EndpointUnreachable,
+    IdempotentParameterMismatch,
     InvalidRequest,
     ItemNotFound,
     NoCredentials,
@@ -29,6 +30,7 @@ from .errors import (
     TableNotFound,
     ThrottledError,
     TransactionCanceled,
+    TransactionInProgress,
 )
 from .metrics import Metrics
 from .models import BaseModel, ExpiryAttribute, UpdatedAtAttribute, User, UserProgress
@@ -49,6 +51,7 @@ __all__ = [
     "ConfigurationError",
     "EndpointUnreachable",
     "ExpiryAttribute",
+    "IdempotentParameterMismatch",
     "InvalidRequest",
     "ItemNotFound",
     "Metrics",
@@ -66,6 +69,7 @@ __all__ = [
     "ThrottledError",
     "Transaction",
     "TransactionCanceled",
+    "TransactionInProgress",
     "UpdatedAtAttribute",
     "User",
     "UserProgress",

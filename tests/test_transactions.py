@@ -278,3 +278,51 @@ def test_dynalite_has_no_transactions_and_says_so_with_a_typed_error(
         tx.commit()  # nothing was applied, and it is known: no resend
     with pytest.raises(ServiceError, match="does not support TransactGetItems"):
         read_transaction((User, "u1"))
+
+
+def test_conflicts_are_retried_and_conditions_are_not(tables: Settings) -> None:
+    from botocore.exceptions import ClientError
+
+    from portchops_models.transactions import _policy
+
+    def canceled(code: str) -> ClientError:
+        response = {
+            "Error": {"Code": "TransactionCanceledException", "Message": "canceled"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+            "CancellationReasons": [{"Code": "None"}, {"Code": code}],
+        }
+        return ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+
+    base = fast_retry(max_attempts=3)
+    policy = _policy(base, current_connection())
+    assert policy.retry_on(canceled("TransactionConflict"))
+    assert not policy.retry_on(canceled("ConditionalCheckFailed"))
+    assert policy.budget is base.budget  # the same retry budget as every other call
+    assert policy.max_attempts == 3
+    attempts = []
+
+    def conflicted() -> None:
+        attempts.append(1)
+        raise canceled("TransactionConflict")
+
+    with pytest.raises(ServiceError):
+        policy.call(conflicted)
+    assert len(attempts) == 3  # resent with backoff until the policy gave up
+
+
+def test_complete_lesson_starts_afresh_over_an_expired_row(tables: Settings) -> None:
+    users, progress = UserRepository(cache=None), UserProgressRepository(cache=None)
+    users.save(_user("u1"))
+    expired = {
+        "userId": {"S": "u1"},
+        "lessonId": {"S": "l1"},
+        "status": {"S": "completed"},
+        "attempts": {"N": "7"},
+        "ttl": {"N": str(int(time.time()) - 60)},
+    }
+    current_connection().call(
+        "PutItem", {"TableName": tables.table_name("user-progress"), "Item": expired}
+    )
+    row = progress.complete_lesson("u1", "l1", 88)
+    assert (row.status, row.attempts) == ("completed", 1)  # a fresh row, not the expired one
+    assert users.get("u1", consistent=True).completed_lessons == 1
