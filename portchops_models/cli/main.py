@@ -161,6 +161,7 @@ def migrate_status(path: PathOption = None) -> None:
         state = f"[{colours[row.state]}]{row.state}[/]"
         table.add_row(escape(row.id), escape(row.description), state, when, took, file)
     Console().print(table)
+    _print_backfills(path)
     problems = [row.problem for row in rows if row.problem] + [
         f"migration {row.id} failed: {row.error}" for row in rows if row.error
     ]
@@ -168,6 +169,52 @@ def migrate_status(path: PathOption = None) -> None:
         typer.echo(f"error: {problem}", err=True)
     if problems:
         raise typer.Exit(1)
+
+
+def _print_backfills(path: Path | None) -> None:
+    """The running backfills: segments done / leased / free, rows and the time left."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..migrate.work import backfill_status
+
+    with _errors():
+        running = backfill_status(path=path)
+    if not running:
+        return
+    table = Table(title="backfills running")
+    for column in ("step", "backfill", "done", "leased", "free", "rows", "rows/s", "left"):
+        table.add_column(column)
+    for b in running:
+        left = "?" if b.eta_seconds is None else f"{b.eta_seconds:.0f} s"
+        rows = f"{b.scanned:,}" + (f" of ~{b.estimate:,}" if b.estimate else "")
+        table.add_row(
+            escape(b.step_id), escape(b.name), f"{b.done}/{b.segments}", str(b.leased),
+            str(b.free), rows, f"{b.rows_per_second:,.0f}", left,
+        )  # fmt: skip
+    Console().print(table)
+
+
+_WAIT_HELP = "Seconds to wait for a backfill to start (0: exit at once when none is running)."
+_THREADS_HELP = "Segments this process works on at once (default: the backfill's threads)."
+_LEASE_HELP = "Lease length in seconds (default: the backfill's lease_seconds)."
+
+
+@migrate_app.command("work")
+def migrate_work(
+    path: PathOption = None,
+    wait: Annotated[float, typer.Option("--wait", min=0, help=_WAIT_HELP)] = 0.0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)] = None,
+    lease_seconds: Annotated[
+        float | None, typer.Option("--lease-seconds", min=0.1, help=_LEASE_HELP)
+    ] = None,
+) -> None:
+    """Join the backfill of the step being applied (from any number of processes or
+    machines); exit when every segment is done."""
+    from ..migrate.work import work
+
+    with _errors():
+        work(path=path, wait=wait, threads=threads, lease_seconds=lease_seconds)
 
 
 @app.command("seed")

@@ -60,21 +60,29 @@ Modules, one per concept: `errors` (`MigrationError`, `connection_errors`),
 `discovery` (`Migration`, `discover`, `default_path`, `namespace_of`, loading a file),
 `request` (one call with retries, metrics and error translation), `history`
 (the ``schema-migrations`` table), `lock` (the lease lock), `context`
-(`MigrationContext`), `plan` (the checks before anything runs) and `runner`
-(`upgrade`, `downgrade`, `status`).
+(`MigrationContext`), `plan` (the checks before anything runs), `runner`
+(`upgrade`, `downgrade`, `status`), and for backfills over many workers:
+`backfill` (`Backfill`), `lease` (segment leases with fencing), `rate` (the shared
+`Rate`), `worker` (the segment loops) and `work` (`work`, `backfill_status`).
 """
 
 from __future__ import annotations
 
 from ..errors import EndpointUnreachable, NoCredentials
+from .backfill import Backfill, BackfillResult, Batch, Rate
 from .context import CheckpointHook, MigrationContext
 from .discovery import Migration, default_path, discover, namespace_of
 from .errors import MigrationError, connection_errors
 from .history import HISTORY_TABLE
 from .runner import MigrationStatus, StepResult, downgrade, status, upgrade
+from .work import BackfillProgress, backfill_status, work
 
 __all__ = [
     "HISTORY_TABLE",
+    "Backfill",
+    "BackfillProgress",
+    "BackfillResult",
+    "Batch",
     "CheckpointHook",
     "EndpointUnreachable",
     "Migration",
@@ -82,7 +90,9 @@ __all__ = [
     "MigrationError",
     "MigrationStatus",
     "NoCredentials",
+    "Rate",
     "StepResult",
+    "backfill_status",
     "connection_errors",
     "default_path",
     "discover",
@@ -90,4 +100,5 @@ __all__ = [
     "namespace_of",
     "status",
     "upgrade",
+    "work",
 ]

@@ -66,7 +66,7 @@ def _running(leases: LeaseTable, history: _History, namespace: str) -> list[tupl
     """(step id, backfill name, plan) of every live plan of this namespace, by step."""
     found: list[tuple[str, str, Plan]] = []
     for header in leases.headers():
-        plan_id = header["plan"]["S"]
+        plan_id = header["id"]["S"]
         step_id, _, name = plan_id.partition("/")
         parsed = _parse_id(step_id)
         if parsed is None or parsed[0] != namespace or header.get("status", {}).get("S") == "done":

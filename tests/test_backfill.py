@@ -1,0 +1,228 @@
+"""Backfills over many worker processes, one moto server shared over HTTP.
+
+The workers are real processes (``portchops migrate up`` and ``migrate work``);
+the tests wait on what they can observe (the segment items in the history table,
+the pages logged by the test migration), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from portchops_models.cli import app
+from portchops_models.connection import current_connection
+from portchops_models.migrate import MigrationError, Rate, backfill_status, status
+from portchops_models.migrate.backfill import Backfill, plan_segments
+from portchops_models.migrate.lease import LeaseLost, LeaseTable
+from portchops_models.models import UserProgress
+from portchops_models.settings import Settings
+from portchops_models.tables import delete_table
+from tests.backfill_kit import (
+    Workers,
+    counters,
+    handed_out,
+    history_ids,
+    leases_of,
+    owner_pid,
+    pages,
+    seed,
+    segment_items,
+    wait_for,
+    write_migration,
+)
+
+
+@pytest.fixture
+def history(tables: Settings) -> Iterator[Settings]:
+    """The `tables` settings; the history table the runs create is deleted after."""
+    yield tables
+    delete_table(tables.table_name("schema-migrations"), conn=current_connection())
+
+
+def finished(results: list[tuple[int, str]]) -> None:
+    for code, out in results:
+        assert code == 0, out
+
+
+def test_four_workers_migrate_each_of_20000_rows_exactly_once(
+    history: Settings, tmp_path: Path
+) -> None:
+    seed(history, 20_000)
+    folder = write_migration(tmp_path / "bf", mode="count", segments=16, page_size=2000)
+    with Workers(history, folder) as workers:
+        workers.up()
+        for _ in range(3):
+            workers.work()
+        finished(workers.finish())
+
+    counts = counters(history)
+    assert len(counts) == 20_000
+    assert set(counts.values()) == {1}  # every row migrated, none twice
+    handed = handed_out(folder)
+    assert len(handed) == 20_000
+    assert set(handed.values()) == {1}  # and handed out once: no page done twice
+    assert len({page.pid for page in pages(folder)}) >= 3  # the work was shared
+    assert [s.state for s in status(path=folder)] == ["applied"]
+    assert history_ids(history) == ["bf:0001"]  # recorded once; no plan, no lock left
+
+
+def test_a_worker_killed_mid_segment_is_taken_over_without_loss_or_double(
+    history: Settings, tmp_path: Path
+) -> None:
+    seed(history, 2000)
+    folder = write_migration(
+        tmp_path / "bf", mode="once", segments=8, page_size=50, lease=1.0, delay=0.03
+    )
+    with Workers(history, folder) as workers:
+        workers.up()
+        victim = workers.work()
+        workers.work()
+
+        def victim_mid_segment() -> dict[str, object] | None:
+            for item, pid in leases_of(segment_items(history), time.time()):
+                if pid == victim.pid and "position" in item:
+                    return item
+            return None
+
+        held = wait_for(victim_mid_segment)
+        os.kill(victim.pid, signal.SIGKILL)
+        segment = held["id"]["S"]
+
+        def taken_over() -> bool:
+            items = {i["id"]["S"]: i for i in segment_items(history)}
+            item = items.get(segment)  # gone: the plan finished (so it was taken over)
+            return item is None or (
+                int(item["fence"]["N"]) > int(held["fence"]["N"]) and owner_pid(item) != victim.pid
+            )
+
+        running = backfill_status(path=folder)
+        assert len(running) == 1
+        one = running[0]
+        assert (one.step_id, one.name, one.segments) == ("bf:0001", "count", 8)
+        assert one.done + one.leased + one.free == 8
+        out = CliRunner().invoke(app, ["migrate", "status", "--path", str(folder)]).output
+        assert "backfills running" in out
+        wait_for(taken_over)
+        results = workers.finish()
+    assert results[1][0] == -signal.SIGKILL
+    finished([results[0], results[2]])
+
+    counts = counters(history)
+    assert len(counts) == 2000
+    assert set(counts.values()) == {1}  # nothing missed, nothing migrated twice
+    handed = handed_out(folder)
+    assert set(handed) == set(counts)
+    again = [key for key, times in handed.items() if times > 1]
+    assert len(again) <= 50  # only the victim's page in flight was handed out again
+    assert [s.state for s in status(path=folder)] == ["applied"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_paused_worker_whose_lease_was_taken_over_cannot_checkpoint(history: Settings) -> None:
+    clock = Clock()
+    leases = LeaseTable(current_connection(), clock=clock)
+    leases.ensure()
+    leases.create("9999/x", "9999/x@run", 2, {})
+    paused = leases.claim("9999/x@run", 0, owner="paused", lease_seconds=1.0)
+    assert paused is not None
+    paused.checkpoint({"userId": {"S": "a"}}, 10)
+    assert leases.claim("9999/x@run", 0, owner="other", lease_seconds=1.0) is None  # held
+
+    clock.now += 1.5  # the paused worker misses its renewals: the lease expires
+    successor = leases.claim("9999/x@run", 0, owner="successor", lease_seconds=1.0)
+    assert successor is not None
+    assert successor.fence == paused.fence + 1
+    assert successor.position == {"userId": {"S": "a"}}  # resumes from the last checkpoint
+    successor.checkpoint({"userId": {"S": "b"}}, 5)
+
+    with pytest.raises(LeaseLost, match=r"segment 0 .* another worker took it over"):
+        paused.checkpoint({"userId": {"S": "stale"}}, 99)
+    for write in (paused.renew, lambda: paused.finish(1)):
+        with pytest.raises(LeaseLost):
+            write()
+    paused.release()  # does nothing: not ours
+
+    (state, _) = leases.segments("9999/x@run", 2)
+    assert (state.phase, state.owner, state.scanned) == ("leased", "successor", 15)
+    again = leases.claim("9999/x@run", 0, owner="third", lease_seconds=1.0)
+    assert again is None  # the successor's lease stands
+    successor.finish(1)
+    clock.now += 10
+    assert leases.claim("9999/x@run", 0, owner="third", lease_seconds=1.0) is None  # done
+
+
+def test_the_rate_limit_holds_the_combined_rate(history: Settings, tmp_path: Path) -> None:
+    seed(history, 1500)
+    rate = 300.0
+    folder = write_migration(
+        tmp_path / "bf",
+        mode="log",
+        segments=4,
+        page_size=25,
+        rate=f"Rate(items_per_second={rate})",
+    )
+    with Workers(history, folder) as workers:
+        workers.up()
+        workers.work()
+        workers.work()
+        finished(workers.finish())
+
+    seen = pages(folder)
+    assert sum(page.n for page in seen) == 1500
+    assert len({page.pid for page in seen}) >= 2  # the limit was shared, not one worker's
+    window = seen[-1].t - seen[0].t
+    measured = sum(page.n for page in seen[:-1]) / window  # pages paid before the last
+    print(f"{measured:.0f} rows/s against {rate:.0f} over {window:.1f} s")
+    assert rate * 0.8 <= measured <= rate * 1.2, f"{measured:.0f} rows/s against {rate:.0f}"
+
+
+def test_work_with_nothing_running_exits_cleanly(history: Settings, tmp_path: Path) -> None:
+    folder = write_migration(tmp_path / "bf", mode="log", segments=1, page_size=10)
+    result = CliRunner().invoke(app, ["migrate", "work", "--path", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "no backfill is running" in result.output
+
+
+def test_declaring_a_backfill_checks_its_arguments() -> None:
+    def page(batch: object, items: object) -> int:
+        return 0
+
+    with pytest.raises(MigrationError, match="one of items_per_second or capacity_per_second"):
+        Rate()
+    with pytest.raises(Exception, match="give one of per_item or per_page"):
+        Backfill(name="x", model=UserProgress)
+    with pytest.raises(Exception, match="page_size must be an int >= 1"):
+        Backfill(name="x", model=UserProgress, per_page=page, page_size=0)
+    with pytest.raises(Exception, match="without / or @"):
+        Backfill(name="a/b", model=UserProgress, per_page=page)
+
+
+@given(
+    items=st.integers(min_value=0, max_value=10**10),
+    size=st.integers(min_value=0, max_value=10**13),
+    minimum=st.integers(min_value=1, max_value=64),
+)
+def test_the_segment_count_is_a_power_of_two_from_the_table_size(
+    items: int, size: int, minimum: int
+) -> None:
+    n = plan_segments(items, size, minimum=minimum)
+    assert n & (n - 1) == 0
+    assert min(minimum, 4096) <= n <= 4096
+    assert n >= min(4096, -(-items // 100_000), -(-size // (256 * 1024 * 1024)))
+    assert plan_segments(items * 2, size * 2, minimum=minimum) >= n
