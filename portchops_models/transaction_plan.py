@@ -43,12 +43,16 @@ from .decoding import model_decoder
 from .errors import (
     CancellationReason,
     InvalidRequest,
+    PortChopsError,
+    ServiceError,
     TransactionCanceled,
     cancellation_reasons,
+    is_transaction_conflict,
 )
 from .limits import TRANSACT_MAX, item_size
 from .models.base import BaseModel
-from .shape import RawItem, TableShape
+from .retry import RetryPolicy
+from .shape import RawItem, TableShape, shape_of
 
 __all__ = [
     "TRANSACT_MAX_BYTES",
@@ -61,8 +65,11 @@ __all__ = [
     "new_token",
     "put_operation",
     "read_canceled",
+    "read_operations",
     "read_payload",
     "read_results",
+    "transaction_policy",
+    "unsupported",
     "update_operation",
 ]
 
@@ -76,6 +83,29 @@ Params = dict[str, Any]
 def new_token() -> str:
     """A fresh ``ClientRequestToken`` (a uuid4, 36 characters)."""
     return str(uuid.uuid4())
+
+
+def transaction_policy(base: RetryPolicy) -> RetryPolicy:
+    """`base`, also retrying cancellations caused only by conflicts or throttling.
+
+    The copy shares `base`'s retry budget, backoff and limits: a transaction is
+    retried like any other request, and a failed condition never is.
+    """
+    retry_on = base.retry_on
+    return base.with_(retry_on=lambda err: retry_on(err) or is_transaction_conflict(err))
+
+
+def unsupported(err: PortChopsError, endpoint: str | None, operation: str) -> ServiceError | None:
+    """A clear error for an engine without transactions (dynalite answers
+    ``UnknownOperationException``); ``None`` for any other error."""
+    if err.code != "UnknownOperationException":
+        return None
+    return ServiceError(
+        f"{endpoint or 'this endpoint'} does not support {operation}: this engine has no "
+        "transactions (dynalite lacks them); nothing was applied. Use moto "
+        "(`portchops engine`) or DynamoDB",
+        code=err.code,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +305,24 @@ class GetOperation:
     table: str
     key: Hashable
     entry: Params
+
+
+def read_operations(
+    pairs: Sequence[object], table_name: Callable[[type[BaseModel]], str]
+) -> list[GetOperation]:
+    """The ``Get`` operations of ``(Model, key)`` pairs, each checked before the wire.
+
+    ``table_name(Model)`` gives a model's real table name (the configured prefix).
+    """
+    operations = []
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise InvalidRequest(f"read_transaction takes (Model, key) pairs, got {pair!r}")
+        model, key = pair
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise InvalidRequest(f"not a model class: {model!r}")
+        operations.append(get_operation(shape_of(model), table_name(model), key))
+    return operations
 
 
 def get_operation(shape: TableShape, table: str, key: object) -> GetOperation:

@@ -41,14 +41,13 @@ from pynamodb.expressions.update import Action
 
 from . import coherence, deadline
 from . import transaction_plan as plan
-from .connection import Connection, current_connection
+from .connection import current_connection
 from .errors import (
     InvalidRequest,
     PortChopsError,
     ServiceError,
     TransactionCanceled,
     cancellation_reasons,
-    is_transaction_conflict,
 )
 from .metrics import Metrics
 from .models.base import BaseModel
@@ -58,7 +57,7 @@ from .retry import RetryPolicy
 from .settings import current_settings
 from .shape import shape_of
 
-__all__ = ["IDEMPOTENCY_WINDOW_SECONDS", "Transaction", "read_transaction"]
+__all__ = ["IDEMPOTENCY_WINDOW_SECONDS", "Transaction", "TransactionCore", "read_transaction"]
 
 M1 = TypeVar("M1", bound=BaseModel)
 M2 = TypeVar("M2", bound=BaseModel)
@@ -79,34 +78,17 @@ class _State(enum.Enum):
     DISCARDED = "discarded"  # the with block raised: nothing sent
 
 
-def _policy(given: RetryPolicy | None, conn: Connection) -> RetryPolicy:
-    """The retry policy in force, also retrying cancellations caused only by conflicts."""
-    base = given or conn.retry
-    retry_on = base.retry_on
-    return base.with_(retry_on=lambda err: retry_on(err) or is_transaction_conflict(err))
-
-
-def _unsupported(err: PortChopsError, conn: Connection, operation: str) -> ServiceError | None:
-    """A clear error for an engine without transactions (dynalite answers UnknownOperation)."""
-    if err.code != "UnknownOperationException":
-        return None
-    where = conn.settings.endpoint_url or "this endpoint"
-    return ServiceError(
-        f"{where} does not support {operation}: this engine has no transactions (dynalite "
-        "lacks them); nothing was applied. Use moto (`portchops engine`) or DynamoDB",
-        code=err.code,
-    )
-
-
 def _table(model: type[BaseModel]) -> str:
     return current_settings().table_name(model.base_table_name)
 
 
-class Transaction:
-    """Writes to several items, in several tables, that succeed or fail together.
+class TransactionCore:
+    """What a write transaction is, whatever sends it: its operations, token and state.
 
-    Use it as a context manager: a clean exit commits, an exception inside the
-    block sends nothing. Or call `commit` yourself.
+    `Transaction` (here) and the async twin (`portchops_models.aio`) add only
+    the sending: ``payload = self._prepare()``, one request with
+    ``self._retry_policy(conn)``, then ``self._succeeded()`` or
+    ``raise self._failed(err, endpoint)``.
 
     Args:
         client_request_token: the idempotency token (1-36 characters); a fresh
@@ -115,12 +97,6 @@ class Transaction:
         retry: the `RetryPolicy` (default: the connection's).
         metrics: where requests, capacity and cancellations are counted
             (default: the repositories' process-wide `Metrics`).
-
-    For example:
-
-        with Transaction() as tx:
-            tx.save(User(user_id="u1", email="ada@example.com", name="Ada"))
-            tx.check(User, "admin", User.user_id.exists())
     """
 
     def __init__(
@@ -207,7 +183,81 @@ class Transaction:
         shape = shape_of(model)
         self._add(plan.check_operation(shape, _table(model), key, condition))
 
-    # ------------------------------------------------------------------ committing
+    # ------------------------------------------------------------------ the commit's states
+
+    def _discard(self, raised: bool) -> bool:
+        """On leaving a ``with`` block: True if it should commit (clean exit, still open)."""
+        if self._state is not _State.OPEN:
+            return False
+        if raised:
+            self._state = _State.DISCARDED
+            return False
+        return True
+
+    def _retry_policy(self, default: RetryPolicy) -> RetryPolicy:
+        return plan.transaction_policy(self._retry or default)
+
+    def _prepare(self) -> dict[str, Any] | None:
+        """The TransactWriteItems payload to send, or ``None`` when there is nothing to send.
+
+        Raises:
+            InvalidRequest: already committed, canceled or discarded, or first sent
+                so long ago that the token may no longer protect a resend.
+        """
+        if self._state not in (_State.OPEN, _State.UNKNOWN):
+            raise InvalidRequest(f"this transaction is {self._state.value}: start a new one")
+        if not self._plan.operations:
+            self._state = _State.COMMITTED
+            return None
+        now = time.monotonic()
+        if self._first_sent is None:
+            self._first_sent = now
+        elif now - self._first_sent > IDEMPOTENCY_WINDOW_SECONDS - _RESEND_MARGIN_SECONDS:
+            raise InvalidRequest(
+                "this transaction was first sent over 9 minutes ago: its token may no longer "
+                "protect a resend; read the items back to learn whether it applied"
+            )
+        return self._plan.payload(self._token)
+
+    def _succeeded(self) -> None:
+        self._state = _State.COMMITTED
+        self._plan.committed()
+        self._invalidate()
+
+    def _failed(self, err: BaseException, endpoint: str | None) -> BaseException:
+        """Record what a failed send means; the exception to raise (`err` itself or a
+        clearer one). A cancellation or a refusal applied nothing; anything else may
+        have applied (a `ServiceError`: commit again), so the touched keys are evicted."""
+        if isinstance(err, PortChopsError):
+            if isinstance(err, TransactionCanceled) or cancellation_reasons(err) is not None:
+                self._state = _State.FAILED
+                self.metrics.record_cancellation()
+                return self._plan.canceled(err, attempts=getattr(err, "attempts", 1))
+            clearer = plan.unsupported(err, endpoint, "TransactWriteItems")
+            if clearer is not None or not isinstance(err, ServiceError):
+                self._state = _State.FAILED
+                return clearer or err
+        self._state = _State.UNKNOWN
+        self._invalidate()
+        return err
+
+    def _invalidate(self) -> None:
+        for table, keys in self._plan.touched().items():
+            coherence.invalidate(table, keys)
+
+
+class Transaction(TransactionCore):
+    """Writes to several items, in several tables, that succeed or fail together.
+
+    Use it as a context manager: a clean exit commits, an exception inside the
+    block sends nothing. Or call `commit` yourself. Arguments as for `TransactionCore`.
+
+    For example:
+
+        with Transaction() as tx:
+            tx.save(User(user_id="u1", email="ada@example.com", name="Ada"))
+            tx.check(User, "admin", User.user_id.exists())
+    """
 
     def __enter__(self) -> Self:
         return self
@@ -218,11 +268,8 @@ class Transaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            if self._state is _State.OPEN:
-                self.commit()
-        elif self._state is _State.OPEN:
-            self._state = _State.DISCARDED
+        if self._discard(exc_type is not None):
+            self.commit()
 
     def commit(self) -> None:
         """Send the transaction; return once DynamoDB applied all of it.
@@ -237,62 +284,24 @@ class Transaction:
             ServiceError: throttled, timed out or unreachable: the outcome is unknown.
             InvalidRequest: already committed, canceled or discarded.
         """
-        if self._state not in (_State.OPEN, _State.UNKNOWN):
-            raise InvalidRequest(f"this transaction is {self._state.value}: start a new one")
-        if not self._plan.operations:
-            self._state = _State.COMMITTED
+        payload = self._prepare()
+        if payload is None:
             return
-        now = time.monotonic()
-        if self._first_sent is None:
-            self._first_sent = now
-        elif now - self._first_sent > IDEMPOTENCY_WINDOW_SECONDS - _RESEND_MARGIN_SECONDS:
-            raise InvalidRequest(
-                "this transaction was first sent over 9 minutes ago: its token may no longer "
-                "protect a resend; read the items back to learn whether it applied"
-            )
         with deadline.bounded(current_settings().call_timeout):
-            self._commit()
-
-    def _commit(self) -> None:
-        conn = current_connection()
-        payload = self._plan.payload(self._token)
-        try:
-            self._send(conn, payload)
-        except PortChopsError as err:
-            if isinstance(err, TransactionCanceled) or cancellation_reasons(err) is not None:
-                self._state = _State.FAILED
-                self.metrics.record_cancellation()
-                raise self._plan.canceled(err, attempts=getattr(err, "attempts", 1)) from err
-            unsupported = _unsupported(err, conn, "TransactWriteItems")
-            if unsupported is not None:
-                self._state = _State.FAILED
-                raise unsupported from err
-            if isinstance(err, ServiceError):
-                self._state = _State.UNKNOWN
-                self._invalidate()
-            else:
-                self._state = _State.FAILED
-            raise
-        except BaseException:
-            self._state = _State.UNKNOWN
-            self._invalidate()
-            raise
-        self._state = _State.COMMITTED
-        self._plan.committed()
-        self._invalidate()
-
-    def _send(self, conn: Connection, payload: dict[str, Any]) -> dict[str, Any]:
-        """The one place a transaction goes on the wire (the async twin awaits instead)."""
-        return conn.send(
-            "TransactWriteItems",
-            payload,
-            retry=_policy(self._retry, conn),
-            metrics=self.metrics,
-        )
-
-    def _invalidate(self) -> None:
-        for table, keys in self._plan.touched().items():
-            coherence.invalidate(table, keys)
+            conn = current_connection()
+            try:
+                conn.send(
+                    "TransactWriteItems",
+                    payload,
+                    retry=self._retry_policy(conn.retry),
+                    metrics=self.metrics,
+                )
+            except BaseException as err:
+                failure = self._failed(err, conn.settings.endpoint_url)
+                if failure is err:
+                    raise
+                raise failure from err
+        self._succeeded()
 
 
 # ---------------------------------------------------------------------- read transactions
@@ -374,31 +383,25 @@ def read_transaction(
         InvalidRequest: no pair, a bad key, or over 100 distinct items.
         TransactionCanceled: DynamoDB canceled the read (e.g. conflicts past the retries).
     """
-    operations = []
-    for pair in gets:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise InvalidRequest(f"read_transaction takes (Model, key) pairs, got {pair!r}")
-        model, key = pair
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise InvalidRequest(f"not a model class: {model!r}")
-        operations.append(plan.get_operation(shape_of(model), _table(model), key))
+    operations = plan.read_operations(gets, _table)
     payload, positions = plan.read_payload(operations)
+    counted = metrics if metrics is not None else default_metrics()
     with deadline.bounded(current_settings().call_timeout):
         conn = current_connection()
         try:
             response = conn.send(
                 "TransactGetItems",
                 payload,
-                retry=_policy(retry, conn),
-                metrics=metrics if metrics is not None else default_metrics(),
+                retry=plan.transaction_policy(retry or conn.retry),
+                metrics=counted,
             )
         except PortChopsError as err:
             if isinstance(err, TransactionCanceled) or cancellation_reasons(err) is not None:
-                (metrics or default_metrics()).record_cancellation()
+                counted.record_cancellation()
                 attempts = getattr(err, "attempts", 1)
                 raise plan.read_canceled(operations, positions, err, attempts=attempts) from err
-            unsupported = _unsupported(err, conn, "TransactGetItems")
-            if unsupported is not None:
-                raise unsupported from err
+            clearer = plan.unsupported(err, conn.settings.endpoint_url, "TransactGetItems")
+            if clearer is not None:
+                raise clearer from err
             raise
     return tuple(plan.read_results(operations, positions, response))

@@ -280,10 +280,10 @@ def test_dynalite_has_no_transactions_and_says_so_with_a_typed_error(
         read_transaction((User, "u1"))
 
 
-def test_conflicts_are_retried_and_conditions_are_not(tables: Settings) -> None:
+def test_conflicts_are_retried_and_conditions_are_not() -> None:
     from botocore.exceptions import ClientError
 
-    from portchops_models.transactions import _policy
+    from portchops_models.transaction_plan import transaction_policy
 
     def canceled(code: str) -> ClientError:
         response = {
@@ -294,7 +294,7 @@ def test_conflicts_are_retried_and_conditions_are_not(tables: Settings) -> None:
         return ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
 
     base = fast_retry(max_attempts=3)
-    policy = _policy(base, current_connection())
+    policy = transaction_policy(base)
     assert policy.retry_on(canceled("TransactionConflict"))
     assert not policy.retry_on(canceled("ConditionalCheckFailed"))
     assert policy.budget is base.budget  # the same retry budget as every other call
