@@ -350,11 +350,13 @@ def http_status(err: BaseException) -> int | None:
 
 def _is_connection_error(err: BaseException) -> bool:
     # Imported lazily: errors.py stays importable without botocore's heavier modules.
+    from botocore.exceptions import ChecksumError, HTTPClientError
     from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
 
+    # A damaged answer (its x-amz-crc32 does not match) is retried like a dropped one,
+    # as botocore retries it.
     return any(
-        isinstance(e, BotoConnectionError | HTTPClientError | ConnectionError)
+        isinstance(e, BotoConnectionError | HTTPClientError | ConnectionError | ChecksumError)
         for e in error_chain(err)
     )
 
