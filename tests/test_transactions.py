@@ -326,3 +326,22 @@ def test_complete_lesson_starts_afresh_over_an_expired_row(tables: Settings) -> 
     row = progress.complete_lesson("u1", "l1", 88)
     assert (row.status, row.attempts) == ("completed", 1)  # a fresh row, not the expired one
     assert users.get("u1", consistent=True).completed_lessons == 1
+
+
+def test_a_lost_answer_is_resent_with_the_same_token(proxy: FaultProxy) -> None:
+    cached = UserRepository()
+    cached.save(_user("u1"))
+    assert cached.get("u1").name == "Ada"  # cached
+    proxy.reset_stats()
+    proxy.faults = Faults(lost_answer=1.0, operations=frozenset({"TransactWriteItems"}))
+    tx = Transaction(retry=fast_retry(max_attempts=3))
+    tx.delete(User, "u1")  # applied by the first attempt; its answer never arrives
+    with pytest.raises(ServiceError):
+        tx.commit()
+    assert proxy.stats.lost_answers == 3
+    assert {p["ClientRequestToken"] for p in _sent(proxy)} == {tx.client_request_token}
+    assert UserRepository(cache=None).find("u1", consistent=True) is None
+    proxy.faults = Faults()
+    assert cached.find("u1") is None  # an unknown outcome evicts the keys too
+    tx.commit()  # the outcome was unknown: the same token again (DynamoDB dedupes it)
+    assert len({p["ClientRequestToken"] for p in _sent(proxy)}) == 1
