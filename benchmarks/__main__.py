@@ -16,6 +16,7 @@ from types import ModuleType
 from rich.console import Console
 
 from . import (
+    backfill,
     batch_read,
     cache_skew,
     concurrent_gets,
@@ -42,6 +43,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "concurrent_gets": concurrent_gets,
     "cache_skew": cache_skew,
     "invalidation": invalidation,
+    "backfill": backfill,
 }
 
 

@@ -36,12 +36,14 @@ class Scale:
     cache_gets: int = 1000
     cache_rounds: int = 3
     stream_items: int = 50_000
+    backfill_rows: int = 16_000
 
     @classmethod
     def quick(cls) -> Scale:
         return cls(
             point_ops=100,
             point_rounds=2,
+            backfill_rows=2000,
             hit_passes=5,
             concurrent_bursts=1,
             concurrent_rounds=2,
