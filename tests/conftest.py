@@ -1,28 +1,31 @@
-"""Shared fixtures: real engines over HTTP, one table prefix per test."""
+"""Shared fixtures: real engines over HTTP, one table prefix per test.
+
+The moto engine, the tables on it and the fault proxy are the package's pytest
+plugin's (`portchops_models.testing.plugin`, registered by entry point), as an
+app's suite uses them; `moto_engine`, `tables` and `proxy` are thin aliases kept
+for this suite's tests.
+"""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from portchops_models.connection import current_connection
 from portchops_models.models import User, UserProgress
 from portchops_models.retry import RetryPolicy
 from portchops_models.settings import Settings, configure
-from portchops_models.tables import create_table, delete_table
 from portchops_models.testing.engine import DynaliteEngine, LocalEngine
 from portchops_models.testing.faultproxy import FaultProxy
+from portchops_models.testing.plugin import configured_tables
 
 MODELS = (User, UserProgress)
 
 
 @pytest.fixture(scope="session")
-def moto_engine() -> Iterator[LocalEngine]:
-    """moto's server in-process on a free loopback port, for the whole session."""
-    with LocalEngine() as engine:
-        yield engine
+def moto_engine(portchops_local_engine: LocalEngine) -> LocalEngine:
+    """moto's server in-process on a free loopback port, for the whole session (the plugin's)."""
+    return portchops_local_engine
 
 
 @pytest.fixture(scope="session")
@@ -41,20 +44,14 @@ def engine_url(request: pytest.FixtureRequest) -> str:
 
 
 def _configure_with_tables(endpoint_url: str) -> Iterator[Settings]:
-    prefix = f"t{uuid.uuid4().hex[:10]}-"
-    settings = configure(endpoint_url=endpoint_url, table_prefix=prefix)
-    for model in MODELS:
-        create_table(model)
-    yield settings
-    configure(endpoint_url=endpoint_url, table_prefix=prefix)
-    for model in MODELS:
-        delete_table(settings.table_name(model.base_table_name), conn=current_connection())
+    with configured_tables(endpoint_url, MODELS) as settings:
+        yield settings
 
 
 @pytest.fixture
-def tables(moto_engine: LocalEngine) -> Iterator[Settings]:
+def tables(portchops_tables: Settings) -> Settings:
     """Fresh, empty User and UserProgress tables on moto; settings pointing at them."""
-    yield from _configure_with_tables(moto_engine.endpoint_url)
+    return portchops_tables
 
 
 @pytest.fixture
@@ -72,11 +69,9 @@ def _restore_settings() -> Iterator[None]:
 
 
 @pytest.fixture
-def proxy(tables: Settings, moto_engine: LocalEngine) -> Iterator[FaultProxy]:
-    """A fault proxy in front of moto; settings point at the proxy (same tables)."""
-    with FaultProxy(upstream=moto_engine.endpoint_url, seed=7) as running:
-        configure(tables, endpoint_url=running.endpoint_url)
-        yield running
+def proxy(portchops_fault_proxy: FaultProxy) -> FaultProxy:
+    """A fault proxy in front of moto; settings point at the proxy (same tables as `tables`)."""
+    return portchops_fault_proxy
 
 
 def no_sleep(seconds: float) -> None:
