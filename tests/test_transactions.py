@@ -143,8 +143,10 @@ def test_an_exception_in_the_block_sends_nothing(proxy: FaultProxy) -> None:
         tx.commit()
 
 
-def test_every_attempt_carries_the_transactions_token(proxy: FaultProxy) -> None:
-    proxy.faults = Faults(server_error=0.5, operations=frozenset({"TransactWriteItems"}))
+@pytest.mark.parametrize("fault", ["server_error", "throttle", "drop"])
+def test_every_attempt_carries_the_transactions_token(proxy: FaultProxy, fault: str) -> None:
+    only = frozenset({"TransactWriteItems"})
+    proxy.faults = Faults(**{fault: 0.5}, operations=only)  # type: ignore[arg-type]
     policy = fast_retry(max_attempts=50)
     attempts: dict[str, int] = {}
     for i in range(4):
