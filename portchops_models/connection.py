@@ -165,13 +165,11 @@ class Connection:
             raise translate(err, table=table, endpoint=self.client.meta.endpoint_url) from err
 
     async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """`call` for the async API.
+        """`call` for the async API: `Transport.call_async` on the running loop's session.
 
-        Stand-in until the async transport lands: the blocking call in a worker thread.
+        Waiting for a connection and each read are bounded by the deadline in force.
         """
-        import asyncio
-
-        return await asyncio.to_thread(deadline.propagate(self.read), operation, params)
+        return await self.transport.call_async(operation, params)
 
     def read(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the repository's reads: a successful answer is parsed with one
