@@ -49,13 +49,6 @@ class _Session:
     holder: AsyncIterator[None]
 
 
-async def _hold_open(session: aiohttp.ClientSession) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await session.close()
-
-
 class AsyncPool:
     """Kept-alive HTTP connections to one endpoint for coroutines, per event loop.
 
@@ -149,6 +142,19 @@ class AsyncPool:
             except RuntimeError:  # closed meanwhile
                 continue
 
+    async def _hold_open(
+        self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession
+    ) -> AsyncIterator[None]:
+        """Yield once, then (on ``aclose()``, or the loop's shutdown) forget and close `session`."""
+        try:
+            yield
+        finally:
+            with self._lock:
+                entry = self._sessions.get(loop)
+                if entry is not None and entry.session is session:
+                    del self._sessions[loop]
+            await session.close()
+
     def _close_on_loop(self, loop: asyncio.AbstractEventLoop, entry: _Session) -> None:
         task = loop.create_task(entry.holder.aclose())  # type: ignore[attr-defined]
         self._closing.add(task)
@@ -168,8 +174,10 @@ class AsyncPool:
             headers={"Accept-Encoding": "identity"},
             skip_auto_headers=("Accept",),
         )
-        holder = _hold_open(session)
+        holder = self._hold_open(loop, session)
         await anext(holder)  # runs to the yield now: the loop now tracks the generator
         with self._lock:
+            for stale in [other for other in self._sessions if other.is_closed()]:
+                del self._sessions[stale]  # loops closed without shutting down their generators
             self._sessions[loop] = _Session(session, holder)
         return session
