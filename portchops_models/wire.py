@@ -7,16 +7,19 @@ shape botocore returns (numbers stay strings in ``N``); only binary values need
 base64-decoding. So for the reads made through `call_parsed` (GetItem,
 BatchGetItem, Query, Scan) a successful answer is parsed here, through
 botocore's ``before-parse`` event; errors, other operations and every other
-user of the client (PynamoDB's own model calls included) keep botocore's parser.
+user of the client keep botocore's parser. `Connection.call` no longer goes
+through botocore (see `portchops_models.transport`, which decodes the same way
+with the same helper); this hook serves the code that still uses ``conn.client``.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from .transport.codec import decode_binaries
 
 __all__ = ["PARSED_OPERATIONS", "call_parsed", "install"]
 
@@ -72,42 +75,8 @@ def _parse(
             return
         members = operation_model.output_shape.members
         lean = {k: v for k, v in parsed.items() if v is not None and k in members}
-        _decode_binaries(lean)
+        decode_binaries(lean)
     except Exception:  # leave it all to botocore, which reports malformed answers
         return
     customized_response_dict.update(lean)
     response_dict["body"] = b"{}"
-
-
-def _decode_binaries(parsed: dict[str, Any]) -> None:
-    """Base64-decode the B and BS values of every item and key, as botocore's parser does."""
-    for name in ("Item", "LastEvaluatedKey"):
-        if name in parsed:
-            _decode_map(parsed[name])
-    for item in parsed.get("Items", ()):
-        _decode_map(item)
-    for items in parsed.get("Responses", {}).values():
-        for item in items:
-            _decode_map(item)
-    for request in parsed.get("UnprocessedKeys", {}).values():
-        for key in request.get("Keys", ()):
-            _decode_map(key)
-
-
-def _decode_map(item: dict[str, Any]) -> None:
-    for value in item.values():
-        if "S" not in value and "N" not in value:
-            _decode_value(value)
-
-
-def _decode_value(value: dict[str, Any]) -> None:
-    if "B" in value:
-        value["B"] = base64.b64decode(value["B"])
-    elif "BS" in value:
-        value["BS"] = [base64.b64decode(v) for v in value["BS"]]
-    elif "M" in value:
-        _decode_map(value["M"])
-    elif "L" in value:
-        for element in value["L"]:
-            if "S" not in element and "N" not in element:
-                _decode_value(element)

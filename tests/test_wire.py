@@ -50,7 +50,7 @@ def test_every_read_parses_like_botocore(any_tables: Settings) -> None:
         "Scan": {"TableName": users, "Limit": 3},
     }
     for operation, params in requests.items():
-        by_botocore = _strip(conn.call(operation, dict(params)))
+        by_botocore = _strip(conn.client._make_api_call(operation, dict(params)))
         by_layer = _strip(conn.read(operation, dict(params)))
         if operation == "BatchGetItem":
             for items in (*by_botocore["Responses"].values(), *by_layer["Responses"].values()):
