@@ -226,3 +226,72 @@ def test_the_segment_count_is_a_power_of_two_from_the_table_size(
     assert min(minimum, 4096) <= n <= 4096
     assert n >= min(4096, -(-items // 100_000), -(-size // (256 * 1024 * 1024)))
     assert plan_segments(items * 2, size * 2, minimum=minimum) >= n
+
+
+def test_a_worker_paused_past_its_lease_is_fenced_out_when_it_resumes(
+    history: Settings, tmp_path: Path
+) -> None:
+    seed(history, 600)
+    folder = write_migration(
+        tmp_path / "bf", mode="once", segments=2, page_size=20, lease=1.0, delay=0.05
+    )
+    with Workers(history, folder) as workers:
+        paused = workers.work()
+        workers.up()
+
+        def paused_mid_segment() -> dict[str, object] | None:
+            for item, pid in leases_of(segment_items(history), time.time()):
+                if pid == paused.pid and "position" in item:
+                    return item
+            return None
+
+        held = wait_for(paused_mid_segment)
+        os.kill(paused.pid, signal.SIGSTOP)
+        segment = held["id"]["S"]
+
+        def taken_over() -> bool:
+            item = {i["id"]["S"]: i for i in segment_items(history)}.get(segment)
+            return item is None or (
+                int(item["fence"]["N"]) > int(held["fence"]["N"]) and owner_pid(item) != paused.pid
+            )
+
+        wait_for(taken_over)
+        os.kill(paused.pid, signal.SIGCONT)
+        results = workers.finish()
+    finished(results)
+    assert "lost the lease on segment" in results[0][1]  # its stale fence was refused
+    counts = counters(history)
+    assert len(counts) == 600
+    assert set(counts.values()) == {1}
+    assert [s.state for s in status(path=folder)] == ["applied"]
+
+
+def test_a_stopped_worker_hands_its_segment_back_at_once(history: Settings, tmp_path: Path) -> None:
+    seed(history, 600)
+    folder = write_migration(
+        tmp_path / "bf", mode="once", segments=2, page_size=20, lease=60.0, delay=0.05
+    )
+    with Workers(history, folder) as workers:
+        stopping = workers.work()
+
+        def leased_by_it() -> dict[str, object] | None:
+            for item, pid in leases_of(segment_items(history), time.time()):
+                if pid == stopping.pid and "position" in item:
+                    return item
+            return None
+
+        workers.up()
+        held = wait_for(leased_by_it)
+        os.kill(stopping.pid, signal.SIGTERM)  # a container being stopped
+        segment = held["id"]["S"]
+
+        def handed_back() -> bool:
+            item = {i["id"]["S"]: i for i in segment_items(history)}.get(segment)
+            return item is None or owner_pid(item) != stopping.pid
+
+        wait_for(handed_back, timeout=30)  # well before its 60 s lease would run out
+        results = workers.finish()
+    assert results[0][0] != 0  # interrupted, not finished
+    finished(results[1:])
+    assert set(counters(history).values()) == {1}
+    assert [s.state for s in status(path=folder)] == ["applied"]

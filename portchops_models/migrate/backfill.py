@@ -202,7 +202,9 @@ class Backfill:
         run = record.get(attribute, {}).get("S")
         header = leases.header(plan_id) if isinstance(run, str) else None
         if header is not None and header.get("run", {}).get("S") == run:
-            return Plan.from_header(plan_id, header)
+            plan = Plan.from_header(plan_id, header)
+            _mark_running(ctx, attribute, plan.run)
+            return plan
         table = ctx.table_name(self.model)
         described = ctx.call("DescribeTable", {"TableName": table})["Table"]
         count = int(described.get("ItemCount", 0))
@@ -218,20 +220,30 @@ class Backfill:
             checksum=ctx._migration.checksum if ctx._migration else "",
         )
         leases.create(plan_id, plan.run, total, plan.header_fields())
-        ctx._history.call(
-            "UpdateItem",
-            {
-                "Key": {"id": {"S": ctx.id}},
-                "UpdateExpression": "SET #r = :r",
-                "ExpressionAttributeNames": {"#r": attribute},
-                "ExpressionAttributeValues": {":r": {"S": plan.run}},
-            },
-        )
+        _mark_running(ctx, attribute, plan.run)
         ctx.console.print(
             f"  backfill {self.name}: {total} segment(s) over {table} (~{count} rows); "
             "more workers: portchops migrate work"
         )
         return plan
+
+
+def _mark_running(ctx: MigrationContext, attribute: str, run: str) -> None:
+    """Name the run on the step's history item, status ``running``: what workers join."""
+    ctx._history.call(
+        "UpdateItem",
+        {
+            "Key": {"id": {"S": ctx.id}},
+            "UpdateExpression": "SET #r = :r, #s = :running",
+            "ConditionExpression": "attribute_not_exists(#s) OR #s <> :applied",
+            "ExpressionAttributeNames": {"#r": attribute, "#s": "status"},
+            "ExpressionAttributeValues": {
+                ":r": {"S": run},
+                ":running": {"S": "running"},
+                ":applied": {"S": "applied"},
+            },
+        },
+    )
 
 
 def complete_plan(leases: LeaseTable, history: _History, migration: Migration, plan: Plan) -> bool:

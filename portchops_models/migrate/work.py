@@ -10,7 +10,11 @@ as applied (once); every worker then exits.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +77,7 @@ def _running(leases: LeaseTable, history: _History, namespace: str) -> list[tupl
             continue
         record: RawItem = history.get(step_id) or {}
         live = record.get(_RUN_ATTRIBUTE + name, {}).get("S") == header["run"]["S"]
-        if live and record.get("status", {}).get("S") != "applied":
+        if live and record.get("status", {}).get("S") == "running":  # not failed, not applied
             found.append((step_id, name, Plan.from_header(plan_id, header)))
     return sorted(found, key=lambda found: found[0])
 
@@ -181,7 +185,8 @@ def work(
         )
         console.print(f"joined backfill {escape(plan.plan_id)}: {plan.total} segment(s)")
         columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
+        bar = Progress(*columns, TimeRemainingColumn(), console=console)
+        with _sigterm_interrupts(), bar:
             task = bar.add_task(
                 f"{escape(plan.plan_id)} (this worker)", total=plan.estimate or None
             )
@@ -191,6 +196,20 @@ def work(
             f"{result.written} written, {result.lost} lease(s) lost to others"
         )
         return result
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a container stopping) interrupts like Ctrl-C: the worker stores its
+    pages and hands its segments back instead of leaving them to expire."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _migration(migrations: dict[str, Migration], step_id: str, plan: Plan) -> Migration:

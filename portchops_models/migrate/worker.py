@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -152,19 +152,33 @@ class Worker:
         self._lock = threading.Lock()
 
     def run(self, advance: Callable[[int], None] = lambda n: None) -> BackfillResult:
-        """Work until the plan is complete; re-raise the first error of a segment loop."""
+        """Work until the plan is complete; re-raise the first error of a segment loop.
+
+        On KeyboardInterrupt (Ctrl-C, or SIGTERM where `work` maps it) every loop
+        finishes its page, stores it and hands its segment back before it goes up.
+        """
         started = time.perf_counter()
         beat = threading.Thread(target=self._heartbeat, daemon=True, name="portchops-lease")
         beat.start()
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="portchops-backfill")
+        futures = [pool.submit(self._loop, i, advance) for i in range(self.threads)]
+        interrupted: KeyboardInterrupt | None = None
         try:
-            with ThreadPoolExecutor(self.threads, thread_name_prefix="portchops-backfill") as pool:
-                futures = [pool.submit(self._loop, i, advance) for i in range(self.threads)]
-            for future in futures:
-                future.result()
+            while not all(f.done() for f in futures):
+                try:
+                    wait(futures, timeout=0.5)
+                except KeyboardInterrupt as err:
+                    interrupted = err
+                    self.stop.set()
         finally:
             self.stop.set()
+            pool.shutdown(wait=True)
             beat.join()
             self.result.seconds = time.perf_counter() - started
+        if interrupted is not None:
+            raise interrupted
+        for future in futures:
+            future.result()
         return self.result
 
     # ------------------------------------------------------------------ claiming
