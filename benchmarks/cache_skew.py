@@ -99,7 +99,7 @@ def run(bench: Bench) -> ScenarioResult:
                 "hit_range": f"{rates.low:.1%}-{rates.high:.1%}" if name == CACHED else "-",
                 "mean_ms": m.median * 1e3,
                 "mean_range": f"{m.low * 1e3:.2f}-{m.high * 1e3:.2f}",
-                "vs_off": vs_off.text() + "x" if name == CACHED else "1.00x",
+                "vs_off": vs_off.times() if name == CACHED else "1.00x",
                 "wall_s": statistics.median(s.wall for s in samples[name]),
             }
         )
@@ -108,7 +108,7 @@ def run(bench: Bench) -> ScenarioResult:
         f"sequential gets per round, {scale.cache_rounds} interleaved rounds after one "
         f"warm-up sequence each; cache {settings.cache_maxsize} entries, TTL "
         f"{settings.cache_ttl_seconds:g} s (the defaults); GC on.",
-        f"Mean latency with the cache: {vs_off.text()}x that of the cache off, "
+        f"Mean latency with the cache: {vs_off.times()} that of the cache off, "
         f"at a hit rate of {rates.median:.1%}.",
     ]
     return ScenarioResult(

@@ -165,6 +165,10 @@ class Spread:
         """``1.23 (1.10-1.40)``."""
         return f"{fmt.format(self.median)} ({fmt.format(self.low)}-{fmt.format(self.high)})"
 
+    def times(self) -> str:
+        """A ratio's cell: ``1.23x (1.10-1.40)``."""
+        return f"{self.median:.2f}x ({self.low:.2f}-{self.high:.2f})"
+
 
 def ratio(a: Sequence[float], b: Sequence[float]) -> Spread:
     """Round-by-round ratios ``a[i] / b[i]`` of two contenders of the same interleaved run."""

@@ -171,7 +171,7 @@ def run(bench: Bench) -> ScenarioResult:
                 "gets_per_s": gets_per_s.median,
                 "gets_per_s_range": f"{gets_per_s.low:,.0f}-{gets_per_s.high:,.0f}",
                 "cpu_us_per_get": per_get.median * 1e6,
-                "cpu_vs_minimal": ratio(cpu[name], cpu[MINIMAL]).text("{:.2f}") + "x",
+                "cpu_vs_minimal": ratio(cpu[name], cpu[MINIMAL]).times(),
                 "found": found[name],
                 "note": "",
             }
@@ -214,13 +214,13 @@ def run(bench: Bench) -> ScenarioResult:
         f"concurrent gets per contender; medians, ranges across rounds; {FANOUT} threads and "
         f"{FANOUT} pooled connections for every contender; GC on.",
         f"Async minimal client vs aiobotocore: "
-        f"{ratio(rate[MINIMAL_ASYNC], rate[AIO]).text()}x the throughput, "
-        f"{ratio(cpu[MINIMAL_ASYNC], cpu[AIO]).text()}x the CPU per get.",
+        f"{ratio(rate[MINIMAL_ASYNC], rate[AIO]).times()} the throughput, "
+        f"{ratio(cpu[MINIMAL_ASYNC], cpu[AIO]).times()} the CPU per get.",
     ]
     if LAYER_ASYNC in samples:
         notes.append(
             "Async layer CPU per get vs minimal async client: "
-            f"{ratio(cpu[LAYER_ASYNC], cpu[MINIMAL_ASYNC]).text()}x."
+            f"{ratio(cpu[LAYER_ASYNC], cpu[MINIMAL_ASYNC]).times()}."
         )
     else:
         notes.append(why_not)

@@ -3,37 +3,41 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from portchops_models import User, UserProgress, UserProgressRepository, UserRepository
+from portchops_models import User, UserProgress, UserRepository
+from portchops_models.limits import BATCH_WRITE_MAX
 from portchops_models.metrics import Metrics
 from portchops_models.tables import create_table
 
-from .common import use_layer
+from .common import PROGRESS_TABLE, use_layer
+from .minimal import MinimalClient
 
 USER_COUNT = 1000
+SEED_THREADS = 4
 
 
 @dataclass
 class Scale:
     """How much work a run does; ``quick`` is a smoke test of the harness only."""
 
-    point_ops: int = 500
+    point_ops: int = 300
     point_rounds: int = 5
     hit_passes: int = 20
     concurrent_gets: int = 200
-    concurrent_bursts: int = 3
-    concurrent_rounds: int = 9
+    concurrent_bursts: int = 2
+    concurrent_rounds: int = 7
     batch_sizes: tuple[int, ...] = (100, 1000, 10_000)
-    batch_rounds: tuple[int, ...] = (15, 11, 3)
+    batch_rounds: tuple[int, ...] = (11, 7, 3)
     query_sizes: tuple[int, ...] = (1000, 10_000, 50_000)
-    query_rounds: tuple[int, ...] = (11, 5, 3)
+    query_rounds: tuple[int, ...] = (9, 5, 2)
     projection_items: int = 100
     storm_items: int = 10_000
-    storm_rounds: int = 3
+    storm_rounds: int = 2
     cache_keys: int = 5000
-    cache_gets: int = 1000
+    cache_gets: int = 600
     cache_rounds: int = 3
     stream_items: int = 50_000
     backfill_rows: int = 16_000
@@ -121,15 +125,40 @@ class Bench:
         return self.user_ids[:n]
 
     def partition(self, n: int) -> str:
-        """The user id of a ``UserProgress`` partition of ``n`` items (written once, directly)."""
+        """The user id of a ``UserProgress`` partition of ``n`` items (written once, directly).
+
+        The items are what the layer writes (one ``UserProgress`` serialised, its key,
+        score and attempts varied), sent by the minimal client on a few threads: seeding
+        50,000 items should not take longer than reading them.
+        """
         if n not in self._partitions:
             user_id = f"part-{n}"
-            use_layer(self.engine_url)
-            UserProgressRepository(cache=None, metrics=Metrics()).batch_save(
-                UserProgress(
-                    user_id=user_id, lesson_id=f"lesson-{i:06d}", score=i % 100, attempts=i % 7
-                )
+            template = UserProgress(user_id=user_id, lesson_id="-", score=0).serialize()
+            puts = [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            **template,
+                            "lessonId": {"S": f"lesson-{i:06d}"},
+                            "score": {"N": str(i % 100)},
+                            "attempts": {"N": str(i % 7)},
+                        }
+                    }
+                }
                 for i in range(n)
-            )
+            ]
+            chunks = [puts[i : i + BATCH_WRITE_MAX] for i in range(0, n, BATCH_WRITE_MAX)]
+            table = PROGRESS_TABLE
+            client = MinimalClient(self.engine_url, pool=SEED_THREADS)
+
+            def write(chunk: list[dict[str, Any]]) -> None:
+                request: dict[str, Any] = {table: chunk}
+                while request:
+                    answer = client.call("BatchWriteItem", {"RequestItems": request})
+                    request = answer.get("UnprocessedItems") or {}
+
+            with ThreadPoolExecutor(max_workers=SEED_THREADS) as pool:
+                list(pool.map(write, chunks))
+            client.close()
             self._partitions[n] = user_id
         return self._partitions[n]

@@ -90,8 +90,8 @@ def run(bench: Bench) -> ScenarioResult:
                     "items": counts[name],
                     "cpu_ms": c.median * 1e3,
                     "cpu_us_per_item": c.median / max(counts[name], 1) * 1e6,
-                    "cpu_vs_minimal": ratio(cpu[name], cpu[MINIMAL]).text() + "x",
-                    "cpu_vs_paginator": ratio(cpu[name], cpu[PAGINATOR]).text() + "x",
+                    "cpu_vs_minimal": ratio(cpu[name], cpu[MINIMAL]).times(),
+                    "cpu_vs_paginator": ratio(cpu[name], cpu[PAGINATOR]).times(),
                 }
             )
     minimal.close()
@@ -107,7 +107,7 @@ def run(bench: Bench) -> ScenarioResult:
     ]
     return ScenarioResult(
         key="query_cpu",
-        title="3. Query of 1,000 / 10,000 / 50,000 items in one partition: client CPU",
+        title=f"3. Query of {' / '.join(f'{n:,}' for n in sizes)} items of one partition: CPU",
         setup={"rtt_ms": 0.0, "sizes": list(sizes), "rounds": list(scale.query_rounds)},
         columns=[
             Column("contender", "contender", "{}"),

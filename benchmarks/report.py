@@ -87,8 +87,8 @@ TIME_LIMIT = 600.0
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
     """(source, scenario, target, measured, limit, passed) for every target.
 
-    Issue 12's targets first, then the page's older rows, each in scenario order;
-    the last row is the run's own time against `TIME_LIMIT` (not for a quick run).
+    Issue 12's targets first, with the run's own time against `TIME_LIMIT` (not for a
+    quick run), then the page's older rows, each group in scenario order.
     """
     rows = []
     for source in ("#12", "docs"):
@@ -98,18 +98,12 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str,
                     value, limit = _target_value(target)
                     number = scenario["title"].split(" ", 1)[0].rstrip(".")
                     rows.append((source, number, target["name"], value, limit, target["passed"]))
-    if not results["run"].get("quick"):
-        total = results["total_seconds"]
-        rows.append(
-            (
-                "#12",
-                "-",
-                "make bench: whole run",
-                f"{total:.0f} s",
-                f"< {TIME_LIMIT:.0f} s",
-                total < TIME_LIMIT,
+        if source == "#12" and not results["run"].get("quick"):
+            total = results["total_seconds"]
+            limit = f"< {TIME_LIMIT:.0f} s"
+            rows.append(
+                ("#12", "-", "make bench: whole run", f"{total:.0f} s", limit, total < TIME_LIMIT)
             )
-        )
     return rows
 
 

@@ -91,7 +91,7 @@ def run(bench: Bench) -> ScenarioResult:
     ]
     return ScenarioResult(
         key="streaming",
-        title="6. Streaming 50,000 items with iter_query: peak memory",
+        title=f"6. Streaming {n:,} items with iter_query: peak memory",
         setup={"items": n, "pages": pages, "page_items": page_items},
         columns=[
             Column("contender", "read", "{}"),

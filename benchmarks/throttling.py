@@ -308,7 +308,7 @@ def run(bench: Bench) -> ScenarioResult:
     ]
     return ScenarioResult(
         key="throttling",
-        title="5. Throttling storm: batch writes of 10,000 items, 20% throttled, 5 ms RTT",
+        title=f"5. Throttling storm: batch writes of {n:,} items, 20% throttled, 5 ms RTT",
         setup={
             "items": n,
             "throttle": THROTTLE,
