@@ -23,6 +23,7 @@ from portchops_models.connection import current_connection
 from portchops_models.migrate import MigrationError, Rate, backfill_status, status
 from portchops_models.migrate.backfill import Backfill, plan_segments
 from portchops_models.migrate.lease import LeaseLost, LeaseTable
+from portchops_models.migrate.rate import SharedRate
 from portchops_models.models import UserProgress
 from portchops_models.settings import Settings
 from portchops_models.tables import delete_table
@@ -295,3 +296,30 @@ def test_a_stopped_worker_hands_its_segment_back_at_once(history: Settings, tmp_
     finished(results[1:])
     assert set(counters(history).values()) == {1}
     assert [s.state for s in status(path=folder)] == ["applied"]
+
+
+def test_the_shared_schedule_spaces_the_pages_and_saves_no_credit(history: Settings) -> None:
+    clock = Clock()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.now += seconds
+
+    leases = LeaseTable(current_connection(), clock=clock)
+    leases.ensure()
+    leases.create("9999/rate", "9999/rate@run", 1, {})
+    one = SharedRate(leases, "9999/rate", Rate(items_per_second=100), sleep=sleep)
+    two = SharedRate(leases, "9999/rate", Rate(items_per_second=100), sleep=sleep)
+    start = clock.now
+
+    one.pay(10, started=start)  # a page of 10 rows: its slot ends 0.1 s after it started
+    two.pay(10, started=start)  # another worker's page, started at the same time: 0.2 s
+    assert clock.now == pytest.approx(start + 0.2, abs=1e-5)
+    assert waits == [pytest.approx(0.1, abs=1e-5)] * 2
+
+    clock.now += 60  # a minute idle
+    waits.clear()
+    for _ in range(3):
+        one.pay(50, started=clock.now)  # no burst: each page waits for its own slot
+    assert waits == [pytest.approx(0.5, abs=1e-5)] * 3

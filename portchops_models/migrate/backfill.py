@@ -93,7 +93,7 @@ def plan_segments(item_count: int, size_bytes: int, *, minimum: int = 1) -> int:
     return min(MAX_AUTO_SEGMENTS, 1 << (wanted - 1).bit_length())
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Backfill:
     """A backfill over every row of `model`'s table; see the module docstring.
 
