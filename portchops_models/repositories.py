@@ -25,9 +25,11 @@ from pynamodb.expressions.update import Action
 from .errors import InvalidRequest, TransactionCanceled
 from .limits import RANGE_KEY_MAX_BYTES, check_key_part
 from .models import User, UserProgress
+from .ops import reads, writes
+from .ops.base import RepositoryBase
 from .projections import ProjectionType
-from .repository import IndexRef, Page, Repository
-from .transactions import Transaction
+from .repository import IndexRef, Page, Repository, run_call
+from .transactions import TransactionCore
 
 __all__ = ["PASSING_SCORE", "ProgressKey", "UserProgressRepository", "UserRepository"]
 
@@ -231,41 +233,8 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         Raises:
             TransactionCanceled: no such user (``failed == [1]``); nothing was written.
         """
-        key = progress_key(user_id, lesson_id)
-        score = _check_score(score)
-        not_completed = UserProgress.status.does_not_exist() | (UserProgress.status != "completed")
-        for _ in range(_COMPLETE_ATTEMPTS):
-            try:
-                with Transaction(retry=self.retry, metrics=self.metrics) as tx:
-                    tx.update(
-                        UserProgress,
-                        key,
-                        [
-                            UserProgress.attempts.add(1),
-                            UserProgress.score.set(score),
-                            UserProgress.status.set("completed"),
-                            UserProgress.completed_at.set(
-                                UserProgress.completed_at | datetime.now(UTC)
-                            ),
-                        ],
-                        condition=not_completed,
-                    )
-                    tx.update(
-                        User,
-                        user_id,
-                        [User.completed_lessons.set((User.completed_lessons | 0) + 1)],
-                        condition=User.user_id.exists(),
-                    )
-                return self.get(key, consistent=True)
-            except TransactionCanceled as err:
-                if err.failed != [0]:
-                    raise
-                stored = err.reasons[0].item_as(UserProgress) if err.reasons[0] else None
-                if stored is None or (stored.status == "completed" and not _expired(stored)):
-                    return self.update(key, [UserProgress.attempts.add(1)], score=score)
-                # An expired row in the way: remove it (if still that one) and start afresh.
-                self.delete(key, condition=UserProgress.ttl == stored.ttl)
-        return self.update(key, [UserProgress.attempts.add(1)], score=score)
+        completed: UserProgress = run_call(complete_lesson(self, user_id, lesson_id, score))
+        return completed
 
     @overload
     def query(
@@ -437,6 +406,52 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
             newest_first=True,
             projection=projection,
         )
+
+
+async def complete_lesson(
+    repo: RepositoryBase[UserProgress, ProgressKey], user_id: str, lesson_id: str, score: float
+) -> UserProgress:
+    """`UserProgressRepository.complete_lesson` for both APIs: one transaction, retried
+    as a plain attempt when the lesson was already completed."""
+    key = progress_key(user_id, lesson_id)
+    score = _check_score(score)
+    not_completed = UserProgress.status.does_not_exist() | (UserProgress.status != "completed")
+    attempt_only = progress_update(key, [UserProgress.attempts.add(1)], score, None, 0)[1]
+    for _ in range(_COMPLETE_ATTEMPTS):
+        tx = TransactionCore(retry=repo.retry, metrics=repo.metrics)
+        tx.update(
+            UserProgress,
+            key,
+            [
+                UserProgress.attempts.add(1),
+                UserProgress.score.set(score),
+                UserProgress.status.set("completed"),
+                UserProgress.completed_at.set(UserProgress.completed_at | datetime.now(UTC)),
+            ],
+            condition=not_completed,
+        )
+        tx.update(
+            User,
+            user_id,
+            [User.completed_lessons.set((User.completed_lessons | 0) + 1)],
+            condition=User.user_id.exists(),
+        )
+        try:
+            await tx._commit(repo.runtime)
+        except TransactionCanceled as err:
+            if err.failed != [0]:
+                raise
+            stored = err.reasons[0].item_as(UserProgress) if err.reasons[0] else None
+            if stored is None or (stored.status == "completed" and not _expired(stored)):
+                row: UserProgress = await writes.update(repo, key, attempt_only, None)
+                return row
+            # An expired row in the way: remove it (if still that one) and start afresh.
+            await writes.delete(repo, key, UserProgress.ttl == stored.ttl)
+            continue
+        done: UserProgress = await reads.get(repo, key, True, None)
+        return done
+    last: UserProgress = await writes.update(repo, key, attempt_only, None)
+    return last
 
 
 def _expired(row: UserProgress) -> bool:

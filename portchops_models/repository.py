@@ -41,7 +41,7 @@ from .ops.queries import IndexRef, Page
 from .projections import ProjectionType
 from .settings import current_settings
 
-__all__ = ["UNSET", "IndexRef", "Page", "Repository", "default_metrics"]
+__all__ = ["UNSET", "IndexRef", "Page", "Repository", "default_metrics", "run_call"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -49,7 +49,7 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-def _run(operation: Operation[T]) -> T:
+def run_call(operation: Operation[T]) -> T:
     """Run a shared operation to completion under the call's ``call_timeout`` deadline."""
     with deadline.bounded(current_settings().call_timeout):
         return run_sync(operation)
@@ -96,7 +96,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
-        found: ModelT | P | None = _run(reads.find(self, key, consistent, projection))
+        found: ModelT | P | None = run_call(reads.find(self, key, consistent, projection))
         return found
 
     @overload
@@ -118,12 +118,12 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found: ModelT | P = _run(reads.get(self, key, consistent, projection))
+        found: ModelT | P = run_call(reads.get(self, key, consistent, projection))
         return found
 
     def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return _run(reads.find(self, key, consistent, None)) is not None
+        return run_call(reads.find(self, key, consistent, None)) is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -147,7 +147,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
-        items: list[ModelT] | list[P] = _run(reads.batch_get(self, keys, projection))
+        items: list[ModelT] | list[P] = run_call(reads.batch_get(self, keys, projection))
         return items
 
     # ------------------------------------------------------------------ query, count, scan
@@ -254,7 +254,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         )
 
         def page(after: str | None) -> Page[Any]:
-            return _run(queries.fetch_page(self, built, "Query", after, proj))
+            return run_call(queries.fetch_page(self, built, "Query", after, proj))
 
         return _iter_pages(page, cursor) if lazily else page(cursor)
 
@@ -331,7 +331,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Expired items still stored are left out, as on every read: the count then
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
-        return _run(
+        return run_call(
             queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent)
         )
 
@@ -381,7 +381,9 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             filter_condition=filter_condition,
             projection=proj,
         )
-        page: Page[ModelT] | Page[P] = _run(queries.fetch_page(self, built, "Scan", cursor, proj))
+        page: Page[ModelT] | Page[P] = run_call(
+            queries.fetch_page(self, built, "Scan", cursor, proj)
+        )
         return page
 
     @overload
@@ -422,7 +424,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
                 filter_condition=filter_condition,
                 projection=proj,
             )
-            return _run(queries.fetch_page(self, built, "Scan", cursor, proj))
+            return run_call(queries.fetch_page(self, built, "Scan", cursor, proj))
 
         if segments == 1:
             return _iter_pages(lambda cursor: page(0, cursor))
@@ -446,7 +448,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: the condition or the version check failed.
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects.
         """
-        saved: ModelT = _run(writes.save(self, item, condition))
+        saved: ModelT = run_call(writes.save(self, item, condition))
         return saved
 
     def update(
@@ -464,12 +466,12 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        updated: ModelT = _run(writes.update(self, key, actions, condition))
+        updated: ModelT = run_call(writes.update(self, key, actions, condition))
         return updated
 
     def delete(self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        _run(writes.delete(self, key_or_item, condition))
+        run_call(writes.delete(self, key_or_item, condition))
 
     def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -483,7 +485,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return _run(writes.batch_save(self, items))
+        return run_call(writes.batch_save(self, items))
 
     def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -491,4 +493,4 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return _run(writes.batch_delete(self, keys))
+        return run_call(writes.batch_delete(self, keys))

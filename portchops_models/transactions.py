@@ -42,6 +42,7 @@ from pynamodb.expressions.update import Action
 from . import coherence, deadline
 from . import transaction_plan as plan
 from .connection import current_connection
+from .drive import run_sync
 from .errors import (
     InvalidRequest,
     PortChopsError,
@@ -51,13 +52,20 @@ from .errors import (
 )
 from .metrics import Metrics
 from .models.base import BaseModel
+from .ops.runtime import SYNC, Runtime
 from .repository import default_metrics
 from .requests import TRANSACT_TOKEN_MAX
 from .retry import RetryPolicy
 from .settings import current_settings
 from .shape import shape_of
 
-__all__ = ["IDEMPOTENCY_WINDOW_SECONDS", "Transaction", "TransactionCore", "read_transaction"]
+__all__ = [
+    "IDEMPOTENCY_WINDOW_SECONDS",
+    "Transaction",
+    "TransactionCore",
+    "read_items",
+    "read_transaction",
+]
 
 M1 = TypeVar("M1", bound=BaseModel)
 M2 = TypeVar("M2", bound=BaseModel)
@@ -85,10 +93,9 @@ def _table(model: type[BaseModel]) -> str:
 class TransactionCore:
     """What a write transaction is, whatever sends it: its operations, token and state.
 
-    `Transaction` (here) and the async twin (`portchops_models.aio`) add only
-    the sending: ``payload = self._prepare()``, one request with
-    ``self._retry_policy(conn)``, then ``self._succeeded()`` or
-    ``raise self._failed(err, endpoint)``.
+    `Transaction` (here) and `AsyncTransaction` (`portchops_models.aio`) share
+    everything, the commit (`_commit`) included; they differ only in the
+    runtime that sends it (blocking, or awaited on the event loop).
 
     Args:
         client_request_token: the idempotency token (1-36 characters); a fresh
@@ -241,6 +248,29 @@ class TransactionCore:
         self._invalidate()
         return err
 
+    async def _commit(self, runtime: Runtime) -> None:
+        """The commit of both APIs: one TransactWriteItems, retried, its outcome recorded."""
+        payload = self._prepare()
+        if payload is None:
+            return
+        with deadline.bounded(current_settings().call_timeout):
+            conn = current_connection()
+            try:
+                await runtime.send(
+                    conn,
+                    "TransactWriteItems",
+                    payload,
+                    table=None,
+                    retry=self._retry_policy(conn.retry),
+                    metrics=self.metrics,
+                )
+            except BaseException as err:
+                failure = self._failed(err, conn.settings.endpoint_url)
+                if failure is err:
+                    raise
+                raise failure from err
+        self._succeeded()
+
     def _invalidate(self) -> None:
         for table, keys in self._plan.touched().items():
             coherence.invalidate(table, keys)
@@ -284,24 +314,7 @@ class Transaction(TransactionCore):
             ServiceError: throttled, timed out or unreachable: the outcome is unknown.
             InvalidRequest: already committed, canceled or discarded.
         """
-        payload = self._prepare()
-        if payload is None:
-            return
-        with deadline.bounded(current_settings().call_timeout):
-            conn = current_connection()
-            try:
-                conn.send(
-                    "TransactWriteItems",
-                    payload,
-                    retry=self._retry_policy(conn.retry),
-                    metrics=self.metrics,
-                )
-            except BaseException as err:
-                failure = self._failed(err, conn.settings.endpoint_url)
-                if failure is err:
-                    raise
-                raise failure from err
-        self._succeeded()
+        run_sync(self._commit(SYNC))
 
 
 # ---------------------------------------------------------------------- read transactions
@@ -383,15 +396,27 @@ def read_transaction(
         InvalidRequest: no pair, a bad key, or over 100 distinct items.
         TransactionCanceled: DynamoDB canceled the read (e.g. conflicts past the retries).
     """
+    return run_sync(read_items(gets, retry, metrics, SYNC))
+
+
+async def read_items(
+    gets: Sequence[tuple[type[BaseModel], Hashable]],
+    retry: RetryPolicy | None,
+    metrics: Metrics | None,
+    runtime: Runtime,
+) -> tuple[BaseModel | None, ...]:
+    """The read transaction of both APIs: one TransactGetItems, decoded in order."""
     operations = plan.read_operations(gets, _table)
     payload, positions = plan.read_payload(operations)
     counted = metrics if metrics is not None else default_metrics()
     with deadline.bounded(current_settings().call_timeout):
         conn = current_connection()
         try:
-            response = conn.send(
+            response = await runtime.send(
+                conn,
                 "TransactGetItems",
                 payload,
+                table=None,
                 retry=plan.transaction_policy(retry or conn.retry),
                 metrics=counted,
             )

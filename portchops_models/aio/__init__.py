@@ -16,5 +16,12 @@ from __future__ import annotations
 
 from .repositories import AsyncUserProgressRepository, AsyncUserRepository
 from .repository import AsyncRepository
+from .transactions import AsyncTransaction, read_transaction
 
-__all__ = ["AsyncRepository", "AsyncUserProgressRepository", "AsyncUserRepository"]
+__all__ = [
+    "AsyncRepository",
+    "AsyncTransaction",
+    "AsyncUserProgressRepository",
+    "AsyncUserRepository",
+    "read_transaction",
+]

@@ -23,13 +23,14 @@ from ..projections import ProjectionType
 from ..repositories import (
     ProgressKey,
     attempt_actions,
+    complete_lesson,
     lesson_condition,
     progress_key,
     progress_update,
     user_update,
 )
 from .pages import iter_pages
-from .repository import AsyncRepository
+from .repository import AsyncRepository, run_call
 
 __all__ = ["AsyncUserProgressRepository", "AsyncUserRepository"]
 
@@ -199,6 +200,16 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         does not undo a completion. Refreshes ``ttl``.
         """
         return await super().update(progress_key(user_id, lesson_id), attempt_actions(score))
+
+    async def complete_lesson(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
+        """Record the completing attempt and count it on the user, in one transaction
+        (see `UserProgressRepository.complete_lesson`).
+
+        Raises:
+            TransactionCanceled: no such user (``failed == [1]``); nothing was written.
+        """
+        done: UserProgress = await run_call(complete_lesson(self, user_id, lesson_id, score))
+        return done
 
     @overload
     async def query(

@@ -26,7 +26,7 @@ from ..settings import current_settings
 from .pages import iter_pages, merge_segments
 from .runtime import ASYNC
 
-__all__ = ["AsyncRepository"]
+__all__ = ["AsyncRepository", "run_call"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -34,7 +34,7 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-async def _run(operation: Operation[T]) -> T:
+async def run_call(operation: Operation[T]) -> T:
     """Await a shared operation under the call's ``call_timeout`` deadline."""
     with deadline.bounded(current_settings().call_timeout):
         return await operation
@@ -83,7 +83,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
-        found: ModelT | P | None = await _run(reads.find(self, key, consistent, projection))
+        found: ModelT | P | None = await run_call(reads.find(self, key, consistent, projection))
         return found
 
     @overload
@@ -107,12 +107,12 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found: ModelT | P = await _run(reads.get(self, key, consistent, projection))
+        found: ModelT | P = await run_call(reads.get(self, key, consistent, projection))
         return found
 
     async def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return await _run(reads.find(self, key, consistent, None)) is not None
+        return await run_call(reads.find(self, key, consistent, None)) is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -136,7 +136,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
-        items: list[ModelT] | list[P] = await _run(reads.batch_get(self, keys, projection))
+        items: list[ModelT] | list[P] = await run_call(reads.batch_get(self, keys, projection))
         return items
 
     # ------------------------------------------------------------------ query, count, scan
@@ -240,7 +240,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         )
 
         async def page(after: str | None) -> Page[Any]:
-            return await _run(queries.fetch_page(self, built, "Query", after, proj))
+            return await run_call(queries.fetch_page(self, built, "Query", after, proj))
 
         return page
 
@@ -316,7 +316,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Expired items still stored are left out, as on every read: the count then
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
-        return await _run(
+        return await run_call(
             queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent)
         )
 
@@ -366,7 +366,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             filter_condition=filter_condition,
             projection=proj,
         )
-        page: Page[ModelT] | Page[P] = await _run(
+        page: Page[ModelT] | Page[P] = await run_call(
             queries.fetch_page(self, built, "Scan", cursor, proj)
         )
         return page
@@ -409,7 +409,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
                 filter_condition=filter_condition,
                 projection=proj,
             )
-            return await _run(queries.fetch_page(self, built, "Scan", cursor, proj))
+            return await run_call(queries.fetch_page(self, built, "Scan", cursor, proj))
 
         if segments == 1:
             return iter_pages(functools.partial(page, 0))
@@ -433,7 +433,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: the condition or the version check failed.
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects.
         """
-        saved: ModelT = await _run(writes.save(self, item, condition))
+        saved: ModelT = await run_call(writes.save(self, item, condition))
         return saved
 
     async def update(
@@ -451,14 +451,14 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        updated: ModelT = await _run(writes.update(self, key, actions, condition))
+        updated: ModelT = await run_call(writes.update(self, key, actions, condition))
         return updated
 
     async def delete(
         self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None
     ) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        await _run(writes.delete(self, key_or_item, condition))
+        await run_call(writes.delete(self, key_or_item, condition))
 
     async def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -472,7 +472,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return await _run(writes.batch_save(self, items))
+        return await run_call(writes.batch_save(self, items))
 
     async def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -480,4 +480,4 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return await _run(writes.batch_delete(self, keys))
+        return await run_call(writes.batch_delete(self, keys))

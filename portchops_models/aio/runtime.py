@@ -33,7 +33,7 @@ class AsyncRuntime:
         operation: str,
         params: dict[str, Any],
         *,
-        table: str,
+        table: str | None,
         retry: RetryPolicy,
         metrics: Metrics,
     ) -> dict[str, Any]:

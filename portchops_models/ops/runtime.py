@@ -36,7 +36,7 @@ class Runtime(Protocol):
         operation: str,
         params: dict[str, Any],
         *,
-        table: str,
+        table: str | None,
         retry: RetryPolicy,
         metrics: Metrics,
     ) -> dict[str, Any]:
@@ -74,7 +74,7 @@ class SyncRuntime:
         operation: str,
         params: dict[str, Any],
         *,
-        table: str,
+        table: str | None,
         retry: RetryPolicy,
         metrics: Metrics,
     ) -> dict[str, Any]:
