@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 from typing import assert_type
 
 from portchops_models import Page, Projection, User, UserProgress
-from portchops_models.aio import AsyncRepository, AsyncUserProgressRepository, AsyncUserRepository
+from portchops_models.aio import (
+    AsyncRepository,
+    AsyncTransaction,
+    AsyncUserProgressRepository,
+    AsyncUserRepository,
+    read_transaction,
+)
 from tests.lesson_model import Lesson, LessonCard
 
 
@@ -73,3 +79,13 @@ async def lessons() -> None:
     assert_type(repo.iter_query("py", projection=LessonCard), AsyncIterator[LessonCard])
     assert_type(await repo.update(key, [Lesson.views.add(1)]), Lesson)
     assert_type(await repo.count("py"), int)
+
+
+async def transactions() -> None:
+    async with AsyncTransaction() as tx:
+        assert_type(tx.client_request_token, str)
+        tx.update(UserProgress, ("u1", "l1"), [UserProgress.attempts.add(1)])
+    assert_type(await AsyncTransaction().commit(), None)
+    pair = await read_transaction((User, "u1"), (UserProgress, ("u1", "l1")))
+    assert_type(pair, tuple[User | None, UserProgress | None])
+    assert_type(await AsyncUserProgressRepository().complete_lesson("u1", "l1", 90), UserProgress)
