@@ -39,7 +39,9 @@ __all__ = [
     "INDEX_ACTIONS",
     "MODELS",
     "TABLE_ACTIONS",
+    "TRANSACTION_ACTIONS",
     "PolicyDocument",
+    "actions_for",
     "PolicyStatement",
     "policy_document",
 ]
@@ -48,6 +50,7 @@ __all__ = [
 TABLE_ACTIONS = (
     "BatchGetItem",
     "BatchWriteItem",
+    "ConditionCheckItem",
     "DeleteItem",
     "GetItem",
     "PutItem",
@@ -55,8 +58,25 @@ TABLE_ACTIONS = (
     "Scan",
     "UpdateItem",
 )
+#: IAM has no action of its own for a transaction: it authorises each item it touches
+#: with the single-item action (a ``check`` with ConditionCheckItem).
+TRANSACTION_ACTIONS: Mapping[str, tuple[str, ...]] = {
+    "TransactWriteItems": ("ConditionCheckItem", "DeleteItem", "PutItem", "UpdateItem"),
+    "TransactGetItems": ("GetItem",),
+}
 #: The operations the repositories send to an index (``IndexName`` set).
 INDEX_ACTIONS = ("Query",)
+
+
+def actions_for(operation: str) -> tuple[str, ...]:
+    """The IAM actions an API operation needs (``TransactWriteItems`` -> its item actions).
+
+    >>> actions_for("GetItem"), actions_for("TransactGetItems")
+    (('GetItem',), ('GetItem',))
+    """
+    return TRANSACTION_ACTIONS.get(operation, (operation,))
+
+
 #: The models whose tables the app uses.
 MODELS: tuple[type[BaseModel], ...] = (User, UserProgress)
 #: The default ARN prefix of the tables: any region, any account.
