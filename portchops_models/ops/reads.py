@@ -129,7 +129,9 @@ async def _batch_read(
                 raw[key] = item
             if not shape.expired(item, now):
                 decoded[key] = repo._decode(item, projection)
-        return response
+        # Keep only what the round needs: the raw answers of every chunk would otherwise
+        # stay alive beside the decoded items until the whole call returns.
+        return {"UnprocessedKeys": response.get("UnprocessedKeys", {})}
 
     def collect(response: dict[str, Any]) -> list[RawItem]:
         return list(response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
