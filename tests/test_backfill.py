@@ -64,7 +64,10 @@ def test_four_workers_migrate_each_of_20000_rows_exactly_once(
         workers.up()
         for _ in range(3):
             workers.work()
-        finished(workers.finish())
+        results = workers.finish()
+    finished(results)
+    recorded = [out for _, out in results if "recorded bf:0001 as applied" in out]
+    assert len(recorded) == 1  # by the process that completed the last segment, only
 
     assert counted(history, 1) == (20_000, 20_000)  # every row migrated, none twice
     handed = handed_out(folder)

@@ -170,8 +170,8 @@ class Backfill:
         hook = ctx._hook
 
         def complete() -> None:
-            if migration is not None:
-                complete_plan(leases, history, migration, plan)
+            if migration is not None and complete_plan(leases, history, migration, plan):
+                ctx.console.print(f"  recorded {ctx.id} as applied (the last segment was here)")
 
         worker = Worker(
             leases=leases,
