@@ -30,7 +30,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from . import deadline
+from . import deadline, tracing
 from .drive import run_sync
 from .errors import PortChopsError, error_code, http_status, translate
 from .metrics import Metrics
@@ -125,6 +125,7 @@ class Connection:
     ) -> dict[str, Any]:
         """The one send path of both APIs: attempts recorded, retried, errors translated."""
         policy = retry or self.retry
+        watch = tracing.Request(operation, params, table, self.settings.slow_call_seconds)
 
         async def attempt() -> dict[str, Any]:
             start = time.perf_counter()
@@ -151,18 +152,25 @@ class Connection:
                     seconds=time.perf_counter() - start,
                     consumed=response.get("ConsumedCapacity"),
                 )
+            watch.answered(response)
             return response
 
         def on_retry(err: BaseException, attempt_no: int, delay: float) -> None:
             if metrics is not None:
                 metrics.record_retry(operation, table=table)
+            watch.retried(err, attempt_no, delay)
 
         try:
             return await policy.run(attempt, on_retry=on_retry, table=table, blocking=blocking)
-        except PortChopsError:
+        except PortChopsError as err:
+            watch.failed(err)
             raise
         except Exception as err:
-            raise translate(err, table=table, endpoint=self.client.meta.endpoint_url) from err
+            failure = translate(err, table=table, endpoint=self.client.meta.endpoint_url)
+            watch.failed(failure)
+            raise failure from err
+        finally:
+            watch.close()
 
     async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the async API: `Transport.call_async` on the running loop's session.

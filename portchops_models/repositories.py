@@ -233,7 +233,9 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         Raises:
             TransactionCanceled: no such user (``failed == [1]``); nothing was written.
         """
-        completed: UserProgress = run_call(complete_lesson(self, user_id, lesson_id, score))
+        completed: UserProgress = run_call(
+            complete_lesson(self, user_id, lesson_id, score), self, "complete_lesson"
+        )
         return completed
 
     @overload

@@ -49,10 +49,17 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-def run_call(operation: Operation[T]) -> T:
-    """Run a shared operation to completion under the call's ``call_timeout`` deadline."""
-    with deadline.bounded(current_settings().call_timeout):
-        return run_sync(operation)
+def run_call(
+    operation: Operation[T], repo: RepositoryBase[Any, Any] | None = None, method: str = ""
+) -> T:
+    """Run a shared operation to completion under the call's ``call_timeout`` deadline,
+    traced as ``repo``'s public call `method` (`portchops_models.tracing`)."""
+    settings = current_settings()
+    with deadline.bounded(settings.call_timeout):
+        if repo is None:
+            return run_sync(operation)
+        with repo._call(method, settings):
+            return run_sync(operation)
 
 
 def _iter_pages(page: Callable[[str | None], Page[T]], cursor: str | None = None) -> Iterator[T]:
@@ -96,7 +103,9 @@ class Repository(RepositoryBase[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
-        found: ModelT | P | None = run_call(reads.find(self, key, consistent, projection))
+        found: ModelT | P | None = run_call(
+            reads.find(self, key, consistent, projection), self, "find"
+        )
         return found
 
     @overload
@@ -118,12 +127,12 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found: ModelT | P = run_call(reads.get(self, key, consistent, projection))
+        found: ModelT | P = run_call(reads.get(self, key, consistent, projection), self, "get")
         return found
 
     def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return run_call(reads.find(self, key, consistent, None)) is not None
+        return run_call(reads.find(self, key, consistent, None), self, "exists") is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -147,7 +156,9 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
-        items: list[ModelT] | list[P] = run_call(reads.batch_get(self, keys, projection))
+        items: list[ModelT] | list[P] = run_call(
+            reads.batch_get(self, keys, projection), self, "batch_get"
+        )
         return items
 
     # ------------------------------------------------------------------ query, count, scan
@@ -253,8 +264,10 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             proj,
         )
 
+        method = "iter_query" if lazily else "query"
+
         def page(after: str | None) -> Page[Any]:
-            return run_call(queries.fetch_page(self, built, "Query", after, proj))
+            return run_call(queries.fetch_page(self, built, "Query", after, proj), self, method)
 
         return _iter_pages(page, cursor) if lazily else page(cursor)
 
@@ -332,7 +345,9 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
         return run_call(
-            queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent)
+            queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent),
+            self,
+            "count",
         )
 
     @overload
@@ -382,7 +397,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             projection=proj,
         )
         page: Page[ModelT] | Page[P] = run_call(
-            queries.fetch_page(self, built, "Scan", cursor, proj)
+            queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan_page"
         )
         return page
 
@@ -424,7 +439,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
                 filter_condition=filter_condition,
                 projection=proj,
             )
-            return run_call(queries.fetch_page(self, built, "Scan", cursor, proj))
+            return run_call(queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan")
 
         if segments == 1:
             return _iter_pages(lambda cursor: page(0, cursor))
@@ -448,7 +463,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: the condition or the version check failed.
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects.
         """
-        saved: ModelT = run_call(writes.save(self, item, condition))
+        saved: ModelT = run_call(writes.save(self, item, condition), self, "save")
         return saved
 
     def update(
@@ -466,12 +481,12 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        updated: ModelT = run_call(writes.update(self, key, actions, condition))
+        updated: ModelT = run_call(writes.update(self, key, actions, condition), self, "update")
         return updated
 
     def delete(self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        run_call(writes.delete(self, key_or_item, condition))
+        run_call(writes.delete(self, key_or_item, condition), self, "delete")
 
     def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -485,7 +500,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return run_call(writes.batch_save(self, items))
+        return run_call(writes.batch_save(self, items), self, "batch_save")
 
     def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -493,4 +508,4 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return run_call(writes.batch_delete(self, keys))
+        return run_call(writes.batch_delete(self, keys), self, "batch_delete")

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds one public call may take in all: attempts, backoff, pool waits.",
     )
+    slow_call_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="A public call taking longer is logged as a WARNING (0 = never).",
+    )
     progress_ttl_hours: float = Field(default=24.0, gt=0, description="UserProgress lifetime.")
     cursor_secret: SecretStr | None = Field(
         default=None,

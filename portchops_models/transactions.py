@@ -39,7 +39,7 @@ from typing import Any, Self, TypeVar, overload
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from . import coherence, deadline
+from . import coherence, deadline, tracing
 from . import transaction_plan as plan
 from .connection import current_connection
 from .drive import run_sync
@@ -253,7 +253,10 @@ class TransactionCore:
         payload = self._prepare()
         if payload is None:
             return
-        with deadline.bounded(current_settings().call_timeout):
+        settings = current_settings()
+        call = tracing.Call(type(self), "commit", settings.slow_call_seconds)
+        with deadline.bounded(settings.call_timeout), call:
+            call.set_attribute("portchops.transaction.size", len(payload["TransactItems"]))
             conn = current_connection()
             try:
                 await runtime.send(
@@ -409,7 +412,10 @@ async def read_items(
     operations = plan.read_operations(gets, _table)
     payload, positions = plan.read_payload(operations)
     counted = metrics if metrics is not None else default_metrics()
-    with deadline.bounded(current_settings().call_timeout):
+    settings = current_settings()
+    call = tracing.Call("read_transaction", "", settings.slow_call_seconds)
+    with deadline.bounded(settings.call_timeout), call:
+        call.set_attribute("portchops.transaction.size", len(payload["TransactItems"]))
         conn = current_connection()
         try:
             response = await runtime.send(

@@ -208,7 +208,9 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         Raises:
             TransactionCanceled: no such user (``failed == [1]``); nothing was written.
         """
-        done: UserProgress = await run_call(complete_lesson(self, user_id, lesson_id, score))
+        done: UserProgress = await run_call(
+            complete_lesson(self, user_id, lesson_id, score), self, "complete_lesson"
+        )
         return done
 
     @overload

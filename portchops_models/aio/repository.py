@@ -34,10 +34,17 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-async def run_call(operation: Operation[T]) -> T:
-    """Await a shared operation under the call's ``call_timeout`` deadline."""
-    with deadline.bounded(current_settings().call_timeout):
-        return await operation
+async def run_call(
+    operation: Operation[T], repo: RepositoryBase[Any, Any] | None = None, method: str = ""
+) -> T:
+    """Await a shared operation under the call's ``call_timeout`` deadline, traced as
+    ``repo``'s public call `method` (`portchops_models.tracing`)."""
+    settings = current_settings()
+    with deadline.bounded(settings.call_timeout):
+        if repo is None:
+            return await operation
+        with repo._call(method, settings):
+            return await operation
 
 
 class AsyncRepository(RepositoryBase[ModelT, KeyT]):
@@ -83,7 +90,9 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
-        found: ModelT | P | None = await run_call(reads.find(self, key, consistent, projection))
+        found: ModelT | P | None = await run_call(
+            reads.find(self, key, consistent, projection), self, "find"
+        )
         return found
 
     @overload
@@ -107,12 +116,14 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found: ModelT | P = await run_call(reads.get(self, key, consistent, projection))
+        found: ModelT | P = await run_call(
+            reads.get(self, key, consistent, projection), self, "get"
+        )
         return found
 
     async def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return await run_call(reads.find(self, key, consistent, None)) is not None
+        return await run_call(reads.find(self, key, consistent, None), self, "exists") is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -136,7 +147,9 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
-        items: list[ModelT] | list[P] = await run_call(reads.batch_get(self, keys, projection))
+        items: list[ModelT] | list[P] = await run_call(
+            reads.batch_get(self, keys, projection), self, "batch_get"
+        )
         return items
 
     # ------------------------------------------------------------------ query, count, scan
@@ -240,7 +253,9 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         )
 
         async def page(after: str | None) -> Page[Any]:
-            return await run_call(queries.fetch_page(self, built, "Query", after, proj))
+            return await run_call(
+                queries.fetch_page(self, built, "Query", after, proj), self, "query"
+            )
 
         return page
 
@@ -317,7 +332,9 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
         return await run_call(
-            queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent)
+            queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent),
+            self,
+            "count",
         )
 
     @overload
@@ -367,7 +384,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             projection=proj,
         )
         page: Page[ModelT] | Page[P] = await run_call(
-            queries.fetch_page(self, built, "Scan", cursor, proj)
+            queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan_page"
         )
         return page
 
@@ -409,7 +426,9 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
                 filter_condition=filter_condition,
                 projection=proj,
             )
-            return await run_call(queries.fetch_page(self, built, "Scan", cursor, proj))
+            return await run_call(
+                queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan"
+            )
 
         if segments == 1:
             return iter_pages(functools.partial(page, 0))
@@ -433,7 +452,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: the condition or the version check failed.
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects.
         """
-        saved: ModelT = await run_call(writes.save(self, item, condition))
+        saved: ModelT = await run_call(writes.save(self, item, condition), self, "save")
         return saved
 
     async def update(
@@ -451,14 +470,16 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        updated: ModelT = await run_call(writes.update(self, key, actions, condition))
+        updated: ModelT = await run_call(
+            writes.update(self, key, actions, condition), self, "update"
+        )
         return updated
 
     async def delete(
         self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None
     ) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        await run_call(writes.delete(self, key_or_item, condition))
+        await run_call(writes.delete(self, key_or_item, condition), self, "delete")
 
     async def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -472,7 +493,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return await run_call(writes.batch_save(self, items))
+        return await run_call(writes.batch_save(self, items), self, "batch_save")
 
     async def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -480,4 +501,4 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return await run_call(writes.batch_delete(self, keys))
+        return await run_call(writes.batch_delete(self, keys), self, "batch_delete")

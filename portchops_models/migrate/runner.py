@@ -14,6 +14,7 @@ from typing import Literal
 from rich.console import Console
 from rich.markup import escape
 
+from .. import logs
 from ..connection import current_connection
 from ..errors import PortChopsError
 from ..metrics import Metrics
@@ -239,9 +240,11 @@ def _apply(runner: _Runner, m: Migration, steps: _Steps, lock: _Lock) -> StepRes
         reason = _one_line(err)
         with contextlib.suppress(PortChopsError):  # the step's error says more
             runner.history.failed(m, error=reason, at=started)
+        logs.migration("failed", m.id, m.description, None)
         raise MigrationError(f"migration {m.id} ({m.description}) failed: {reason}") from err
     runner.history.applied(m, at=started, duration_ms=ms)
     runner.console.print(f"  applied {escape(m.id)} in {ms:.0f} ms")
+    logs.migration("applied", m.id, m.description, ms)
     return StepResult(m.number, m.description, "applied", ms, m.namespace)
 
 
@@ -311,9 +314,11 @@ def downgrade(
                     ms = runner.run(m, down, lock)
                 except Exception as err:
                     reason = _one_line(err)
+                    logs.migration("revert failed", m.id, m.description, None)
                     raise MigrationError(f"reverting {m.id} failed: {reason}") from err
                 runner.history.forget(m.id)
                 runner.console.print(f"  reverted {escape(m.id)} in {ms:.0f} ms")
+                logs.migration("reverted", m.id, m.description, ms)
                 results.append(StepResult(m.number, m.description, "reverted", ms, m.namespace))
             for number, record in records.items():  # failed or interrupted: drop checkpoints
                 if number > floor and not _is_applied(record):

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from cachetools import LRUCache
 
-from .. import bus, coherence
+from .. import bus, coherence, tracing
 from ..cache import CachePolicy, ItemCache
 from ..connection import Connection, current_connection
 from ..decoding import model_decoder
@@ -22,7 +22,7 @@ from ..metrics import Metrics
 from ..models.base import BaseModel
 from ..projections import Projection
 from ..retry import RetryPolicy
-from ..settings import current_settings
+from ..settings import Settings, current_settings
 from ..shape import RawItem, TableShape, shape_of
 from .runtime import SYNC, Runtime
 
@@ -115,6 +115,14 @@ class RepositoryBase(Generic[ModelT, KeyT]):
     def _count_cache(self, hit: bool, count: int) -> None:
         if count:
             self.metrics.record_cache(hit=hit, count=count)
+            tracing.cache_counted(hit, count)
+
+    def _call(self, method: str, settings: Settings) -> tracing.Call:
+        """The scope of public call `method`: its span, its slow-call record (`tracing`)."""
+        return tracing.Call(type(self), method, settings.slow_call_seconds, self._current_table)
+
+    def _current_table(self) -> str:
+        return self._table(current_connection())
 
     def _connect(self) -> tuple[Connection, str]:
         conn = current_connection()

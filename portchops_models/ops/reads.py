@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import Any
 
-from .. import requests
+from .. import requests, tracing
 from ..connection import Connection
-from ..errors import ItemNotFound, ThrottledError
+from ..errors import CallTimeout, ItemNotFound, ThrottledError
 from ..limits import BATCH_GET_MAX
 from ..projections import Projection
 from ..shape import RawItem
@@ -151,6 +151,7 @@ async def rounds(
     collect: Callable[[dict[str, Any]], list[Any]],
 ) -> None:
     """Send `pending` in concurrent chunks, round after round (`RetryPolicy.rounds`)."""
+    last = {"outstanding": 0, "chunk_failed": 0}  # for the records of retries and give-ups
 
     async def send_round(batch: list[Any]) -> list[Any]:
         chunks = [batch[i : i + chunk_size] for i in range(0, len(batch), chunk_size)]
@@ -166,17 +167,25 @@ async def rounds(
             chunk, error = failed[0]
             if isinstance(error, ThrottledError):
                 error.outstanding = len(leftover) + sum(len(c) for c, _ in failed)
+            last["chunk_failed"] = 1  # the request that failed has said so
             raise error
+        last["outstanding"] = len(leftover)
         return leftover
 
     def on_retry(round_no: int, delay: float) -> None:
         repo.metrics.record_retry(operation, table=table)
+        tracing.batch_retry(operation, table, round_no, delay, last["outstanding"])
 
-    await repo.retry.rounds(
-        pending,
-        send_round,
-        table=table,
-        operation=operation,
-        on_retry=on_retry,
-        blocking=repo.runtime.blocking,
-    )
+    try:
+        await repo.retry.rounds(
+            pending,
+            send_round,
+            table=table,
+            operation=operation,
+            on_retry=on_retry,
+            blocking=repo.runtime.blocking,
+        )
+    except (ThrottledError, CallTimeout) as err:
+        if not last["chunk_failed"]:
+            tracing.batch_gave_up(operation, table, err)
+        raise
