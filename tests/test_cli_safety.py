@@ -223,6 +223,39 @@ def test_not_dynamodb_is_not_retried_and_keeps_its_facts(web_server: str) -> Non
     assert not_dynamodb(cause) is not None
 
 
+class _Welcome(http.server.BaseHTTPRequestHandler):
+    """A web server that answers every POST with 200 and an HTML page."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        page = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_200_html_page_is_not_dynamodb_either() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Welcome)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        configure(endpoint_url=url)
+        with pytest.raises(NotDynamoDB) as info:
+            UserRepository(cache=None).get("u-1")  # never "no such item"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert str(info.value) == _one_line(url).replace("HTTP 501", "HTTP 200")
+    assert info.value.attempts == 1
+
+
 def test_answers_from_the_engines_are_dynamodb_ones(prefix: str) -> None:
     """moto's errors carry a request id: they stay ordinary DynamoDB errors."""
     with pytest.raises(Exception, match="not found") as info:

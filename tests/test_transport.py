@@ -343,9 +343,17 @@ def test_an_html_page_is_a_short_client_error_and_not_dynamodb() -> None:
 
 
 def test_a_200_that_is_not_json_is_a_parser_error_not_a_traceback() -> None:
+    dynamodb = {"x-amzn-requestid": "R1"}  # DynamoDB's answer, garbled
     with pytest.raises(Exception, match="not JSON") as info:
-        decode_response("GetItem", 200, {}, b"<html>hello</html>")
+        decode_response("GetItem", 200, dynamodb, b"<html>hello</html>")
     assert isinstance(errors.translate(info.value), errors.ServiceError)
+
+
+def test_a_200_page_without_a_request_id_is_not_dynamodb() -> None:
+    page = {"content-type": "text/html"}
+    with pytest.raises(ClientError) as info:
+        decode_response("GetItem", 200, page, b"<html>hello</html>")
+    assert isinstance(errors.translate(info.value, endpoint=LOCAL), errors.NotDynamoDB)
 
 
 def test_a_crc32_mismatch_is_a_retryable_checksum_error() -> None:

@@ -235,13 +235,25 @@ def decode_response(
     try:
         raw = json.loads(body) if body else {}
     except ValueError as err:
+        if "x-amzn-requestid" not in headers:  # e.g. a web server's 200 page: not DynamoDB
+            raise _client_error(svc, operation, status, headers, body) from err
         raise ResponseParserError(f"{operation}: the answer is not JSON: {_snippet(body)}") from err
     if not isinstance(raw, dict):
         raise ResponseParserError(f"{operation}: the answer is not a JSON object")
     parsed = {k: v for k, v in raw.items() if k in members and v is not None}
-    decode_binaries(parsed)
+    if _may_hold_binaries(body):
+        decode_binaries(parsed)
     parsed["ResponseMetadata"] = _metadata(status, headers)
     return parsed
+
+
+def _may_hold_binaries(body: bytes) -> bool:
+    """Whether the answer could hold a ``B``/``BS`` value (a type key ``"B"``/``"BS"``).
+
+    A byte search is far cheaper than walking every attribute of every item, and most
+    tables hold no binary values. A string that merely looks like one only costs the walk.
+    """
+    return b'"B":' in body or b'"BS":' in body or b'"B" ' in body or b'"BS" ' in body
 
 
 def _metadata(status: int, headers: dict[str, str]) -> dict[str, Any]:
