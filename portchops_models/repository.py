@@ -74,12 +74,7 @@ def _iter_pages(page: Callable[[str | None], Page[T]], cursor: str | None = None
 class Repository(RepositoryBase[ModelT, KeyT]):
     """Typed access to one model's table. Subclass it and set ``model``.
 
-    Args:
-        cache: a `CachePolicy`, or ``None`` to turn caching off; by default
-            ``cache_maxsize`` entries for ``cache_ttl_seconds`` from the settings.
-        retry: the `RetryPolicy`; by default the connection's (``retry_*`` settings).
-        metrics: where requests, capacity, retries and cache hits are counted;
-            by default the process-wide `default_metrics()`.
+    Constructor arguments (``cache=``, ``retry=``, ``metrics=``): see `RepositoryBase`.
     """
 
     # ------------------------------------------------------------------ point reads

@@ -59,12 +59,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         async for row in LessonRepository().iter_query("py"):
             ...
 
-    Args:
-        cache: a `CachePolicy`, or ``None`` to turn caching off; by default
-            ``cache_maxsize`` entries for ``cache_ttl_seconds`` from the settings.
-        retry: the `RetryPolicy`; by default the connection's (``retry_*`` settings).
-        metrics: where requests, capacity, retries and cache hits are counted;
-            by default the process-wide `default_metrics()`.
+    Constructor arguments (``cache=``, ``retry=``, ``metrics=``): see `RepositoryBase`.
     """
 
     runtime: ClassVar[Runtime] = ASYNC
