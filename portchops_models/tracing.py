@@ -71,24 +71,35 @@ _scope: contextvars.ContextVar[Call | None] = contextvars.ContextVar("portchops_
 
 
 class _Otel:
-    """The lazily imported API and the tracer for the provider seen last."""
+    """The lazily imported API (``opentelemetry.trace`` and ``.context``, or None)."""
 
-    loaded = False
-    api: Any = None  # opentelemetry.trace, or None when not installed
-    context: Any = None  # opentelemetry.context
-    override: TracerProvider | None = None
-    provider: object = None
-    tracer: Tracer | None = None
+    api: Any = None
+    context: Any = None
 
 
-def _load() -> Any:
+# The hot path reads module globals (cheaper than attributes): whether the API was
+# looked for, the provider given to `use_tracer_provider`, the provider seen last and
+# its tracer, and whether the API's global provider can be read directly.
+_loaded = False
+_override: object = None
+_seen: object = None
+_tracer: Tracer | None = None
+_direct = False
+
+
+def _load() -> None:
+    global _loaded, _direct
     try:
         from opentelemetry import context, trace
     except ImportError:
-        _Otel.loaded = True
-        return None
-    _Otel.api, _Otel.context, _Otel.loaded = trace, context, True
-    return trace
+        _loaded = True
+        return
+    trace.get_tracer_provider()  # applies OTEL_PYTHON_TRACER_PROVIDER, if that is set
+    # get_tracer_provider() looks the environment up on every call (about a
+    # microsecond) while no provider is set: read the global it returns instead.
+    _direct = hasattr(trace, "_TRACER_PROVIDER")
+    _Otel.api, _Otel.context = trace, context
+    _loaded = True
 
 
 def tracer() -> Tracer | None:
@@ -98,17 +109,24 @@ def tracer() -> Tracer | None:
 
         tracer() is None  # True until a tracer provider is set
     """
-    api = _Otel.api if _Otel.loaded else _load()
+    if not _loaded:
+        _load()
+    api = _Otel.api
     if api is None:
         return None
-    provider = _Otel.override or api.get_tracer_provider()
-    if provider is _Otel.provider:
-        return _Otel.tracer
-    off = isinstance(provider, api.ProxyTracerProvider | api.NoOpTracerProvider)
+    provider = _override or (api._TRACER_PROVIDER if _direct else api.get_tracer_provider())
+    if provider is _seen:
+        return _tracer
+    return _tracer_of(api, provider)
+
+
+def _tracer_of(api: Any, provider: Any) -> Tracer | None:
+    global _seen, _tracer
+    off = provider is None or isinstance(provider, api.ProxyTracerProvider | api.NoOpTracerProvider)
     from importlib.metadata import version
 
     made = None if off else provider.get_tracer("portchops_models", version("portchops-models"))
-    _Otel.provider, _Otel.tracer = provider, made
+    _seen, _tracer = provider, made
     return made
 
 
@@ -119,16 +137,18 @@ def use_tracer_provider(provider: TracerProvider | None) -> None:
 
         use_tracer_provider(TracerProvider())
     """
-    if provider is not None and not _Otel.loaded:
+    global _override
+    if not _loaded:
         _load()
-    _Otel.override = provider
+    _override = provider
 
 
 def _start(name: str, kind_name: str, attributes: Mapping[str, Any]) -> tuple[Span, object]:
     """Start a span as a child of the current one and make it current; (span, token)."""
-    t = _Otel.tracer
-    assert t is not None
-    span = t.start_span(name, kind=getattr(_Otel.api.SpanKind, kind_name), attributes=attributes)
+    assert _tracer is not None
+    span = _tracer.start_span(
+        name, kind=getattr(_Otel.api.SpanKind, kind_name), attributes=attributes
+    )
     token = _Otel.context.attach(_Otel.api.set_span_in_context(span))
     return span, token
 
@@ -175,7 +195,6 @@ class Call:
         "hits",
         "method",
         "misses",
-        "outer",
         "owner",
         "requests",
         "retries",
@@ -212,7 +231,6 @@ class Call:
         return None if self.table is None else self.table()
 
     def __enter__(self) -> Call:
-        self.outer = _scope.get()
         self.token = _scope.set(self)
         if tracer() is not None:
             attributes: dict[str, Any] = {"db.system.name": DB_SYSTEM}
@@ -240,7 +258,8 @@ class Call:
             if self.retries:
                 span.set_attribute("portchops.retries", self.retries)
             _finish(span, self.trace_token, exc)
-        if self.outer is None and 0 < self.slow_after < seconds:
+        outermost = self.token.old_value in (None, contextvars.Token.MISSING)
+        if 0 < self.slow_after < seconds and outermost:
             logs.slow_call(
                 self.name, None, self.table_name(), seconds, self.slow_after, self.requests
             )
