@@ -81,7 +81,9 @@ def merge_segments(segments: int, page: Callable[[int, str | None], PageLike[T]]
             pages.put(_DONE)
 
     threads = [
-        threading.Thread(target=worker, args=(s,), daemon=True, name=f"portchops-scan-{s}")
+        threading.Thread(
+            target=deadline.propagate(worker), args=(s,), daemon=True, name=f"portchops-scan-{s}"
+        )
         for s in range(segments)
     ]
     for thread in threads:

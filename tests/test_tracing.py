@@ -216,6 +216,23 @@ def test_a_transaction_names_its_tables_size_and_cancellation_codes(
     assert request.status.status_code is StatusCode.ERROR
 
 
+def test_a_parallel_scan_runs_its_pages_under_the_callers_span(
+    tables: Settings, spans: InMemorySpanExporter
+) -> None:
+    users = UserRepository(cache=None)
+    users.batch_save([User(user_id=f"u{i}", email="a@x.io", name="A") for i in range(30)])
+    spans.clear()
+    provider = TracerProvider()  # the app's own span around the loop
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("app")
+    with tracer.start_as_current_span("export") as outer:
+        assert len(list(users.scan(segments=3))) == 30
+    assert outer.context is not None
+    pages = [s for s in spans.get_finished_spans() if s.name == "UserRepository.scan"]
+    assert len(pages) >= 3  # one call span per page, from three segment threads
+    assert all(p.parent is not None and p.parent.span_id == outer.context.span_id for p in pages)
+
+
 def test_no_span_without_a_provider(tables: Settings) -> None:
     assert tracing.tracer() is None  # the global provider is the API's no-op proxy
     seed(1)
