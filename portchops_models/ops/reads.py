@@ -119,8 +119,10 @@ async def _batch_read(
     shape = repo.shape
     proj = requests.projection_params(shape, projection)
 
-    async def send(chunk: list[RawItem]) -> dict[str, Any]:
-        request = requests.batch_get_chunk(table, chunk, proj)
+    # Keys stay Python keys until their chunk is sent: 10,000 raw key maps built up
+    # front would outweigh the chunks on the wire.
+    async def send(chunk: list[Hashable]) -> dict[str, Any]:
+        request = requests.batch_get_chunk(table, [shape.raw_key(k) for k in chunk], proj)
         response = await repo._send(conn, "BatchGetItem", request, table)
         now = time.time()
         for item in response.get("Responses", {}).get(table, ()):
@@ -133,11 +135,11 @@ async def _batch_read(
         # stay alive beside the decoded items until the whole call returns.
         return {"UnprocessedKeys": response.get("UnprocessedKeys", {})}
 
-    def collect(response: dict[str, Any]) -> list[RawItem]:
-        return list(response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+    def collect(response: dict[str, Any]) -> list[Hashable]:
+        left = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        return [shape.key_of(key) for key in left]
 
-    pending = [shape.raw_key(k) for k in keys]
-    await rounds(repo, conn, table, "BatchGetItem", pending, BATCH_GET_MAX, send, collect)
+    await rounds(repo, conn, table, "BatchGetItem", list(keys), BATCH_GET_MAX, send, collect)
 
 
 async def rounds(
