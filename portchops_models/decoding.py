@@ -79,10 +79,17 @@ def _compile(model: type[ModelT], untyped: Any) -> Callable[[RawItem], ModelT]:
         store = f"values[key{n}] = {{}}" if setter is None else f"set{n}(obj, {{}})"
         lines.append(f"    raw = get(name{n})")
         lines.append('    if raw and "NULL" not in raw:')
-        if _is_plain_string(attr):
-            value = f'raw["S"] if "S" in raw else read{n}(raw)'
-        else:
+        fast = _converter(attr)
+        if fast is None:
             value = f"read{n}(raw)"
+        else:  # the stored value itself, converted without the attribute's call layers
+            convert, extra = fast
+            env[f"type{n}"], env[f"conv{n}"], env[f"extra{n}"] = attr.attr_type, convert, extra
+            lines.append(f"        stored = raw.get(type{n})")
+            call = "stored" if convert is None else f"conv{n}(stored)"
+            if extra is not None:
+                call = f"conv{n}(stored, extra{n})"
+            value = f"{call} if stored is not None else read{n}(raw)"
         direct = f"values[key{n}] = {value}"
         lines.append(f"        {direct if stored_direct else store.format(value)}")
         if attr.default is not None:
@@ -97,14 +104,22 @@ def _compile(model: type[ModelT], untyped: Any) -> Callable[[RawItem], ModelT]:
     return decode
 
 
-def _is_plain_string(attr: Attribute[Any]) -> bool:
-    """A string attribute whose stored value is the value itself (``{"S": value}``)."""
+def _converter(attr: Attribute[Any]) -> tuple[Callable[..., Any] | None, Any] | None:
+    """How to turn the stored value (``raw[attr.attr_type]``) into what `_reader` returns:
+    ``(None, None)`` for the value itself, ``(convert, None)`` for ``convert(value)``,
+    ``(convert, extra)`` for ``convert(value, extra)``; ``None`` when only `_reader` knows."""
     kind: Any = type(attr)
-    return (
-        attr.attr_type == "S"
-        and kind.get_value is Attribute.get_value
-        and kind.deserialize is Attribute.deserialize
-    )
+    if kind.get_value is not Attribute.get_value:
+        return None
+    if kind.deserialize is Attribute.deserialize:
+        return None, None
+    if kind.deserialize is UTCDateTimeAttribute.deserialize:
+        return _utc_datetime, attr.deserialize
+    if kind.deserialize is NumberAttribute.deserialize:
+        return _json_number, None
+    if kind.deserialize is TTLAttribute.deserialize:
+        return _ttl_converter(), None
+    return None
 
 
 def _reader(attr: Attribute[Any]) -> Callable[[dict[str, Any]], Any]:
@@ -123,20 +138,21 @@ def _reader(attr: Attribute[Any]) -> Callable[[dict[str, Any]], Any]:
     if kind.deserialize is VersionAttribute.deserialize:
         return lambda raw: int(_json_number(get_value(raw)))
     if kind.deserialize is TTLAttribute.deserialize:
-        return _ttl_reader(get_value)
+        convert = _ttl_converter()
+        return lambda raw: convert(get_value(raw))
     return lambda raw: deserialize(get_value(raw))
 
 
-def _ttl_reader(get_value: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-    """A TTL's epoch seconds as PynamoDB's aware UTC datetime, remembering recent values.
+def _ttl_converter() -> Callable[[Any], datetime]:
+    """A TTL's epoch seconds (the stored text) as PynamoDB's aware UTC datetime,
+    remembering recent values.
 
     The rows of a page were mostly written together and share their expiry second, and a
     datetime is immutable, so one object per distinct value serves them all.
     """
     seen: dict[Any, datetime] = {}
 
-    def read(raw: dict[str, Any]) -> datetime:
-        text = get_value(raw)
+    def convert(text: Any) -> datetime:
         found = seen.get(text)
         if found is None:
             found = datetime.fromtimestamp(_json_number(text), tz=UTC)
@@ -145,7 +161,7 @@ def _ttl_reader(get_value: Callable[[dict[str, Any]], Any]) -> Callable[[dict[st
             seen[text] = found
         return found
 
-    return read
+    return convert
 
 
 def _json_number(value: Any) -> Any:

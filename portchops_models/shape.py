@@ -219,6 +219,26 @@ class TableShape:
         except ValueError:
             return False
 
+    def unexpired(self, items: list[RawItem], now: float) -> list[RawItem]:
+        """The items whose TTL has not passed at `now` (all of them without a TTL): a page's
+        worth of `expired` in one loop."""
+        name = self.ttl_name
+        if name is None:
+            return items
+        live: list[RawItem] = []
+        keep = live.append
+        for item in items:
+            value = item.get(name)
+            seconds = None if value is None else value.get("N")
+            if seconds is not None:
+                try:
+                    if float(seconds) <= now:
+                        continue
+                except ValueError:
+                    pass
+            keep(item)
+        return live
+
     def stamp(self, item: BaseModel) -> None:
         """Set the write-time attributes of `item` (timestamps, sliding TTL) before a write."""
         for stamp in self._stamps:

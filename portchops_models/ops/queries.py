@@ -114,11 +114,8 @@ async def fetch_page(
         params["ExclusiveStartKey"] = decode_cursor(cursor, scope=built.scope, secret=signing)
     response = await repo._send(conn, operation, params, table)
     now = time.time()
-    expired = repo.shape.expired
-    decode = repo._decode
-    items = [
-        decode(item, projection) for item in response.get("Items", []) if not expired(item, now)
-    ]
+    decode = repo._decode_model if projection is None else projection.from_raw
+    items = list(map(decode, repo.shape.unexpired(response.get("Items", []), now)))
     last = response.get("LastEvaluatedKey")
     next_cursor = encode_cursor(last, scope=built.scope, secret=signing) if last else None
     return Page(items, next_cursor)
