@@ -10,6 +10,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ConnectTimeoutError
 
 from .. import deadline
+from ..errors import ConfigurationError
 from .codec import HttpRequest, Service, decode_response, encode_request
 from .pool import HttpPool, default_ssl
 
@@ -146,8 +147,8 @@ class Transport:
         if self._aio is None:
             try:
                 from .aio import AsyncPool
-            except ImportError as err:  # pragma: no cover - depends on the install
-                raise ImportError(
+            except ImportError as err:
+                raise ConfigurationError(
                     "the async API needs aiohttp: pip install 'portchops-models[async]'"
                 ) from err
             self._aio = AsyncPool(

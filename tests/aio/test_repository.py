@@ -7,6 +7,9 @@ also shown to work under any loop, one after another.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -225,3 +228,25 @@ def test_concurrent_gets_of_one_key_send_one_getitem(any_tables: Settings) -> No
     assert metrics.snapshot()["operations"]["GetItem"]["requests"] == 1
     assert users.cache is not None
     assert users.cache.info().hits == 49
+
+
+def test_without_aiohttp_the_async_api_says_which_extra_to_install(tables: Settings) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "sys.modules['aiohttp'] = None  # as if the [async] extra were not installed\n"
+        "from portchops_models import ConfigurationError\n"
+        "from portchops_models.aio import AsyncUserRepository\n"
+        "try:\n"
+        "    asyncio.run(AsyncUserRepository(cache=None).find('u1'))\n"
+        "except ConfigurationError as err:\n"
+        "    print(err)\n"
+    )
+    env = {
+        **os.environ,
+        "PORTCHOPS_ENDPOINT_URL": tables.endpoint_url or "",
+        "PORTCHOPS_TABLE_PREFIX": tables.table_prefix,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert "pip install 'portchops-models[async]'" in out.stdout
