@@ -117,30 +117,26 @@ def _converter(attr: Attribute[Any]) -> tuple[Callable[..., Any] | None, Any] | 
         return _utc_datetime, attr.deserialize
     if kind.deserialize is NumberAttribute.deserialize:
         return _json_number, None
+    if kind.deserialize is VersionAttribute.deserialize:
+        return _version_number, None
     if kind.deserialize is TTLAttribute.deserialize:
         return _ttl_converter(), None
     return None
 
 
 def _reader(attr: Attribute[Any]) -> Callable[[dict[str, Any]], Any]:
-    """``attr.deserialize(attr.get_value(raw))``, with equivalent shortcuts for common types."""
-    kind: Any = type(attr)
+    """``attr.deserialize(attr.get_value(raw))``, with the equivalent shortcuts of `_converter`."""
     get_value = attr.get_value
     deserialize = attr.deserialize
-    if kind.get_value is not Attribute.get_value:
+    fast = _converter(attr)
+    if fast is None:
         return lambda raw: deserialize(get_value(raw))
-    if kind.deserialize is Attribute.deserialize:  # strings: the stored value itself
+    convert, extra = fast
+    if convert is None:  # strings: the stored value itself
         return get_value
-    if kind.deserialize is UTCDateTimeAttribute.deserialize:
-        return lambda raw: _utc_datetime(get_value(raw), deserialize)
-    if kind.deserialize is NumberAttribute.deserialize:
-        return lambda raw: _json_number(get_value(raw))
-    if kind.deserialize is VersionAttribute.deserialize:
-        return lambda raw: int(_json_number(get_value(raw)))
-    if kind.deserialize is TTLAttribute.deserialize:
-        convert = _ttl_converter()
+    if extra is None:
         return lambda raw: convert(get_value(raw))
-    return lambda raw: deserialize(get_value(raw))
+    return lambda raw: convert(get_value(raw), extra)
 
 
 def _ttl_converter() -> Callable[[Any], datetime]:
@@ -162,6 +158,11 @@ def _ttl_converter() -> Callable[[Any], datetime]:
         return found
 
     return convert
+
+
+def _version_number(value: Any) -> int:
+    """A version attribute's stored number, as PynamoDB's ``VersionAttribute`` reads it."""
+    return int(_json_number(value))
 
 
 def _json_number(value: Any) -> Any:
