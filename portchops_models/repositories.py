@@ -108,8 +108,9 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
     @overload
     def get(
         self,
-        key: ProgressKey | str,
-        lesson_id: str | None = None,
+        user_id: str,
+        /,
+        lesson_id: str,
         *,
         consistent: bool = False,
         projection: None = None,
@@ -117,8 +118,21 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
     @overload
     def get(
         self,
-        key: ProgressKey | str,
-        lesson_id: str | None = None,
+        user_id: str,
+        /,
+        lesson_id: str,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P],
+    ) -> P: ...
+    @overload
+    def get(
+        self, key: ProgressKey, *, consistent: bool = False, projection: None = None
+    ) -> UserProgress: ...
+    @overload
+    def get(
+        self,
+        key: ProgressKey,
         *,
         consistent: bool = False,
         projection: ProjectionType[UserProgress, P],
@@ -133,8 +147,12 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
     ) -> UserProgress | P:
         """The row for ``get(user_id, lesson_id)`` or ``get((user_id, lesson_id))``.
 
+        A lone ``user_id`` is not a key: mypy rejects ``get("u1")``, and at run
+        time it is `InvalidRequest`.
+
         Raises:
             ItemNotFound: no such row (expired rows count as absent).
+            InvalidRequest: a lone str, or a key part that is not a str.
         """
         return super().get(
             progress_key(key, lesson_id), consistent=consistent, projection=projection
@@ -143,8 +161,9 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
     @overload
     def find(
         self,
-        key: ProgressKey | str,
-        lesson_id: str | None = None,
+        user_id: str,
+        /,
+        lesson_id: str,
         *,
         consistent: bool = False,
         projection: None = None,
@@ -152,8 +171,21 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
     @overload
     def find(
         self,
-        key: ProgressKey | str,
-        lesson_id: str | None = None,
+        user_id: str,
+        /,
+        lesson_id: str,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P],
+    ) -> P | None: ...
+    @overload
+    def find(
+        self, key: ProgressKey, *, consistent: bool = False, projection: None = None
+    ) -> UserProgress | None: ...
+    @overload
+    def find(
+        self,
+        key: ProgressKey,
         *,
         consistent: bool = False,
         projection: ProjectionType[UserProgress, P],
@@ -166,17 +198,31 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         consistent: bool = False,
         projection: ProjectionType[UserProgress, P] | None = None,
     ) -> UserProgress | P | None:
-        """The row, or ``None``; ``find(user_id, lesson_id)`` or ``find((user_id, lesson_id))``."""
+        """The row, or ``None``; ``find(user_id, lesson_id)`` or ``find((user_id, lesson_id))``
+        (never a lone str: `InvalidRequest`)."""
         return super().find(
             progress_key(key, lesson_id), consistent=consistent, projection=projection
         )
 
+    @overload
+    def exists(self, user_id: str, /, lesson_id: str, *, consistent: bool = False) -> bool: ...
+    @overload
+    def exists(self, key: ProgressKey, *, consistent: bool = False) -> bool: ...
     def exists(
         self, key: ProgressKey | str, lesson_id: str | None = None, *, consistent: bool = False
     ) -> bool:
-        """Whether the (unexpired) row exists."""
+        """Whether the (unexpired) row exists: ``exists(user_id, lesson_id)`` or
+        ``exists((user_id, lesson_id))`` (never a lone str: `InvalidRequest`)."""
         return super().exists(progress_key(key, lesson_id), consistent=consistent)
 
+    @overload
+    def delete(
+        self, user_id: str, /, lesson_id: str, *, condition: Condition | None = None
+    ) -> None: ...
+    @overload
+    def delete(
+        self, key_or_item: ProgressKey | UserProgress, *, condition: Condition | None = None
+    ) -> None: ...
     def delete(
         self,
         key_or_item: ProgressKey | UserProgress | str,
@@ -184,12 +230,36 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         *,
         condition: Condition | None = None,
     ) -> None:
-        """Delete the row (by key, by instance, or ``delete(user_id, lesson_id)``)."""
+        """Delete the row (by key, by instance, or ``delete(user_id, lesson_id)``; never
+        a lone str: `InvalidRequest`)."""
         if isinstance(key_or_item, UserProgress):
             super().delete(key_or_item, condition=condition)
         else:
             super().delete(progress_key(key_or_item, lesson_id), condition=condition)
 
+    @overload
+    def update(
+        self,
+        user_id: str,
+        lesson_id: str,
+        /,
+        *,
+        score: float | None = None,
+        status: str | None = None,
+        add_attempts: int = 0,
+        condition: Condition | None = None,
+    ) -> UserProgress: ...
+    @overload
+    def update(
+        self,
+        key: ProgressKey,
+        actions: Sequence[Action] | None = None,
+        *,
+        score: float | None = None,
+        status: str | None = None,
+        add_attempts: int = 0,
+        condition: Condition | None = None,
+    ) -> UserProgress: ...
     def update(
         self,
         key: ProgressKey | str,
@@ -203,7 +273,8 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         """Change a row in one atomic UpdateItem (creating it if absent).
 
         ``update(user_id, lesson_id, score=..., status=..., add_attempts=...)``, or
-        the generic ``update((user_id, lesson_id), actions)``. ``add_attempts`` is
+        the generic ``update((user_id, lesson_id), actions)`` (never a lone str:
+        `InvalidRequest`). ``add_attempts`` is
         an atomic increment; ``updated_at`` and ``ttl`` are refreshed. Returns the
         row as stored afterwards.
         """
@@ -358,18 +429,20 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         projection: ProjectionType[UserProgress, P] | None = None,
         consistent: bool = False,
     ) -> Iterator[UserProgress] | Iterator[P]:
-        """Every matching row of `query`, lazily page by page (``page_size`` = ``limit``)."""
+        """The matching rows of `query`, lazily page by page: at most ``limit`` rows in
+        all, ``page_size`` a request (`Repository.iter_query`)."""
         items: Iterator[UserProgress] | Iterator[P] = self._query(
             hash_key,
             lesson_condition(range_key_condition, lesson_prefix, between),
             filter_condition,
             index,
-            page_size if page_size is not None else limit,
+            limit,
             cursor,
             newest_first,
             projection,
             consistent,
             lazily=True,
+            page_size=page_size,
         )
         return items
 

@@ -62,10 +62,35 @@ def run_call(
             return run_sync(operation)
 
 
-def _iter_pages(page: Callable[[str | None], Page[T]], cursor: str | None = None) -> Iterator[T]:
+def _iter_pages(
+    page: Callable[[str | None, int | None], Page[T]],
+    cursor: str | None = None,
+    paging: queries.Paging | None = None,
+) -> Iterator[T]:
+    """Every item of every page from `cursor` on, one page held at a time.
+
+    With a ``paging.total``, at most that many items: no page is requested once they
+    were yielded, and a page asks for no more than are still wanted when that is
+    safe (`queries.Paging.limit`). `page` takes the cursor and that page's ``Limit``
+    (``None``: the one built).
+    """
+    total = None if paging is None else paging.total
+    if paging is None or total is None:
+        while True:
+            current = page(cursor, None)
+            yield from current.items
+            if current.cursor is None:
+                return
+            cursor = current.cursor
+    remaining = total
     while True:
-        current = page(cursor)
-        yield from current.items
+        current = page(cursor, paging.limit(remaining))
+        items = current.items
+        if len(items) >= remaining:
+            yield from items[:remaining]
+            return
+        yield from items
+        remaining -= len(items)
         if current.cursor is None:
             return
         cursor = current.cursor
@@ -132,13 +157,23 @@ class Repository(RepositoryBase[ModelT, KeyT]):
     # ------------------------------------------------------------------ batch reads
 
     @overload
-    def batch_get(self, keys: Iterable[KeyT], *, projection: None = None) -> list[ModelT]: ...
+    def batch_get(
+        self, keys: Iterable[KeyT], *, consistent: bool = False, projection: None = None
+    ) -> list[ModelT]: ...
     @overload
     def batch_get(
-        self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P]
+        self,
+        keys: Iterable[KeyT],
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[ModelT, P],
     ) -> list[P]: ...
     def batch_get(
-        self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P] | None = None
+        self,
+        keys: Iterable[KeyT],
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[ModelT, P] | None = None,
     ) -> list[ModelT] | list[P]:
         """Read any number of items by key.
 
@@ -147,12 +182,17 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         cache; the rest go out 100 a request, chunks in parallel over the
         shared pool, and ``UnprocessedKeys`` are resubmitted with backoff.
 
+        ``consistent=True`` makes every request a strongly consistent read
+        (``ConsistentRead`` in ``RequestItems``, twice the read capacity) and, as
+        ``get(consistent=True)``, bypasses the cache: every key is read from the
+        table and nothing is cached from the answer.
+
         Raises:
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
         items: list[ModelT] | list[P] = run_call(
-            reads.batch_get(self, keys, projection), self, "batch_get"
+            reads.batch_get(self, keys, projection, consistent), self, "batch_get"
         )
         return items
 
@@ -244,8 +284,11 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         consistent: bool,
         *,
         lazily: bool = False,
+        page_size: int | None = None,
     ) -> Any:
-        """`query` (a `Page`) or, with ``lazily=True``, `iter_query` (an iterator)."""
+        """`query` (a `Page` of at most `limit` evaluated items) or, with ``lazily=True``,
+        `iter_query` (an iterator of at most `limit` items in all, `page_size` a page)."""
+        paging = queries.paging(limit, page_size, filter_condition) if lazily else None
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_query(
             self,
@@ -253,7 +296,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             range_key_condition,
             filter_condition,
             index,
-            limit,
+            limit if paging is None else paging.page_size,
             newest_first,
             consistent,
             proj,
@@ -261,10 +304,12 @@ class Repository(RepositoryBase[ModelT, KeyT]):
 
         method = "iter_query" if lazily else "query"
 
-        def page(after: str | None) -> Page[Any]:
-            return run_call(queries.fetch_page(self, built, "Query", after, proj), self, method)
+        def page(after: str | None, page_limit: int | None = None) -> Page[Any]:
+            return run_call(
+                queries.fetch_page(self, built, "Query", after, proj, page_limit), self, method
+            )
 
-        return _iter_pages(page, cursor) if lazily else page(cursor)
+        return _iter_pages(page, cursor, paging) if lazily else page(cursor)
 
     @overload
     def iter_query(
@@ -275,6 +320,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         *,
         index: IndexRef | None = None,
         limit: int | None = None,
+        page_size: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
         projection: None = None,
@@ -289,6 +335,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         *,
         index: IndexRef | None = None,
         limit: int | None = None,
+        page_size: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
         projection: ProjectionType[ModelT, P],
@@ -302,14 +349,28 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         *,
         index: IndexRef | None = None,
         limit: int | None = None,
+        page_size: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
         projection: ProjectionType[ModelT, P] | None = None,
         consistent: bool = False,
     ) -> Iterator[ModelT] | Iterator[P]:
-        """Every item of `query` (same arguments), fetched lazily page by page.
+        """The items of `query` (same arguments), fetched lazily page by page.
 
-        ``limit`` is the page size; ``cursor`` where to start. Memory stays at one page.
+        Args:
+            limit: yield at most this many items in all (``None``: every match).
+                Expired items left out do not count. No page is requested once
+                `limit` items were yielded; without a `filter_condition` a page asks
+                for no more than are still wanted (``Limit`` = ``min(page_size,
+                remaining)``). With one, ``Limit`` counts items *evaluated* before the
+                filter, so every page asks for `page_size` and the surplus of the
+                last is read and dropped: keep `page_size` near `limit`.
+            page_size: the ``Limit`` of each Query request (``None``: DynamoDB's
+                pages of up to 1 MB).
+            cursor: where to start (a `query` page's cursor).
+
+        Memory stays at one page. Raises `InvalidRequest` for a `limit` or
+        `page_size` that is not a positive int, as `query` does.
         """
         items: Iterator[ModelT] | Iterator[P] = self._query(
             hash_key,
@@ -322,6 +383,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             projection,
             consistent,
             lazily=True,
+            page_size=page_size,
         )
         return items
 
@@ -355,6 +417,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         cursor: str | None = None,
         filter_condition: Condition | None = None,
         projection: None = None,
+        index: IndexRef | None = None,
     ) -> Page[ModelT]: ...
     @overload
     def scan_page(
@@ -366,6 +429,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         cursor: str | None = None,
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P],
+        index: IndexRef | None = None,
     ) -> Page[P]: ...
     def scan_page(
         self,
@@ -376,11 +440,17 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         cursor: str | None = None,
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P] | None = None,
+        index: IndexRef | None = None,
     ) -> Page[ModelT] | Page[P]:
         """One page of one segment of a scan (resumable through its cursor).
 
         Scans read the whole table: use them for migrations and exports, never
         to look items up (that is what keys, queries and indexes are for).
+        ``index=`` (the model's index attribute or its name) scans a secondary
+        index instead; its cursors are valid only for scans of that index.
+
+        Raises:
+            InvalidRequest: an unknown index (named), or a foreign or edited cursor.
         """
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_scan(
@@ -390,6 +460,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             limit=limit,
             filter_condition=filter_condition,
             projection=proj,
+            index=index,
         )
         page: Page[ModelT] | Page[P] = run_call(
             queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan_page"
@@ -403,6 +474,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         segments: int = 1,
         filter_condition: Condition | None = None,
         projection: None = None,
+        index: IndexRef | None = None,
     ) -> Iterator[ModelT]: ...
     @overload
     def scan(
@@ -411,6 +483,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         segments: int = 1,
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P],
+        index: IndexRef | None = None,
     ) -> Iterator[P]: ...
     def scan(
         self,
@@ -418,13 +491,21 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         segments: int = 1,
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P] | None = None,
+        index: IndexRef | None = None,
     ) -> Iterator[ModelT] | Iterator[P]:
         """Every item of the table, read by `segments` parallel scan workers.
 
         Items arrive in no particular order; memory stays bounded (a few pages
         per worker). Only by explicit call: a scan reads the whole table.
+        ``index=`` (the model's index attribute or its name) scans a secondary
+        index instead: only the items it holds (a sparse index holds few), as
+        it projects them.
+
+        Raises:
+            InvalidRequest: an unknown index (named, with the model's indexes), at the call.
         """
         proj = requests.check_projection(self.shape, projection)
+        self.shape.index(index)  # an unknown index fails here, not in a worker
 
         def page(segment: int, cursor: str | None) -> Page[Any]:
             built = queries.build_scan(
@@ -433,11 +514,12 @@ class Repository(RepositoryBase[ModelT, KeyT]):
                 total_segments=segments,
                 filter_condition=filter_condition,
                 projection=proj,
+                index=index,
             )
             return run_call(queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan")
 
         if segments == 1:
-            return _iter_pages(lambda cursor: page(0, cursor))
+            return _iter_pages(lambda cursor, _limit: page(0, cursor))
         return merge_segments(segments, page)
 
     # ------------------------------------------------------------------ writes

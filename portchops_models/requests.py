@@ -339,8 +339,13 @@ def scan(
     limit: int | None = None,
     filter_condition: Condition | None = None,
     projection: type[Projection[Any]] | None = None,
+    index: IndexShape | None = None,
 ) -> QueryRequest:
-    """One segment of a (parallel) Scan."""
+    """One segment of a (parallel) Scan of the table or, with `index`, of a secondary index.
+
+    The cursor scope covers the table, index, segment and filter: a cursor of a
+    table scan is not valid for a scan of one of its indexes, nor the reverse.
+    """
     if not (isinstance(total_segments, int) and 1 <= total_segments <= 1_000_000):
         raise InvalidRequest("total_segments must be an int from 1 to 1,000,000")
     if not (isinstance(segment, int) and 0 <= segment < total_segments):
@@ -349,6 +354,8 @@ def scan(
     params: Params = {}
     if total_segments > 1:
         params.update(Segment=segment, TotalSegments=total_segments)
+    if index is not None:
+        params["IndexName"] = index.name
     if limit is not None:
         params["Limit"] = check_limit(limit)
     if filter_condition is not None:
@@ -371,12 +378,15 @@ def _scope(kind: str, table: str, params: Params) -> tuple[str, ...]:
     return (table, kind, digest)
 
 
-def batch_get_chunk(table: str, keys: list[RawItem], projection: Params) -> Params:
-    """BatchGetItem of up to 100 raw keys of one table."""
-    return {
-        "RequestItems": {table: {"Keys": keys, **projection}},
-        "ReturnConsumedCapacity": "TOTAL",
-    }
+def batch_get_chunk(
+    table: str, keys: list[RawItem], projection: Params, consistent: bool = False
+) -> Params:
+    """BatchGetItem of up to 100 raw keys of one table (strongly consistent if asked:
+    ``ConsistentRead`` is set per table in ``RequestItems``)."""
+    entry: Params = {"Keys": keys, **projection}
+    if consistent:
+        entry["ConsistentRead"] = True
+    return {"RequestItems": {table: entry}, "ReturnConsumedCapacity": "TOTAL"}
 
 
 def batch_write_chunk(table: str, requests: list[Params]) -> Params:

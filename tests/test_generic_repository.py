@@ -226,12 +226,12 @@ def test_count_and_iter_query(lesson_tables: Settings) -> None:
     assert repo.count("advanced", index=Lesson.by_level) == 8
     assert repo.count("advanced", Lesson.position < 10, index="by-level") == 4
     assert repo.count("nobody") == 0
-    assert _positions(repo.iter_query("py", limit=5)) == list(range(12))
-    newest = repo.iter_query("py", Lesson.position >= 5, newest_first=True, limit=2)
+    assert _positions(repo.iter_query("py", page_size=5)) == list(range(12))
+    newest = repo.iter_query("py", Lesson.position >= 5, newest_first=True, page_size=2)
     assert _positions(newest) == list(range(11, 4, -1))
-    by_level = repo.iter_query("advanced", index=Lesson.by_level, limit=3)
+    by_level = repo.iter_query("advanced", index=Lesson.by_level, page_size=3)
     assert _positions(by_level) == [0, 3, 6, 9, 20, 21, 22, 23]
-    cards = list(repo.iter_query("go", projection=LessonCard, limit=1))
+    cards = list(repo.iter_query("go", projection=LessonCard, page_size=1))
     assert all(isinstance(c, LessonCard) for c in cards)
     assert len(cards) == 4
 
@@ -335,6 +335,7 @@ def test_expired_items_are_hidden_on_every_read(lesson_tables: Settings) -> None
         assert _positions(reader.query("py")) == [1]
         assert _positions(reader.query("py", projection=LessonCard)) == [1]
         assert _positions(reader.query("advanced", index=Lesson.by_level)) == [1]
+        assert _positions(reader.iter_query("py", page_size=1)) == [1]
         assert _positions(reader.iter_query("py", limit=1)) == [1]
         assert reader.count("py") == 1
         assert reader.count("advanced", index="by-level") == 1

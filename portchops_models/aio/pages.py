@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..batching import check_segments
-from ..ops.queries import Page
+from ..ops.queries import Page, Paging
 
 __all__ = ["iter_pages", "merge_segments"]
 
@@ -16,13 +16,37 @@ _DONE = object()
 
 
 async def iter_pages(
-    page: Callable[[str | None], Awaitable[Page[T]]], cursor: str | None = None
+    page: Callable[[str | None, int | None], Awaitable[Page[T]]],
+    cursor: str | None = None,
+    paging: Paging | None = None,
 ) -> AsyncIterator[T]:
-    """Every item of every page from `cursor` on, one page in memory at a time."""
+    """Every item of every page from `cursor` on, one page in memory at a time.
+
+    With a ``paging.total``, at most that many items: no page is requested once they
+    were yielded, and a page asks for no more than are still wanted when that is
+    safe (`Paging.limit`). `page` takes the cursor and that page's ``Limit``
+    (``None``: the one built).
+    """
+    total = None if paging is None else paging.total
+    if paging is None or total is None:
+        while True:
+            current = await page(cursor, None)
+            for item in current.items:
+                yield item
+            if current.cursor is None:
+                return
+            cursor = current.cursor
+    remaining = total
     while True:
-        current = await page(cursor)
-        for item in current.items:
+        current = await page(cursor, paging.limit(remaining))
+        items = current.items
+        if len(items) >= remaining:
+            for item in items[:remaining]:
+                yield item
+            return
+        for item in items:
             yield item
+        remaining -= len(items)
         if current.cursor is None:
             return
         cursor = current.cursor

@@ -29,7 +29,6 @@ from ..repositories import (
     progress_update,
     user_update,
 )
-from .pages import iter_pages
 from .repository import AsyncRepository, run_call
 
 __all__ = ["AsyncUserProgressRepository", "AsyncUserRepository"]
@@ -89,8 +88,9 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
     @overload
     async def get(
         self,
-        key: ProgressKey | str,
-        lesson_id: str | None = None,
+        user_id: str,
+        /,
+        lesson_id: str,
         *,
         consistent: bool = False,
         projection: None = None,
@@ -98,8 +98,21 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
     @overload
     async def get(
         self,
-        key: ProgressKey | str,
-        lesson_id: str | None = None,
+        user_id: str,
+        /,
+        lesson_id: str,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P],
+    ) -> P: ...
+    @overload
+    async def get(
+        self, key: ProgressKey, *, consistent: bool = False, projection: None = None
+    ) -> UserProgress: ...
+    @overload
+    async def get(
+        self,
+        key: ProgressKey,
         *,
         consistent: bool = False,
         projection: ProjectionType[UserProgress, P],
@@ -114,8 +127,12 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
     ) -> UserProgress | P:
         """The row for ``get(user_id, lesson_id)`` or ``get((user_id, lesson_id))``.
 
+        A lone ``user_id`` is not a key: mypy rejects ``get("u1")``, and at run
+        time it is `InvalidRequest`.
+
         Raises:
             ItemNotFound: no such row (expired rows count as absent).
+            InvalidRequest: a lone str, or a key part that is not a str.
         """
         return await super().get(
             progress_key(key, lesson_id), consistent=consistent, projection=projection
@@ -124,8 +141,9 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
     @overload
     async def find(
         self,
-        key: ProgressKey | str,
-        lesson_id: str | None = None,
+        user_id: str,
+        /,
+        lesson_id: str,
         *,
         consistent: bool = False,
         projection: None = None,
@@ -133,8 +151,21 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
     @overload
     async def find(
         self,
-        key: ProgressKey | str,
-        lesson_id: str | None = None,
+        user_id: str,
+        /,
+        lesson_id: str,
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[UserProgress, P],
+    ) -> P | None: ...
+    @overload
+    async def find(
+        self, key: ProgressKey, *, consistent: bool = False, projection: None = None
+    ) -> UserProgress | None: ...
+    @overload
+    async def find(
+        self,
+        key: ProgressKey,
         *,
         consistent: bool = False,
         projection: ProjectionType[UserProgress, P],
@@ -147,17 +178,33 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         consistent: bool = False,
         projection: ProjectionType[UserProgress, P] | None = None,
     ) -> UserProgress | P | None:
-        """The row, or ``None``; ``find(user_id, lesson_id)`` or ``find((user_id, lesson_id))``."""
+        """The row, or ``None``; ``find(user_id, lesson_id)`` or ``find((user_id, lesson_id))``
+        (never a lone str: `InvalidRequest`)."""
         return await super().find(
             progress_key(key, lesson_id), consistent=consistent, projection=projection
         )
 
+    @overload
+    async def exists(
+        self, user_id: str, /, lesson_id: str, *, consistent: bool = False
+    ) -> bool: ...
+    @overload
+    async def exists(self, key: ProgressKey, *, consistent: bool = False) -> bool: ...
     async def exists(
         self, key: ProgressKey | str, lesson_id: str | None = None, *, consistent: bool = False
     ) -> bool:
-        """Whether the (unexpired) row exists."""
+        """Whether the (unexpired) row exists: ``exists(user_id, lesson_id)`` or
+        ``exists((user_id, lesson_id))`` (never a lone str: `InvalidRequest`)."""
         return await super().exists(progress_key(key, lesson_id), consistent=consistent)
 
+    @overload
+    async def delete(
+        self, user_id: str, /, lesson_id: str, *, condition: Condition | None = None
+    ) -> None: ...
+    @overload
+    async def delete(
+        self, key_or_item: ProgressKey | UserProgress, *, condition: Condition | None = None
+    ) -> None: ...
     async def delete(
         self,
         key_or_item: ProgressKey | UserProgress | str,
@@ -165,12 +212,36 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         *,
         condition: Condition | None = None,
     ) -> None:
-        """Delete the row (by key, by instance, or ``delete(user_id, lesson_id)``)."""
+        """Delete the row (by key, by instance, or ``delete(user_id, lesson_id)``; never
+        a lone str: `InvalidRequest`)."""
         if isinstance(key_or_item, UserProgress):
             await super().delete(key_or_item, condition=condition)
         else:
             await super().delete(progress_key(key_or_item, lesson_id), condition=condition)
 
+    @overload
+    async def update(
+        self,
+        user_id: str,
+        lesson_id: str,
+        /,
+        *,
+        score: float | None = None,
+        status: str | None = None,
+        add_attempts: int = 0,
+        condition: Condition | None = None,
+    ) -> UserProgress: ...
+    @overload
+    async def update(
+        self,
+        key: ProgressKey,
+        actions: Sequence[Action] | None = None,
+        *,
+        score: float | None = None,
+        status: str | None = None,
+        add_attempts: int = 0,
+        condition: Condition | None = None,
+    ) -> UserProgress: ...
     async def update(
         self,
         key: ProgressKey | str,
@@ -184,7 +255,8 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         """Change a row in one atomic UpdateItem (creating it if absent).
 
         ``update(user_id, lesson_id, score=..., status=..., add_attempts=...)``, or
-        the generic ``update((user_id, lesson_id), actions)``. ``add_attempts`` is
+        the generic ``update((user_id, lesson_id), actions)`` (never a lone str:
+        `InvalidRequest`). ``add_attempts`` is
         an atomic increment; ``updated_at`` and ``ttl`` are refreshed. Returns the
         row as stored afterwards.
         """
@@ -280,7 +352,7 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
             projection,
             consistent,
         )
-        page: Page[UserProgress] | Page[P] = await fetch(cursor)
+        page: Page[UserProgress] | Page[P] = await fetch(cursor, None)
         return page
 
     @overload
@@ -333,18 +405,20 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         projection: ProjectionType[UserProgress, P] | None = None,
         consistent: bool = False,
     ) -> AsyncIterator[UserProgress] | AsyncIterator[P]:
-        """Every matching row of `query`, lazily page by page (``page_size`` = ``limit``)."""
-        fetch = self._query(
+        """The matching rows of `query`, lazily page by page: at most ``limit`` rows in
+        all, ``page_size`` a request (`AsyncRepository.iter_query`)."""
+        items: AsyncIterator[UserProgress] | AsyncIterator[P] = self._iter_query(
             hash_key,
             lesson_condition(range_key_condition, lesson_prefix, between),
             filter_condition,
             index,
-            page_size if page_size is not None else limit,
+            limit,
+            page_size,
+            cursor,
             newest_first,
             projection,
             consistent,
         )
-        items: AsyncIterator[UserProgress] | AsyncIterator[P] = iter_pages(fetch, cursor)
         return items
 
     @overload

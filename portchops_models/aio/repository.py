@@ -8,7 +8,6 @@ Every public call runs under its ``call_timeout`` deadline.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 
@@ -123,13 +122,23 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
     # ------------------------------------------------------------------ batch reads
 
     @overload
-    async def batch_get(self, keys: Iterable[KeyT], *, projection: None = None) -> list[ModelT]: ...
+    async def batch_get(
+        self, keys: Iterable[KeyT], *, consistent: bool = False, projection: None = None
+    ) -> list[ModelT]: ...
     @overload
     async def batch_get(
-        self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P]
+        self,
+        keys: Iterable[KeyT],
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[ModelT, P],
     ) -> list[P]: ...
     async def batch_get(
-        self, keys: Iterable[KeyT], *, projection: ProjectionType[ModelT, P] | None = None
+        self,
+        keys: Iterable[KeyT],
+        *,
+        consistent: bool = False,
+        projection: ProjectionType[ModelT, P] | None = None,
     ) -> list[ModelT] | list[P]:
         """Read any number of items by key.
 
@@ -138,12 +147,17 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         cache; the rest go out 100 a request, chunks in parallel over the
         shared pool, and ``UnprocessedKeys`` are resubmitted with backoff.
 
+        ``consistent=True`` makes every request a strongly consistent read
+        (``ConsistentRead`` in ``RequestItems``, twice the read capacity) and, as
+        ``get(consistent=True)``, bypasses the cache: every key is read from the
+        table and nothing is cached from the answer.
+
         Raises:
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
         items: list[ModelT] | list[P] = await run_call(
-            reads.batch_get(self, keys, projection), self, "batch_get"
+            reads.batch_get(self, keys, projection, consistent), self, "batch_get"
         )
         return items
 
@@ -219,7 +233,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             projection,
             consistent,
         )
-        page: Page[ModelT] | Page[P] = await fetch(cursor)
+        page: Page[ModelT] | Page[P] = await fetch(cursor, None)
         return page
 
     def _query(
@@ -232,8 +246,10 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         newest_first: bool,
         projection: object,
         consistent: bool,
-    ) -> Callable[[str | None], Coroutine[Any, Any, Page[Any]]]:
-        """The page fetcher of `query` and `iter_query` (the request built once, checked now)."""
+        method: str = "query",
+    ) -> Callable[[str | None, int | None], Coroutine[Any, Any, Page[Any]]]:
+        """The page fetcher of `query` and `iter_query` (the request built once, checked now):
+        it takes the cursor and that page's ``Limit`` (``None``: `limit`, as built)."""
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_query(
             self,
@@ -247,12 +263,40 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             proj,
         )
 
-        async def page(after: str | None) -> Page[Any]:
+        async def page(after: str | None, page_limit: int | None) -> Page[Any]:
             return await run_call(
-                queries.fetch_page(self, built, "Query", after, proj), self, "query"
+                queries.fetch_page(self, built, "Query", after, proj, page_limit), self, method
             )
 
         return page
+
+    def _iter_query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None,
+        filter_condition: Condition | None,
+        index: IndexRef | None,
+        limit: int | None,
+        page_size: int | None,
+        cursor: str | None,
+        newest_first: bool,
+        projection: object,
+        consistent: bool,
+    ) -> AsyncIterator[Any]:
+        """`iter_query`: at most `limit` items in all, `page_size` a page (checked now)."""
+        paging = queries.paging(limit, page_size, filter_condition)
+        fetch = self._query(
+            hash_key,
+            range_key_condition,
+            filter_condition,
+            index,
+            paging.page_size,
+            newest_first,
+            projection,
+            consistent,
+            "iter_query",
+        )
+        return iter_pages(fetch, cursor, paging)
 
     @overload
     def iter_query(
@@ -263,6 +307,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         *,
         index: IndexRef | None = None,
         limit: int | None = None,
+        page_size: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
         projection: None = None,
@@ -277,6 +322,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         *,
         index: IndexRef | None = None,
         limit: int | None = None,
+        page_size: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
         projection: ProjectionType[ModelT, P],
@@ -290,26 +336,41 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         *,
         index: IndexRef | None = None,
         limit: int | None = None,
+        page_size: int | None = None,
         cursor: str | None = None,
         newest_first: bool = False,
         projection: ProjectionType[ModelT, P] | None = None,
         consistent: bool = False,
     ) -> AsyncIterator[ModelT] | AsyncIterator[P]:
-        """Every item of `query` (same arguments), fetched lazily page by page (``async for``).
+        """The items of `query` (same arguments), fetched lazily page by page (``async for``).
 
-        ``limit`` is the page size; ``cursor`` where to start. Memory stays at one page.
+        Args:
+            limit: yield at most this many items in all (``None``: every match).
+                Expired items left out do not count. No page is requested once
+                `limit` items were yielded; without a `filter_condition` a page asks
+                for no more than are still wanted (``Limit`` = ``min(page_size,
+                remaining)``). With one, ``Limit`` counts items *evaluated* before the
+                filter, so every page asks for `page_size` and the surplus of the
+                last is read and dropped: keep `page_size` near `limit`.
+            page_size: the ``Limit`` of each Query request (``None``: DynamoDB's
+                pages of up to 1 MB).
+            cursor: where to start (a `query` page's cursor).
+
+        Memory stays at one page. Raises `InvalidRequest` (at the call) for a `limit`
+        or `page_size` that is not a positive int, as `query` does.
         """
-        fetch = self._query(
+        items: AsyncIterator[ModelT] | AsyncIterator[P] = self._iter_query(
             hash_key,
             range_key_condition,
             filter_condition,
             index,
             limit,
+            page_size,
+            cursor,
             newest_first,
             projection,
             consistent,
         )
-        items: AsyncIterator[ModelT] | AsyncIterator[P] = iter_pages(fetch, cursor)
         return items
 
     async def count(
@@ -342,6 +403,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         cursor: str | None = None,
         filter_condition: Condition | None = None,
         projection: None = None,
+        index: IndexRef | None = None,
     ) -> Page[ModelT]: ...
     @overload
     async def scan_page(
@@ -353,6 +415,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         cursor: str | None = None,
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P],
+        index: IndexRef | None = None,
     ) -> Page[P]: ...
     async def scan_page(
         self,
@@ -363,11 +426,17 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         cursor: str | None = None,
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P] | None = None,
+        index: IndexRef | None = None,
     ) -> Page[ModelT] | Page[P]:
         """One page of one segment of a scan (resumable through its cursor).
 
         Scans read the whole table: use them for migrations and exports, never
         to look items up (that is what keys, queries and indexes are for).
+        ``index=`` (the model's index attribute or its name) scans a secondary
+        index instead; its cursors are valid only for scans of that index.
+
+        Raises:
+            InvalidRequest: an unknown index (named), or a foreign or edited cursor.
         """
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_scan(
@@ -377,6 +446,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             limit=limit,
             filter_condition=filter_condition,
             projection=proj,
+            index=index,
         )
         page: Page[ModelT] | Page[P] = await run_call(
             queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan_page"
@@ -390,6 +460,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         segments: int = 1,
         filter_condition: Condition | None = None,
         projection: None = None,
+        index: IndexRef | None = None,
     ) -> AsyncIterator[ModelT]: ...
     @overload
     def scan(
@@ -398,6 +469,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         segments: int = 1,
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P],
+        index: IndexRef | None = None,
     ) -> AsyncIterator[P]: ...
     def scan(
         self,
@@ -405,13 +477,21 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         segments: int = 1,
         filter_condition: Condition | None = None,
         projection: ProjectionType[ModelT, P] | None = None,
+        index: IndexRef | None = None,
     ) -> AsyncIterator[ModelT] | AsyncIterator[P]:
         """Every item of the table, read by `segments` parallel scan workers.
 
         Items arrive in no particular order; memory stays bounded (a few pages
         per worker). Only by explicit call: a scan reads the whole table.
+        ``index=`` (the model's index attribute or its name) scans a secondary
+        index instead: only the items it holds (a sparse index holds few), as
+        it projects them.
+
+        Raises:
+            InvalidRequest: an unknown index (named, with the model's indexes), at the call.
         """
         proj = requests.check_projection(self.shape, projection)
+        self.shape.index(index)  # an unknown index fails here, not in a worker
 
         async def page(segment: int, cursor: str | None) -> Page[Any]:
             built = queries.build_scan(
@@ -420,13 +500,17 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
                 total_segments=segments,
                 filter_condition=filter_condition,
                 projection=proj,
+                index=index,
             )
             return await run_call(
                 queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan"
             )
 
+        async def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
+            return await page(0, cursor)
+
         if segments == 1:
-            return iter_pages(functools.partial(page, 0))
+            return iter_pages(first_segment)
         return merge_segments(segments, page)
 
     # ------------------------------------------------------------------ writes

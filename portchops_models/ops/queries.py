@@ -17,10 +17,20 @@ from pynamodb.indexes import Index
 
 from .. import requests
 from ..cursor import decode_cursor, encode_cursor
+from ..errors import InvalidRequest
 from ..projections import Projection
 from .base import RepositoryBase
 
-__all__ = ["IndexRef", "Page", "build_query", "build_scan", "count", "fetch_page"]
+__all__ = [
+    "IndexRef",
+    "Page",
+    "Paging",
+    "build_query",
+    "build_scan",
+    "count",
+    "fetch_page",
+    "paging",
+]
 
 T = TypeVar("T")
 
@@ -45,6 +55,46 @@ class Page(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """How `iter_query` pages: the ``Limit`` of each request and the total it yields.
+
+    Attributes:
+        page_size: the ``Limit`` of each Query (``None``: DynamoDB's pages of up to 1 MB).
+        total: at most this many (unexpired) items yielded in all; ``None``: every item.
+        shrink: whether a page may ask for fewer than `page_size`: ``Limit`` =
+            ``min(page_size, items still wanted)``, so nothing past the total is read.
+            Only without a filter expression: DynamoDB's ``Limit`` counts the items
+            *evaluated*, before the filter, so with one a smaller page would not read
+            less per item found, only cost more round trips.
+    """
+
+    page_size: int | None
+    total: int | None
+    shrink: bool
+
+    def limit(self, remaining: int) -> int | None:
+        """The ``Limit`` of the next page while `remaining` items are still wanted."""
+        size = self.page_size
+        if self.shrink and (size is None or remaining < size):
+            return remaining
+        return size
+
+
+def paging(limit: int | None, page_size: int | None, filter_condition: Condition | None) -> Paging:
+    """The `Paging` of ``iter_query(limit=..., page_size=...)``, both checked.
+
+    Raises:
+        InvalidRequest: `limit` or `page_size` is not a positive int.
+    """
+    for name, value in (("limit", limit), ("page_size", page_size)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise InvalidRequest(f"{name} must be a positive int, got {value!r}")
+    return Paging(page_size, limit, shrink=limit is not None and filter_condition is None)
 
 
 def build_query(
@@ -84,8 +134,13 @@ def build_scan(
     limit: int | None = None,
     filter_condition: Condition | None = None,
     projection: type[Projection[Any]] | None = None,
+    index: IndexRef | None = None,
 ) -> requests.QueryRequest:
-    """The Scan request (and its cursor scope) of one segment."""
+    """The Scan request (and its cursor scope) of one segment, of the table or of `index`.
+
+    Raises:
+        InvalidRequest: an unknown index (named, with the model's indexes).
+    """
     _conn, table = repo._connect()
     return requests.scan(
         repo.shape,
@@ -95,6 +150,7 @@ def build_scan(
         limit=limit,
         filter_condition=filter_condition,
         projection=projection,
+        index=repo.shape.index(index),
     )
 
 
@@ -104,14 +160,21 @@ async def fetch_page(
     operation: str,
     cursor: str | None,
     projection: type[Projection[Any]] | None,
+    limit: int | None = None,
 ) -> Page[Any]:
-    """Send one Query or Scan page from `cursor`; decode its unexpired items."""
+    """Send one Query or Scan page from `cursor`; decode its unexpired items.
+
+    `limit`, when given, is this page's ``Limit`` instead of the built one (the last
+    page of a capped `iter_query`); the cursor scope does not depend on it.
+    """
     conn, table = repo._connect()
     params = built.params
     secret = conn.settings.cursor_secret
     signing = secret.get_secret_value() if secret is not None else None
     if cursor is not None:
         params["ExclusiveStartKey"] = decode_cursor(cursor, scope=built.scope, secret=signing)
+    if limit is not None:
+        params["Limit"] = limit
     response = await repo._send(conn, operation, params, table)
     now = time.time()
     decode = repo._decode_model if projection is None else projection.from_raw

@@ -66,13 +66,18 @@ async def get(
 
 
 async def batch_get(
-    repo: RepositoryBase[Any, Any], keys: Iterable[Hashable], projection: object
+    repo: RepositoryBase[Any, Any],
+    keys: Iterable[Hashable],
+    projection: object,
+    consistent: bool = False,
 ) -> list[Any]:
     """Decoded items for `keys` in their order (missing and expired ones left out).
 
     Cached keys come from the cache; the rest go out 100 a request, chunks
     concurrently, unprocessed keys resubmitted (`rounds`). Without a cache only
-    the decoded items are kept, never the raw answers beside them.
+    the decoded items are kept, never the raw answers beside them. A `consistent`
+    read bypasses the cache (as `find` does): every key is read with
+    ``ConsistentRead`` and nothing is cached from it.
     """
     ordered = repo._keys(keys, "batch_get")
     shape = repo.shape
@@ -80,8 +85,8 @@ async def batch_get(
     conn, table = repo._connect()
     cache = repo._cache
     decoded: dict[Hashable, Any] = {}
-    if cache is None:
-        await _batch_read(repo, conn, table, ordered, proj, decoded, None)
+    if cache is None or consistent:
+        await _batch_read(repo, conn, table, ordered, proj, decoded, None, consistent)
         return [decoded[key] for key in ordered if key in decoded]
     found, wanted = cache.get_many(ordered, proj) if ordered else ({}, [])
     if wanted:
@@ -111,6 +116,7 @@ async def _batch_read(
     projection: type[Projection[Any]] | None,
     decoded: dict[Hashable, Any],
     raw: dict[Hashable, RawItem] | None,
+    consistent: bool = False,
 ) -> None:
     """Fetch `keys` into `decoded` (unexpired items only) and, if given, `raw`.
 
@@ -122,7 +128,9 @@ async def _batch_read(
     # Keys stay Python keys until their chunk is sent: 10,000 raw key maps built up
     # front would outweigh the chunks on the wire.
     async def send(chunk: list[Hashable]) -> dict[str, Any]:
-        request = requests.batch_get_chunk(table, [shape.raw_key(k) for k in chunk], proj)
+        request = requests.batch_get_chunk(
+            table, [shape.raw_key(k) for k in chunk], proj, consistent
+        )
         response = await repo._send(conn, "BatchGetItem", request, table)
         now = time.time()
         for item in response.get("Responses", {}).get(table, ()):
