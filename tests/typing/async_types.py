@@ -41,6 +41,8 @@ async def users() -> None:
     assert_type(await repo.exists("u1"), bool)
     assert_type(await repo.batch_get(["u1", "u2"]), list[User])
     assert_type(await repo.batch_get(["u1"], projection=UserName), list[UserName])
+    assert_type(await repo.batch_get(["u1"], consistent=True), list[User])
+    assert_type(await repo.batch_get(["u1"], consistent=True, projection=UserName), list[UserName])
     assert_type(await repo.get_by_email("a@x.io"), User | None)
     assert_type(await repo.get_by_email("a@x.io", projection=UserName), UserName | None)
     assert_type(await repo.update("u1", name="Ada"), User)
@@ -50,6 +52,8 @@ async def users() -> None:
     assert_type(await repo.batch_delete(["u1"]), int)
     assert_type(repo.scan(segments=4), AsyncIterator[User])
     assert_type(await repo.scan_page(limit=10), Page[User])
+    assert_type(repo.scan(index=User.email_index), AsyncIterator[User])
+    assert_type(await repo.scan_page(index="email-index", projection=UserName), Page[UserName])
 
 
 async def progress() -> None:
@@ -57,6 +61,17 @@ async def progress() -> None:
     assert_type(await repo.get("u1", "l1"), UserProgress)
     assert_type(await repo.get(("u1", "l1"), projection=ProgressScore), ProgressScore)
     assert_type(await repo.find("u1", "l1"), UserProgress | None)
+    assert_type(await repo.get(("u1", "l1")), UserProgress)
+    assert_type(await repo.get("u1", lesson_id="l1", projection=ProgressScore), ProgressScore)
+    assert_type(await repo.find(("u1", "l1"), consistent=True), UserProgress | None)
+    assert_type(await repo.exists("u1", "l1"), bool)
+    assert_type(await repo.exists(("u1", "l1")), bool)
+    assert_type(await repo.delete("u1", "l1"), None)
+    assert_type(await repo.delete(("u1", "l1")), None)
+    assert_type(await repo.update(("u1", "l1"), [UserProgress.attempts.add(1)]), UserProgress)
+    assert_type(await repo.batch_get([("u1", "l1")], consistent=True), list[UserProgress])
+    assert_type(repo.iter_query("u1", limit=10, page_size=5), AsyncIterator[UserProgress])
+    assert_type(repo.scan(index="completed-index"), AsyncIterator[UserProgress])
     assert_type(await repo.query("u1", lesson_prefix="py-"), Page[UserProgress])
     assert_type(await repo.query("u1", projection=ProgressScore), Page[ProgressScore])
     assert_type(repo.iter_query("u1", page_size=50), AsyncIterator[UserProgress])
@@ -77,6 +92,13 @@ async def lessons() -> None:
     assert_type(await repo.query("py", Lesson.position.between(2, 8)), Page[Lesson])
     assert_type(await repo.query("advanced", index=Lesson.by_level), Page[Lesson])
     assert_type(repo.iter_query("py", projection=LessonCard), AsyncIterator[LessonCard])
+    assert_type(repo.iter_query("py", limit=5, page_size=2), AsyncIterator[Lesson])
+    assert_type(await repo.batch_get([key], consistent=True), list[Lesson])
+    assert_type(
+        await repo.batch_get([key], consistent=True, projection=LessonCard), list[LessonCard]
+    )
+    assert_type(repo.scan(index=Lesson.by_level, projection=LessonCard), AsyncIterator[LessonCard])
+    assert_type(await repo.scan_page(index="by-level", limit=3), Page[Lesson])
     assert_type(await repo.update(key, [Lesson.views.add(1)]), Lesson)
     assert_type(await repo.count("py"), int)
 

@@ -31,6 +31,8 @@ def lessons() -> None:
     assert_type(repo.exists(key), bool)
     assert_type(repo.batch_get([key, ("py", 2)]), list[Lesson])
     assert_type(repo.batch_get([key], projection=LessonCard), list[LessonCard])
+    assert_type(repo.batch_get([key], consistent=True), list[Lesson])
+    assert_type(repo.batch_get([key], consistent=True, projection=LessonCard), list[LessonCard])
     assert_type(repo.query("py"), Page[Lesson])
     assert_type(
         repo.query("py", Lesson.position.between(2, 8), Lesson.level == "advanced"), Page[Lesson]
@@ -43,6 +45,12 @@ def lessons() -> None:
     assert_type(repo.iter_query("py"), Iterator[Lesson])
     assert_type(
         repo.iter_query("py", newest_first=True, projection=LessonCard), Iterator[LessonCard]
+    )
+    assert_type(repo.iter_query("py", limit=5), Iterator[Lesson])
+    assert_type(repo.iter_query("py", limit=5, page_size=2), Iterator[Lesson])
+    assert_type(
+        repo.iter_query("advanced", index=Lesson.by_level, page_size=3, projection=LessonCard),
+        Iterator[LessonCard],
     )
     assert_type(repo.count("py"), int)
     assert_type(repo.count("advanced", Lesson.position >= 5, index=Lesson.by_level), int)
@@ -57,6 +65,12 @@ def lessons() -> None:
     )
     assert_type(repo.scan(projection=LessonCard), Iterator[LessonCard])
     assert_type(repo.scan_page(limit=10), Page[Lesson])
+    assert_type(repo.scan(index=Lesson.by_level), Iterator[Lesson])
+    assert_type(
+        repo.scan(index="by-level", segments=2, projection=LessonCard), Iterator[LessonCard]
+    )
+    assert_type(repo.scan_page(index=Lesson.by_level, limit=10), Page[Lesson])
+    assert_type(repo.scan_page(index="by-level", projection=LessonCard), Page[LessonCard])
     assert_type(repo.get(key).title, str)
     assert_type(repo.get(key, projection=LessonCard).position, int)
 

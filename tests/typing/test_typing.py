@@ -24,6 +24,14 @@ summary: str = users.get("u1")  # E: a User is not a str
 found: User = users.find("u1")  # E: find may return None
 progress.query("u1").items[0].no_such_attribute  # E: unknown attribute
 users.batch_get([("u1", "l1")])  # E: user keys are str
+progress.get("u1")  # E: a lone user_id is not a key
+progress.get("u1", projection=LessonScore)  # E: a lone user_id is not a key
+progress.find("u1")  # E: a lone user_id is not a key
+progress.exists("u1")  # E: a lone user_id is not a key
+progress.delete("u1")  # E: a lone user_id is not a key
+progress.update("u1", score=90.0)  # E: a lone user_id is not a key
+progress.iter_query("u1", page_size="5")  # E: page_size must be an int
+progress.batch_get([("u1", "l1")], consistent="yes")  # E: consistent is a bool
 from tests.lesson_model import Lesson, LessonRepository
 
 class UserName(Projection[User]):
@@ -34,6 +42,8 @@ lessons.get(("py", "1"))  # E: position must be an int
 lessons.get(("py", 1), projection=UserName)  # E: projection of another model
 lessons.batch_get([1])  # E: lesson keys are (course_id, position) tuples
 lessons.get("py")  # E: a composite key is a tuple
+lessons.scan(index=3)  # E: an index is its attribute or its name
+lessons.iter_query("py", limit="5")  # E: limit must be an int
 title: int = lessons.get(("py", 1)).title  # E: title is a str
 maybe: Lesson = lessons.find(("py", 1))  # E: find may return None
 from portchops_models.aio import AsyncUserProgressRepository, AsyncUserRepository
@@ -48,6 +58,10 @@ async def handler() -> None:
     for row in async_progress.iter_query("u1"):  # E: an async iterator needs async for
         pass
     await async_progress.query("u1", limit="7")  # E: limit must be an int
+    await async_progress.get("u1")  # E: a lone user_id is not a key
+    await async_progress.find("u1")  # E: a lone user_id is not a key
+    await async_progress.delete("u1")  # E: a lone user_id is not a key
+    await async_progress.update("u1", score=90.0)  # E: a lone user_id is not a key
 """
 
 
