@@ -14,17 +14,19 @@ Examples:
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import shutil
 import socket
 import subprocess
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["DynaliteEngine", "LocalEngine", "find_dynalite", "listen"]
+__all__ = ["DynaliteEngine", "LocalEngine", "atomic", "find_dynalite", "listen"]
 
 
 class _Served:
@@ -48,8 +50,68 @@ class _Served:
         self.stop()
 
 
+#: One request at a time into moto, for every engine of the process: moto keeps one
+#: store per process, so two `LocalEngine` objects serve (and race on) the same tables.
+_MOTO_LOCK = threading.Lock()
+
+_Environ = dict[str, Any]
+_StartResponse = Callable[..., Callable[[bytes], object]]
+_WSGIApp = Callable[[_Environ, _StartResponse], Iterable[bytes]]
+
+
+def _read_body(environ: _Environ) -> bytes:
+    """The whole request body, read from the socket (``CONTENT_LENGTH`` or chunked)."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        length = -1
+    if length >= 0:
+        return bytes(stream.read(length)) if length else b""
+    # werkzeug marks a chunked body it decodes itself as terminated: read to its end
+    return bytes(stream.read()) if environ.get("wsgi.input_terminated") else b""
+
+
+def atomic(app: _WSGIApp, lock: threading.Lock = _MOTO_LOCK) -> _WSGIApp:
+    """`app` applied one request at a time: each request is atomic for the others.
+
+    moto's server runs requests in threads on unlocked copies of its store, so two
+    concurrent conditional writes on one item can both pass their condition, one
+    increment can overwrite another, and a read can iterate an item while a write
+    changes it (``dictionary changed size during iteration``, answered as an HTML
+    500). Wrapped in this, the request body is read first, off the lock (a slow
+    client delays only itself), then the app runs under ``lock`` from the start of
+    the call until its response is produced in full: the iterable consumed, bytes
+    passed to ``write`` kept, ``close()`` called. The buffered answer is sent after
+    the lock is released, so a slow reader does not hold it either.
+    """
+
+    def call(environ: _Environ, start_response: _StartResponse) -> Iterable[bytes]:
+        environ["wsgi.input"] = io.BytesIO(_read_body(environ))
+        environ["CONTENT_LENGTH"] = str(len(environ["wsgi.input"].getvalue()))
+        chunks: list[bytes] = []
+
+        def buffered_start(*args: Any, **kwargs: Any) -> Callable[[bytes], object]:
+            start_response(*args, **kwargs)
+            return chunks.append  # the legacy write(): kept, in order, before the iterable
+
+        with lock:
+            result = app(environ, buffered_start)
+            try:
+                chunks.extend(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return chunks
+
+    return call
+
+
 def _moto_server(sock: socket.socket) -> Any:
-    """moto's WSGI app served by werkzeug on an already listening socket."""
+    """moto's WSGI app, made `atomic`, served by werkzeug on an already listening socket."""
     try:
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
@@ -63,7 +125,7 @@ def _moto_server(sock: socket.socket) -> Any:
     from werkzeug.serving import make_server
 
     host, port = sock.getsockname()[:2]
-    app = DomainDispatcherApplication(create_backend_app)
+    app = atomic(DomainDispatcherApplication(create_backend_app))
     return make_server(
         host, port, app, threaded=True, request_handler=MotoRequestHandler, fd=sock.fileno()
     )
