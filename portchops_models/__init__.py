@@ -15,6 +15,7 @@ The public surface, re-exported here::
     )
 """
 
+from . import model_writes as _model_writes  # noqa: F401  (the models' own writes)
 from .cache import CachePolicy, cached
 from .errors import (
     CallTimeout,

@@ -24,7 +24,10 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
-__all__ = ["model_decoder"]
+__all__ = ["model_decoder", "partial_decoder", "partial_of"]
+
+#: Where a partial item keeps the raw item it was read from.
+_PARTIAL = "_portchops_partial"
 
 ModelT = TypeVar("ModelT", bound=Model)
 RawItem = dict[str, dict[str, Any]]
@@ -54,6 +57,35 @@ def model_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
     if not standard:
         return cast(Callable[[RawItem], ModelT], model.from_raw_data)
     return _compile(model, untyped)
+
+
+def partial_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
+    """A decoder for items read through an index that does not project every attribute.
+
+    The item is decoded as `model_decoder` does, but attributes the index did not
+    return are left unset instead of taking their defaults (a ``balance`` of 0 where
+    1000 is stored would be a lie), and the object remembers the raw item it was read
+    from (`partial_of`), so a save writes only what it holds.
+    """
+    decode = model_decoder(model)
+    names = [(python, attr.attr_name) for python, attr in model.get_attributes().items()]
+
+    def decode_partial(item: RawItem) -> ModelT:
+        obj = decode(item)
+        values = obj.attribute_values
+        for python, name in names:
+            if name not in item:
+                values.pop(python, None)
+        setattr(obj, _PARTIAL, item)
+        return obj
+
+    return decode_partial
+
+
+def partial_of(item: object) -> RawItem | None:
+    """The raw item a partial model instance was read from, or ``None`` for a whole item."""
+    found: RawItem | None = getattr(item, _PARTIAL, None)
+    return found
 
 
 def _compile(model: type[ModelT], untyped: Any) -> Callable[[RawItem], ModelT]:

@@ -7,40 +7,51 @@ save reports a conflict with itself). DynamoDB's own remedy, the
 ``ClientRequestToken`` of a transaction, is ignored by moto and dynalite, so
 the layer uses the practice that holds on every engine:
 
-* Each non-idempotent write call draws a request id and writes it into the item
-  as a *marker* attribute (``_pcw_<id>``: the epoch second it was first sent).
-  An UpdateItem carries ``attribute_not_exists(<marker>)`` in its condition, so
+* Each non-idempotent write call holds a *marker* for as long as it runs: an
+  attribute ``_pcw_<process>_<slot>`` whose value is unique to the call (the
+  epoch second it was first sent and a random id). An UpdateItem carries
+  ``attribute_not_exists(<marker>) OR <marker> <> <value>`` in its condition, so
   a retry of an update that already landed cannot apply again: it fails its
   condition instead.
 * A conditional PutItem (a version check or the caller's condition) carries the
   marker in the item.
 * When such a write reports ``ConditionalCheckFailed``, the layer reads the item
-  back (strongly consistent) and `reconcile` decides: the marker is there, so
-  the write landed (success, no error); or the stored item has expired (still
-  stored until DynamoDB sweeps it), so it is deleted and the write starts again
-  from a fresh row; or the condition really failed (`ConditionFailed`).
+  back (strongly consistent) and `reconcile` decides: the marker holds this call's
+  value, so the write landed (success, no error); or the stored item has expired
+  (still stored until DynamoDB sweeps it), so it is deleted and the write starts
+  again from a fresh row; or the condition really failed (`ConditionFailed`).
 
-Every attempt of one call reuses the same marker. Markers are pruned: a marker
-older than the longest a call can last (``call_timeout``, plus a margin for
-clock skew between machines) can never be retried again, so the next update
-through the layer that sees it in the item removes it; a PutItem replaces the
-whole item and drops them all.
+Markers stay bounded. A slot is the lowest number not held by another call of
+this process on the same item, so the calls of one process that follow each
+other reuse one attribute (each overwrites the last value, whose call has
+ended), and concurrent calls on one item take one slot each. An item therefore
+carries one marker per process that wrote it recently, plus one per call that
+was in flight at once; 300 updates in a row leave one marker, not 300. A marker
+older than the longest a call can last (``call_timeout``, plus a margin for clock
+skew between machines) can never be retried again: the next update through the
+layer that sees it in the item removes it (`stale_markers`); a PutItem replaces
+the whole item and drops them all.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import secrets
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "CLOCK_SKEW_SECONDS",
     "MARKER_PREFIX",
+    "Marker",
     "Outcome",
     "is_marker",
-    "new_marker",
+    "marker",
     "reconcile",
     "stale_markers",
 ]
@@ -62,9 +73,84 @@ class Outcome(enum.Enum):
     FAILED = "failed"
 
 
-def new_marker() -> str:
-    """A fresh marker attribute name (``_pcw_`` and 16 random URL-safe characters)."""
-    return MARKER_PREFIX + secrets.token_urlsafe(12)
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """One call's marker: the attribute it writes and the value only this call writes.
+
+    Attributes:
+        name: ``_pcw_<process>_<slot>``.
+        value: ``"<epoch second first sent>:<random id>"`` (a String).
+    """
+
+    name: str
+    value: str
+
+    def raw(self) -> dict[str, str]:
+        """The marker's value as DynamoDB stores it."""
+        return {"S": self.value}
+
+    def landed(self, stored: Mapping[str, Mapping[str, Any]] | None) -> bool:
+        """Whether `stored` (an item read back) holds this call's value."""
+        if stored is None:
+            return False
+        held = stored.get(self.name)
+        return held is not None and held.get("S") == self.value
+
+
+class _Slots:
+    """The marker slots held by this process's calls in flight, per item."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: dict[Hashable, set[int]] = {}
+        self.process = secrets.token_urlsafe(6)
+
+    def take(self, item: Hashable) -> int:
+        with self.lock:
+            held = self.held.setdefault(item, set())
+            slot = 0
+            while slot in held:
+                slot += 1
+            held.add(slot)
+            return slot
+
+    def give_back(self, item: Hashable, slot: int) -> None:
+        with self.lock:
+            held = self.held.get(item)
+            if held is not None:
+                held.discard(slot)
+                if not held:
+                    del self.held[item]
+
+
+_slots = _Slots()
+
+
+def _after_fork() -> None:  # a child is another process: markers of its own
+    global _slots
+    _slots = _Slots()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+@contextmanager
+def marker(table: str, key: Hashable, *, now: float | None = None) -> Iterator[Marker]:
+    """Hold a marker for one write call on item `key` of `table` while the block runs.
+
+    Every attempt of the call uses the marker it yields; the slot is free for the
+    next call on the item once the block ends.
+    """
+    item = (table, key)
+    slots = _slots
+    slot = slots.take(item)
+    try:
+        second = int(time.time() if now is None else now)
+        yield Marker(
+            f"{MARKER_PREFIX}{slots.process}_{slot}", f"{second}:{secrets.token_urlsafe(9)}"
+        )
+    finally:
+        slots.give_back(item, slot)
 
 
 def is_marker(name: str) -> bool:
@@ -72,13 +158,8 @@ def is_marker(name: str) -> bool:
     return name.startswith(MARKER_PREFIX)
 
 
-def marker_value(now: float | None = None) -> dict[str, str]:
-    """The stored value of a marker: the epoch second it was first sent."""
-    return {"N": str(int(time.time() if now is None else now))}
-
-
 def reconcile(
-    stored: Mapping[str, Mapping[str, Any]] | None, marker: str, *, expired: bool
+    stored: Mapping[str, Mapping[str, Any]] | None, marker: Marker, *, expired: bool
 ) -> Outcome:
     """Decide what a write that failed its condition did, from the item read back.
 
@@ -87,25 +168,38 @@ def reconcile(
         marker: the marker this call wrote.
         expired: whether `stored` has expired (its TTL has passed).
     """
-    if stored is not None and marker in stored:
+    if marker.landed(stored):
         return Outcome.APPLIED
     if stored is not None and expired:
         return Outcome.EXPIRED
     return Outcome.FAILED
 
 
+def _written_at(value: Mapping[str, Any]) -> float:
+    """The epoch second a marker was first sent (``inf`` when it cannot be read)."""
+    text = value.get("S")
+    if isinstance(text, str):
+        return float(text.partition(":")[0])
+    return float(value.get("N", "inf"))  # markers of earlier versions: the second alone
+
+
 def stale_markers(
-    item: Mapping[str, Mapping[str, Any]], *, horizon: float, now: float | None = None
+    item: Mapping[str, Mapping[str, Any]],
+    *,
+    horizon: float,
+    now: float | None = None,
+    keep: str | None = None,
 ) -> list[str]:
-    """The markers of `item` older than `horizon` seconds: their calls have all ended."""
+    """The markers of `item` older than `horizon` seconds (their calls have all ended),
+    other than `keep` (the caller's own, rewritten by its next call)."""
     cutoff = (time.time() if now is None else now) - horizon
     stale = []
     for name, value in item.items():
-        if is_marker(name):
+        if is_marker(name) and name != keep:
             try:
-                if float(value.get("N", "inf")) < cutoff:
+                if _written_at(value) < cutoff:
                     stale.append(name)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, AttributeError):
                 stale.append(name)  # not ours to keep
     return stale
 

@@ -27,6 +27,7 @@ __all__ = [
     "number_text",
     "check_key_part",
     "item_size",
+    "value_size",
 ]
 
 HASH_KEY_MAX_BYTES = 2048
@@ -59,7 +60,16 @@ def check_key_part(value: object, *, name: str, max_bytes: int) -> str:
 
 
 def _value_size(value: Mapping[str, Any], path: str) -> int:
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise InvalidRequest(f"{path}: not a DynamoDB value: {value!r:.60}")
+    kind: str
+    data: Any
     ((kind, data),) = value.items()
+    expected = _DATA_TYPES.get(kind)
+    if expected is None:
+        raise InvalidRequest(f"{path}: unknown DynamoDB type {kind!r}")
+    if not _holds(data, expected):
+        raise InvalidRequest(f"{path}: a {kind} value cannot hold {type(data).__name__}")
     if kind == "S":
         return len(data.encode("utf-8"))
     if kind == "N":
@@ -68,17 +78,45 @@ def _value_size(value: Mapping[str, Any], path: str) -> int:
         return len(data)
     if kind in ("BOOL", "NULL"):
         return 1
-    if kind == "SS":
-        return sum(len(s.encode("utf-8")) for s in data)
-    if kind == "NS":
-        return sum(_number_size(n, path) for n in data)
-    if kind == "BS":
-        return sum(len(b) for b in data)
     if kind == "L":
         return 3 + sum(1 + _value_size(v, path) for v in data)
     if kind == "M":
         return 3 + sum(1 + len(k.encode("utf-8")) + _value_size(v, path) for k, v in data.items())
-    raise InvalidRequest(f"{path}: unknown DynamoDB type {kind!r}")
+    if not data:
+        raise InvalidRequest(f"{path}: an empty {kind} set; DynamoDB stores no empty sets")
+    member = _MEMBER_TYPES[kind]
+    if not all(_holds(m, member) for m in data):
+        raise InvalidRequest(f"{path}: a {kind} set holds a value of another type")
+    if kind == "SS":
+        return sum(len(s.encode("utf-8")) for s in data)
+    if kind == "NS":
+        return sum(_number_size(n, path) for n in data)
+    return sum(len(b) for b in data)
+
+
+def _holds(data: object, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(data, kind)
+
+
+_MEMBER_TYPES: dict[str, type | tuple[type, ...]] = {
+    "SS": str,
+    "NS": str,
+    "BS": (bytes, bytearray, str),
+}
+
+#: What the data of each DynamoDB type must be (B as bytes, or base64 text on the wire).
+_DATA_TYPES: dict[str, type | tuple[type, ...]] = {
+    "S": str,
+    "N": str,
+    "B": (bytes, bytearray, str),
+    "BOOL": bool,
+    "NULL": bool,
+    "SS": list,
+    "NS": list,
+    "BS": list,
+    "L": list,
+    "M": Mapping,
+}
 
 
 def _number_size(text: str, path: str) -> int:
@@ -136,17 +174,31 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
 
     Raises:
         InvalidRequest: a string that is not valid UTF-8 (a lone surrogate), naming
-            the attribute, or a number DynamoDB would refuse.
+            the attribute, or a value DynamoDB would refuse.
     """
     total = 0
     for name, value in item.items():
         try:
-            total += len(name.encode("utf-8")) + _value_size(value, name)
+            total += len(name.encode("utf-8"))
         except UnicodeEncodeError:
-            raise InvalidRequest(
-                f"{name}: a string holds a lone surrogate (not valid UTF-8); DynamoDB rejects it"
-            ) from None
+            raise InvalidRequest(f"{name!r}: an attribute name that is not valid UTF-8") from None
+        total += value_size(value, name)
     return total
+
+
+def value_size(value: Mapping[str, Any], name: str) -> int:
+    """The size of one serialised value, checked as DynamoDB checks it (numbers in range,
+    valid UTF-8, data of the declared type, no empty sets), naming attribute `name`.
+
+    Raises:
+        InvalidRequest: naming `name`.
+    """
+    try:
+        return _value_size(value, name)
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            f"{name}: a string holds a lone surrogate (not valid UTF-8); DynamoDB rejects it"
+        ) from None
 
 
 def check_item(item: Mapping[str, Mapping[str, Any]], *, table: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -25,9 +26,10 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action
 
+from .decoding import partial_of
 from .errors import InvalidRequest, PortChopsError
 from .expressions import Expression
-from .idempotency import marker_value
+from .idempotency import Marker
 from .limits import check_item
 from .models.base import BaseModel
 from .projections import Projection
@@ -115,9 +117,26 @@ def get_item(
 
 
 def serialize_item(shape: TableShape, item: object, table: str) -> RawItem:
-    """A model instance as a raw item, checked (key types, numbers, size) before the wire."""
+    """A model instance as a raw item, every value checked before the wire.
+
+    Each attribute's value is checked as it is serialised (`portchops_models.models.values`:
+    types, numbers in DynamoDB's range, no str where a set or list belongs), then the
+    keys of the table and of every index the item belongs to. The size is checked by
+    the caller once the layer's own attributes (version, marker) are in (`check_item`).
+
+    Raises:
+        InvalidRequest: naming the attribute; also for a partial item (read through an
+            index that does not project every attribute), which only `save` can write.
+    """
     if not isinstance(item, shape.model):
         raise InvalidRequest(f"expected a {shape.model.__name__}, got {type(item).__name__}")
+    partial = partial_of(item)
+    if partial is not None:
+        raise InvalidRequest(
+            f"{table}: this {shape.model.__name__} was read through an index that does not "
+            "project every attribute; save() it alone (it writes only what it holds) or "
+            "read the whole item with get() first"
+        )
     try:
         raw: RawItem = item.serialize()
     except PortChopsError:
@@ -129,7 +148,7 @@ def serialize_item(shape: TableShape, item: object, table: str) -> RawItem:
             if attr.name not in raw:
                 raise InvalidRequest(f"{table}: {attr.python_name} is required (a key)")
             attr.encode(attr.decode(raw[attr.name]))
-    check_item(raw, table=table)
+    shape.check_index_keys(raw)
     return raw
 
 
@@ -140,6 +159,16 @@ def _bump_version(shape: TableShape, item: BaseModel, raw: RawItem) -> Condition
         return None
     current = getattr(item, shape.version_name)
     raw[attr.attr_name] = {"N": str(1 if current is None else int(current) + 1)}
+    return version_condition(shape, item)
+
+
+def version_condition(shape: TableShape, item: BaseModel) -> Condition | None:
+    """The optimistic-locking condition of a write of `item`: the stored version is the
+    one it holds (absent when it holds none); ``None`` without a version attribute."""
+    attr = shape.version_attribute
+    if attr is None or shape.version_name is None:
+        return None
+    current = getattr(item, shape.version_name)
     check: Condition = attr.does_not_exist() if current is None else attr == current
     return check
 
@@ -161,7 +190,8 @@ def put_item(
     item: BaseModel,
     *,
     condition: Condition | None = None,
-    marker: str | None = None,
+    marker: Marker | None = None,
+    version_check: bool = True,
 ) -> tuple[Params, int | None]:
     """PutItem of a whole item; with a version attribute, checked and bumped.
 
@@ -169,16 +199,19 @@ def put_item(
     so a retry that fails its condition can tell whether an earlier attempt landed
     (`portchops_models.idempotency`).
 
+    ``version_check=False`` bumps the version without checking it.
+
     Returns:
         The parameters and the version the item will have once written (``None``
         without a version attribute).
     """
     raw = serialize_item(shape, item, table)
-    version_check = _bump_version(shape, item, raw)
+    checked = _bump_version(shape, item, raw)
     params: Params = {"TableName": table, "Item": raw, "ReturnConsumedCapacity": "TOTAL"}
-    combined = _conditions(version_check, condition)
+    combined = _conditions(checked if version_check else None, condition)
     if combined is not None and marker is not None:
-        raw[marker] = marker_value()
+        raw[marker.name] = marker.raw()
+    check_item(raw, table=table)  # with the version and the marker: what is stored
     if combined is not None:
         expr = Expression()
         params["ConditionExpression"] = expr.condition(combined)
@@ -187,6 +220,45 @@ def put_item(
     if shape.version_name is not None:
         version = int(raw[shape.version_attribute.attr_name]["N"])  # type: ignore[union-attr]
     return params, version
+
+
+def partial_changes(
+    shape: TableShape, item: BaseModel, snapshot: RawItem
+) -> tuple[list[Action], Condition]:
+    """The update that saves a partial item: what it holds and changed since it was read.
+
+    Attributes the item was not read with and was not given since are left alone; one
+    it held and no longer holds is removed (a required one is refused). The version
+    and the write stamps are the update's own (checked and bumped, set).
+
+    Returns:
+        The actions and their guard: the item exists and, when the item holds the
+        version, still has that version.
+    """
+    try:
+        held: RawItem = item.serialize(null_check=False)
+    except PortChopsError:
+        raise
+    except Exception as err:
+        raise InvalidRequest(f"{type(err).__name__}: {err}") from err
+    skip = {*shape.key_names, *shape.stamped_names}
+    version = shape.version_attribute
+    if version is not None:
+        skip.add(version.attr_name)
+    actions: list[Action] = []
+    for attr in shape.model.get_attributes().values():
+        name = attr.attr_name
+        if name in skip:
+            continue
+        now, before = held.get(name), snapshot.get(name)
+        if now is None and before is not None:
+            actions.append(attr.remove())
+        elif now is not None and now != before:
+            actions.append(Path(attr).set(Value(now)))
+    guard: Condition = getattr(shape.model, shape.hash_key.python_name).exists()
+    if version is not None and version.attr_name in held:
+        guard = guard & (version == getattr(item, cast(str, shape.version_name)))
+    return actions, guard
 
 
 def delete_item(
@@ -213,15 +285,18 @@ def update_item(
     actions: Sequence[Action],
     *,
     condition: Condition | None = None,
-    marker: str | None = None,
+    marker: Marker | None = None,
     prune: Sequence[str] = (),
 ) -> Params:
     """UpdateItem: the caller's actions, the write stamps and a version bump; ALL_NEW back.
 
-    With `marker`, the update writes it and applies only where it is absent, so a
-    retry of an update that already landed cannot apply twice; `prune` names
-    stale markers to remove. On a model with a TTL attribute the update applies
-    only to an unexpired (or absent) item: an expired one is not revived.
+    Each action is checked against the model first (`values.check_actions`: its
+    attribute, its value, no removal of a key, the version or a required attribute).
+    With `marker`, the update writes it and applies only where the item does not hold
+    this call's value already, so a retry of an update that already landed cannot
+    apply twice; `prune` names stale markers to remove. On a model with a TTL
+    attribute the update applies only to an unexpired (or absent) item: an expired
+    one is not revived.
     """
     if isinstance(actions, Action):
         actions = [actions]
@@ -230,18 +305,20 @@ def update_item(
     for action in actions:
         if not isinstance(action, Action):
             raise InvalidRequest(f"not an update action: {action!r}")
+    shape.check_actions(actions)
     all_actions = [*actions, *shape.write_actions()]
     version = shape.version_attribute
     if version is not None and not any(_targets(a, version.attr_name) for a in actions):
         all_actions.append(version.add(1))
     guards: list[Condition] = []
     if marker is not None:
-        all_actions.append(Path(marker).set(Value(int(marker_value()["N"]), NumberAttribute())))
-        all_actions.extend(Path(name).remove() for name in prune if name != marker)
-        guards.append(Path(marker).does_not_exist())
+        mark = Path(marker.name)
+        all_actions.append(mark.set(Value(marker.raw())))
+        all_actions.extend(Path(name).remove() for name in prune if name != marker.name)
+        guards.append(mark.does_not_exist() | (mark != Value(marker.raw())))
     if shape.ttl_name is not None:
         ttl = Path(shape.ttl_name)
-        now = Value(int(marker_value()["N"]), NumberAttribute())
+        now = Value(int(time.time()), NumberAttribute())
         guards.append(ttl.does_not_exist() | (ttl > now))
     expr = Expression()
     params: Params = {
@@ -409,6 +486,7 @@ def put_requests(
     for item in items:
         raw = serialize_item(shape, item, table)
         _bump_version(shape, item, raw)
+        check_item(raw, table=table)
         key = shape.key_of(raw)
         if key in seen:
             raise InvalidRequest(f"{table}: key {key!r} appears twice in one batch_save")

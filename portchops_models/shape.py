@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal
@@ -44,6 +44,7 @@ from .errors import InvalidRequest
 from .limits import HASH_KEY_MAX_BYTES, RANGE_KEY_MAX_BYTES, check_key_part, number_text
 from .models.attributes import ExpiryAttribute, UpdatedAtAttribute
 from .models.base import BaseModel
+from .models.values import check_actions
 
 __all__ = ["IndexShape", "KeyAttribute", "RawItem", "TableShape", "shape_of"]
 
@@ -98,12 +99,18 @@ class KeyAttribute:
 
 @dataclass(frozen=True, slots=True)
 class IndexShape:
-    """A secondary index: its name and key attributes."""
+    """A secondary index: its name, key attributes and what it projects.
+
+    Attributes:
+        partial: the index does not project every attribute (KEYS_ONLY or INCLUDE):
+            items read through it are partial (`portchops_models.decoding.partial_of`).
+    """
 
     name: str
     hash_key: KeyAttribute
     range_key: KeyAttribute | None
     local: bool
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,8 @@ class TableShape:
         ttl_name: the DynamoDB name of the TTL attribute, if any.
         version_name: the python name of the version attribute, if any.
         indexes: the secondary indexes by name.
+        index_keys: the key attributes of the indexes that are not keys of the table,
+            by DynamoDB name (an item that holds one must hold a valid key value).
     """
 
     model: type[BaseModel]
@@ -135,6 +144,7 @@ class TableShape:
     version_name: str | None
     indexes: Mapping[str, IndexShape]
     _stamps: tuple[_Stamp, ...] = field(repr=False)
+    index_keys: Mapping[str, KeyAttribute] = field(default_factory=dict, repr=False)
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -204,6 +214,31 @@ class TableShape:
             return hash_part  # type: ignore[no-any-return]
         return (hash_part, getattr(item, self.range_key.python_name))
 
+    def check_index_keys(self, item: Mapping[str, Mapping[str, Any]]) -> None:
+        """Raise `InvalidRequest` if `item` holds an index key attribute with a value no
+        index can take (an empty or oversized string, say); an item without it is simply
+        not in that index."""
+        for name, attr in self.index_keys.items():
+            value = item.get(name)
+            if value is not None and "NULL" not in value:
+                _check_index_key(attr, value)
+
+    # ------------------------------------------------------------------ update actions
+
+    def check_actions(self, actions: Sequence[Action]) -> None:
+        """Refuse update actions this model cannot take (`models.values.check_actions`)."""
+        version = self.version_attribute
+        check_actions(
+            self.model,
+            actions,
+            keys=self.key_names,
+            version=None if version is None else version.attr_name,
+            index_keys={
+                name: functools.partial(_check_index_key, attr)
+                for name, attr in self.index_keys.items()
+            },
+        )
+
     # ------------------------------------------------------------------ TTL and stamps
 
     def expired(self, item: Mapping[str, Mapping[str, Any]], now: float | None = None) -> bool:
@@ -238,6 +273,11 @@ class TableShape:
                     pass
             keep(item)
         return live
+
+    @property
+    def stamped_names(self) -> tuple[str, ...]:
+        """The DynamoDB names of the attributes every write sets (`stamp`)."""
+        return tuple(stamp.attribute.attr_name for stamp in self._stamps)
 
     def stamp(self, item: BaseModel) -> None:
         """Set the write-time attributes of `item` (timestamps, sliding TTL) before a write."""
@@ -303,7 +343,15 @@ def shape_of(model: type[BaseModel]) -> TableShape:
                 else _key_attribute(names, index_range, RANGE_KEY_MAX_BYTES, model)
             ),
             local=isinstance(index, LocalSecondaryIndex),
+            partial=_projection_type(index) != "ALL",
         )
+    table_keys = {hash_attr.attr_name, None if range_attr is None else range_attr.attr_name}
+    index_keys = {
+        key.name: key
+        for index_shape in indexes.values()
+        for key in (index_shape.hash_key, index_shape.range_key)
+        if key is not None and key.name not in table_keys
+    }
     return TableShape(
         model=model,
         hash_key=_key_attribute(names, hash_attr, HASH_KEY_MAX_BYTES, model),
@@ -316,7 +364,19 @@ def shape_of(model: type[BaseModel]) -> TableShape:
         version_name=model._version_attribute_name,
         indexes=indexes,
         _stamps=tuple(stamps),
+        index_keys=index_keys,
     )
+
+
+def _projection_type(index: Index[Any]) -> str:
+    projection = getattr(index.Meta, "projection", None)
+    return str(getattr(projection, "projection_type", "ALL"))
+
+
+def _check_index_key(attr: KeyAttribute, value: Mapping[str, Any]) -> None:
+    if attr.kind not in value:
+        raise InvalidRequest(f"{attr.python_name}: an index key must be {attr.kind}, got {value!r}")
+    attr.encode(attr.decode(value))
 
 
 def _key_attribute(

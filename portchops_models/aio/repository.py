@@ -527,12 +527,30 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         `ConditionFailed` for its own write, and an expired item still stored
         does not count as present (see `portchops_models.idempotency`).
 
+        A partial item (read through a KEYS_ONLY or INCLUDE index) is written as an
+        UpdateItem of the attributes it holds that changed, on the stored item only:
+        it never overwrites what it was not read with.
+
         Raises:
-            ConditionFailed: the condition or the version check failed.
-            InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects.
+            ConditionFailed: the condition or the version check failed (or, for a
+                partial item, the item is gone).
+            InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects,
+                naming the attribute; nothing is sent.
         """
         saved: ModelT = await run_call(writes.save(self, item, condition), self, "save")
         return saved
+
+    async def create(self, item: ModelT) -> ModelT:
+        """Write a new item (PutItem only if no item has its key); returns it.
+
+        See `Repository.create`.
+
+        Raises:
+            ConditionFailed: an item with this key exists.
+            InvalidRequest: a bad value, naming the attribute; nothing is sent.
+        """
+        created: ModelT = await run_call(writes.create(self, item), self, "create")
+        return created
 
     async def update(
         self, key: KeyT, actions: Sequence[Action], *, condition: Condition | None = None

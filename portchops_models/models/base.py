@@ -9,8 +9,9 @@ connection's retry policy too: PynamoDB sees the shared client through
 `_RetryingClient`, whose API calls are retried on throttling, 5xx and dropped
 connections, and which raises `ThrottledError` when the policy gives up.
 Writes through those methods (``save``, ``update``, ``delete``, ``batch_write``)
-evict the keys they touched from every cache of the process, and beyond it with
-the invalidation bus (`portchops_models.coherence`), like a repository's writes.
+are the repository's writes (`ModelWrites`): the same checks before the wire,
+exactly-once markers, ``call_timeout``, typed errors, and eviction from every
+cache of the process (and beyond it with the invalidation bus).
 
 Two of PynamoDB's methods would send DescribeTable, a control-plane call that the
 runtime IAM policy (`portchops_models.iam`, data plane only) does not grant:
@@ -21,18 +22,17 @@ stale by hours, or a full scan).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Hashable, Iterable
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pynamodb.connection import TableConnection
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import BatchWrite, Model
 
-from .. import coherence
 from ..connection import Connection, current_connection
-from ..errors import InvalidRequest, PortChopsError, TableNotFound
+from ..errors import ConfigurationError, InvalidRequest, TableNotFound
+from .values import guard
 
 _M = TypeVar("_M", bound="BaseModel")
 #: The key `BaseModel.exists` reads, by key type: any value does, no item needs to be there.
@@ -61,6 +61,7 @@ class BaseModel(Model):
         if "Meta" not in cls.__dict__:
             cls.Meta = type("Meta", (), {})  # type: ignore[assignment]
         cls._bound_generation = -1
+        guard(cls)  # every value its attributes serialise is checked (`values`)
 
     @classmethod
     def table_name(cls) -> str:
@@ -155,17 +156,25 @@ class BaseModel(Model):
             table.connection._client = _RetryingClient(conn)  # type: ignore[assignment]
         return table
 
-    # Writes through the model's own methods evict what they touched, even when they fail
-    # (a write that timed out may have landed), as the repositories' writes do.
+    # The model's own writes are the repository's: the same checks before the wire,
+    # exactly-once markers, call_timeout, typed errors and cache eviction.
 
     def save(
         self, condition: Condition | None = None, *, add_version_condition: bool = True
     ) -> dict[str, Any]:
-        """Save the item (PynamoDB's ``save``), then evict it from every cache."""
-        try:
-            return super().save(condition, add_version_condition=add_version_condition)
-        finally:
-            _evict(type(self), [self])
+        """Save the whole item, as `Repository.save` does (PynamoDB's signature).
+
+        Values are checked before the wire, the version is checked (unless
+        ``add_version_condition=False``) and bumped, stamps and a sliding TTL are set,
+        a retry after a lost answer does not report its own write as a conflict, and
+        every cache of the process (and beyond, with the bus) drops the key.
+
+        Raises:
+            ConditionFailed: the condition or the version check failed.
+            InvalidRequest: a bad value, naming the attribute; nothing is sent.
+        """
+        writes().save(self, condition, version_check=add_version_condition)
+        return {}
 
     def update(
         self,
@@ -173,49 +182,95 @@ class BaseModel(Model):
         condition: Condition | None = None,
         *,
         add_version_condition: bool = True,
-    ) -> Any:
-        """Update the item (PynamoDB's ``update``), then evict it from every cache."""
-        try:
-            return super().update(actions, condition, add_version_condition=add_version_condition)
-        finally:
-            _evict(type(self), [self])
+    ) -> dict[str, Any]:
+        """Apply update actions in one UpdateItem, as `Repository.update` does, and
+        refresh this object from the item as stored afterwards.
+
+        Counters count once under lost answers; each action is checked against the
+        model before the wire. With a version attribute the update applies only to
+        the version this object holds (unless ``add_version_condition=False``).
+
+        Returns:
+            ``{"Attributes": ...}``: the item as stored (PynamoDB's answer shape).
+        """
+        stored = writes().update(self, actions, condition, version_check=add_version_condition)
+        self.deserialize(stored)
+        return {"Attributes": stored}
 
     def delete(
         self, condition: Condition | None = None, *, add_version_condition: bool = True
-    ) -> Any:
-        """Delete the item (PynamoDB's ``delete``), then evict it from every cache."""
-        try:
-            return super().delete(condition, add_version_condition=add_version_condition)
-        finally:
-            _evict(type(self), [self])
+    ) -> dict[str, Any]:
+        """Delete the item, as `Repository.delete` does (version checked unless
+        ``add_version_condition=False``)."""
+        writes().delete(self, condition, version_check=add_version_condition)
+        return {}
 
     @classmethod
     def batch_write(cls: type[_M], auto_commit: bool = True) -> BatchWrite[_M]:
-        """PynamoDB's batch writer; each commit evicts the items it wrote from every cache."""
-        return _EvictingBatchWrite(cls, auto_commit=auto_commit)
+        """A batch writer with PynamoDB's interface whose commit is `Repository.batch_save`
+        and `batch_delete`: every item checked before the first request, 25 a request,
+        unprocessed items resubmitted. Items queue until the block ends (or `commit()`),
+        whatever their number."""
+        return _RepositoryBatchWrite(cls, auto_commit=auto_commit)
 
 
-class _EvictingBatchWrite(BatchWrite[_M]):
-    """A `BatchWrite` whose every commit evicts the keys it sent (whatever the outcome)."""
+class ModelWrites(Protocol):
+    """What the models' own write methods call: the repository's writes (registered by
+    `portchops_models.repository`, which sits above the models)."""
+
+    def save(self, item: BaseModel, condition: Condition | None, *, version_check: bool) -> None:
+        """`Repository.save` of `item`."""
+
+    def update(
+        self,
+        item: BaseModel,
+        actions: Sequence[Action],
+        condition: Condition | None,
+        *,
+        version_check: bool,
+    ) -> dict[str, Any]:
+        """`Repository.update` of `item`'s key; the raw item as stored, without markers."""
+
+    def delete(self, item: BaseModel, condition: Condition | None, *, version_check: bool) -> None:
+        """`Repository.delete` of `item`."""
+
+    def batch(
+        self, model: type[BaseModel], puts: Sequence[BaseModel], deletes: Sequence[BaseModel]
+    ) -> None:
+        """`Repository.batch_save` of `puts`, then `batch_delete` of `deletes`' keys."""
+
+
+_writes: ModelWrites | None = None
+
+
+def use_writes(implementation: ModelWrites) -> None:
+    """Install the implementation of the models' own writes (done once, at import)."""
+    global _writes
+    _writes = implementation
+
+
+def writes() -> ModelWrites:
+    """The models' own writes (`use_writes`)."""
+    if _writes is None:  # pragma: no cover - portchops_models/__init__ installs it
+        raise ConfigurationError("import portchops_models before writing through a model")
+    return _writes
+
+
+class _RepositoryBatchWrite(BatchWrite[_M]):
+    """PynamoDB's `BatchWrite` interface over the repository's batch writes."""
+
+    def save(self, put_item: _M) -> None:
+        self.pending_operations.append({"action": "put", "item": put_item})
+
+    def delete(self, del_item: _M) -> None:
+        self.pending_operations.append({"action": "delete", "item": del_item})
 
     def commit(self) -> None:
-        items = [operation["item"] for operation in self.pending_operations]
-        try:
-            super().commit()
-        finally:
-            _evict(self.model, items)
-
-
-def _evict(model: type[BaseModel], items: Iterable[BaseModel]) -> None:
-    """Tell the coherence layer which keys of ``model``'s table these items have."""
-    from ..shape import shape_of  # shape imports this module: resolved at call time
-
-    shape = shape_of(model)
-    keys: list[Hashable] = []
-    for item in items:
-        with contextlib.suppress(PortChopsError):  # no valid key: nothing was written
-            keys.append(shape.canonical(shape.key_of_model(item)))
-    coherence.invalidate(model.table_name(), keys)
+        pending, self.pending_operations = self.pending_operations, []
+        puts = [op["item"] for op in pending if op["action"] == "put"]
+        deletes = [op["item"] for op in pending if op["action"] == "delete"]
+        if puts or deletes:
+            writes().batch(self.model, puts, deletes)
 
 
 class _RetryingClient:

@@ -16,7 +16,7 @@ from cachetools import LRUCache
 from .. import bus, coherence, tracing
 from ..cache import CachePolicy, ItemCache
 from ..connection import Connection, current_connection
-from ..decoding import model_decoder
+from ..decoding import model_decoder, partial_decoder
 from ..errors import InvalidRequest
 from ..metrics import Metrics
 from ..models.base import BaseModel
@@ -96,6 +96,7 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         self._stale: LRUCache[Hashable, list[str]] = LRUCache(maxsize=10_000)
         self._stale_lock = threading.Lock()
         self._decode_model: Callable[[RawItem], ModelT] = model_decoder(cast(type[ModelT], model))
+        self._decode_partial: Callable[[RawItem], ModelT] | None = None
 
     @property
     def cache(self) -> ItemCache[KeyT, RawItem] | None:
@@ -144,6 +145,15 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         return await self.runtime.send(
             conn, operation, params, table=table, retry=self.retry, metrics=self.metrics
         )
+
+    def _decoder(self, index: str | None) -> Callable[[RawItem], ModelT]:
+        """How to build models from items read from the table or from `index`: partial
+        items (`decoding.partial_decoder`) from an index that does not project everything."""
+        if index is None or not self.shape.indexes[index].partial:
+            return self._decode_model
+        if self._decode_partial is None:
+            self._decode_partial = partial_decoder(cast(type[ModelT], self.shape.model))
+        return self._decode_partial
 
     def _decode(self, item: RawItem, projection: type[Projection[Any]] | None) -> Any:
         if projection is None:

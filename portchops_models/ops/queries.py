@@ -177,7 +177,9 @@ async def fetch_page(
         params["Limit"] = limit
     response = await repo._send(conn, operation, params, table)
     now = time.time()
-    decode = repo._decode_model if projection is None else projection.from_raw
+    decode = (
+        repo._decoder(built.params.get("IndexName")) if projection is None else projection.from_raw
+    )
     items = list(map(decode, repo.shape.unexpired(response.get("Items", []), now)))
     last = response.get("LastEvaluatedKey")
     next_cursor = encode_cursor(last, scope=built.scope, secret=signing) if last else None

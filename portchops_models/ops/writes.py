@@ -17,6 +17,7 @@ from pynamodb.expressions.update import Action
 
 from .. import idempotency, requests
 from ..connection import Connection
+from ..decoding import partial_of
 from ..errors import ConditionFailed, InvalidRequest
 from ..limits import BATCH_WRITE_MAX
 from ..models.base import BaseModel
@@ -24,25 +25,90 @@ from ..shape import RawItem
 from .base import RepositoryBase
 from .reads import rounds
 
-__all__ = ["batch_delete", "batch_save", "delete", "save", "update"]
+__all__ = [
+    "batch_delete",
+    "batch_save",
+    "create",
+    "delete",
+    "save",
+    "save_partial",
+    "update",
+    "update_raw",
+]
 
 #: Attempts at a write that found an expired item in its way (deleted, then written again).
 _FRESH_ROW_ATTEMPTS = 3
 
 
-async def save(repo: RepositoryBase[Any, Any], item: Any, condition: Condition | None) -> Any:
-    """PutItem of the whole item: version checked and bumped, stamps and sliding TTL set."""
+async def save(
+    repo: RepositoryBase[Any, Any],
+    item: Any,
+    condition: Condition | None,
+    *,
+    version_check: bool = True,
+) -> Any:
+    """PutItem of the whole item: version checked and bumped, stamps and sliding TTL set.
+
+    A partial item (read through an index that does not project every attribute) is
+    written with `save_partial` instead: only what it holds, never a whole-item put.
+    ``version_check=False`` bumps the version without checking it (PynamoDB's
+    ``add_version_condition=False``).
+    """
     shape = repo.shape
+    snapshot = partial_of(item)
+    if snapshot is not None and isinstance(item, shape.model):
+        return await save_partial(repo, item, snapshot, condition)
     conn, table = repo._connect()
     if isinstance(item, shape.model):
         shape.stamp(item)
-    marker = idempotency.new_marker()
-    params, version = requests.put_item(shape, table, item, condition=condition, marker=marker)
-    key = shape.key_of(params["Item"])
-    what = "version conflict (stale item) or condition" if version else "condition"
-    await _write_once(repo, conn, "PutItem", lambda: params, table, key, marker, what)
+    key = shape.canonical(_model_key(shape, item))
+    with idempotency.marker(table, key) as marker:
+        params, version = requests.put_item(
+            shape, table, item, condition=condition, marker=marker, version_check=version_check
+        )
+        what = "version conflict (stale item) or condition" if version else "condition"
+        await _write_once(repo, conn, "PutItem", lambda: params, table, key, marker, what)
     if version is not None and shape.version_name is not None:
         setattr(item, shape.version_name, version)
+    return item
+
+
+def _model_key(shape: Any, item: Any) -> Hashable:
+    """The key of `item` for the marker's slot (any value: `put_item` checks it)."""
+    if not isinstance(item, shape.model):
+        raise InvalidRequest(f"expected a {shape.model.__name__}, got {type(item).__name__}")
+    key: Hashable = shape.key_of_model(item)
+    return key
+
+
+async def create(repo: RepositoryBase[Any, Any], item: Any) -> Any:
+    """PutItem only where no item has the key (an expired one still stored counts as absent).
+
+    Raises:
+        ConditionFailed: an item with this key exists.
+    """
+    shape = repo.shape
+    if partial_of(item) is not None:
+        raise InvalidRequest(f"create() takes a whole {shape.model.__name__}, not a partial one")
+    absent = cast(Condition, getattr(shape.model, shape.hash_key.python_name).does_not_exist())
+    return await save(repo, item, absent)
+
+
+async def save_partial(
+    repo: RepositoryBase[Any, Any], item: Any, snapshot: RawItem, condition: Condition | None
+) -> Any:
+    """Write a partial item: an UpdateItem of the attributes it holds that changed since
+    it was read, on the stored item only (never a put that would drop what it lacks)."""
+    shape = repo.shape
+    key = shape.canonical(shape.key_of_model(item))
+    actions, guard = requests.partial_changes(shape, item, snapshot)
+    combined = guard if condition is None else guard & condition
+    stored = await update_raw(repo, key, actions, combined)
+    held = item.attribute_values
+    decoded = shape.model.from_raw_data(stored).attribute_values
+    for python in list(held):  # what the item holds, as stored now (version, stamps)
+        if python in decoded:
+            held[python] = decoded[python]
     return item
 
 
@@ -53,25 +119,36 @@ async def update(
     condition: Condition | None,
 ) -> Any:
     """One atomic UpdateItem, applied once; the item as stored afterwards."""
+    return repo.shape.model.from_raw_data(await update_raw(repo, key, actions, condition))
+
+
+async def update_raw(
+    repo: RepositoryBase[Any, Any],
+    key: Hashable,
+    actions: Sequence[Action],
+    condition: Condition | None,
+) -> RawItem:
+    """`update`, returning the raw item as stored afterwards (``ALL_NEW``)."""
     shape = repo.shape
     key = shape.canonical(key)
     conn, table = repo._connect()
-    marker = idempotency.new_marker()
     with repo._stale_lock:
         prune = repo._stale.pop(key, [])
+    with idempotency.marker(table, key) as marker:
 
-    def build() -> dict[str, Any]:
-        return requests.update_item(
-            shape, table, key, actions, condition=condition, marker=marker, prune=prune
-        )
+        def build() -> dict[str, Any]:
+            return requests.update_item(
+                shape, table, key, actions, condition=condition, marker=marker, prune=prune
+            )
 
-    stored = await _write_once(repo, conn, "UpdateItem", build, table, key, marker)
-    horizon = conn.settings.call_timeout + idempotency.CLOCK_SKEW_SECONDS
-    stale = idempotency.stale_markers(stored, horizon=horizon)
+        build()  # every action checked before the first attempt is sent
+        stored = await _write_once(repo, conn, "UpdateItem", build, table, key, marker)
+        horizon = conn.settings.call_timeout + idempotency.CLOCK_SKEW_SECONDS
+        stale = idempotency.stale_markers(stored, horizon=horizon, keep=marker.name)
     if stale:
         with repo._stale_lock:
             repo._stale[key] = stale
-    return shape.model.from_raw_data(stored)
+    return stored
 
 
 async def _write_once(
@@ -81,7 +158,7 @@ async def _write_once(
     build: Callable[[], dict[str, Any]],
     table: str,
     key: Hashable,
-    marker: str,
+    marker: idempotency.Marker,
     what: str = "condition",
 ) -> RawItem:
     """Send a marked write; on a failed condition, reconcile with the stored item.
