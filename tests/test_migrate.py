@@ -447,15 +447,17 @@ def test_an_applied_migration_whose_file_is_gone_is_a_gap(prefix: str, tmp_path:
 
 
 def test_a_pending_migration_below_an_applied_one_is_a_gap(prefix: str, tmp_path: Path) -> None:
-    folder = logging_steps(tmp_path / "m", "0001", "0003")
+    # A history that skipped 0002 (written before gaps in the numbering were refused):
+    # 0001..0003 applied, then 0002's record taken out.
+    folder = logging_steps(tmp_path / "m", "0001", "0002", "0003")
     upgrade(path=folder, console=quiet())
-    logging_steps(folder, "0002")
+    call("DeleteItem", {"TableName": f"{prefix}schema-migrations", "Key": {"id": {"S": "m:0002"}}})
 
     with pytest.raises(
         MigrationError, match=r"0002_step\.py is pending but m:0003 is already applied"
     ):
         upgrade(path=folder, console=quiet())
-    assert ran(folder) == ["0001", "0003"]
+    assert ran(folder) == ["0001", "0002", "0003"]  # nothing ran again
 
 
 def test_a_failed_step_is_recorded_and_stops_the_run(prefix: str, tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ app.add_typer(migrate_app, name="migrate")
 _TO_HELP = "Last migration to apply, e.g. 0003 (default: all)."
 _PATH_HELP = (
     "Migrations directory (default: the package's own). An app folder's history is "
-    "kept apart under its namespace: NAMESPACE in its __init__.py, else the folder name."
+    "kept apart under its namespace: NAMESPACE in its __init__.py, else the folder name. "
+    "Its steps import the app's modules from sys.path or the current directory."
 )
 _MODEL_HELP = (
     "An app model to cover too, as package.module:ClassName (repeatable); "
@@ -93,6 +94,22 @@ DryRunOption = Annotated[
 EditedOption = Annotated[bool, typer.Option("--allow-edited", help=_EDITED_HELP)]
 
 
+def importable_from_cwd() -> None:
+    """Let the modules of the current directory import, as ``iam-policy --model`` does.
+
+    A console script's ``sys.path`` starts with its own folder, not the current
+    directory; the directory is put first when it is missing, so a step in
+    ``myapp/migrations`` can ``from myapp.models import Lesson`` when ``portchops
+    migrate`` runs from the app's root.
+    """
+    import importlib
+
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()  # a module written since the last import is found
+
+
 @migrate_app.command("up")
 def migrate_up(
     to: Annotated[str | None, typer.Option("--to", metavar="NNNN", help=_TO_HELP)] = None,
@@ -103,6 +120,7 @@ def migrate_up(
     """Apply the pending migrations, in order."""
     from ..migrate import upgrade
 
+    importable_from_cwd()
     with _errors():
         upgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
 
@@ -134,6 +152,7 @@ def migrate_down(
                 err=True,
             )
             raise typer.Exit(2)
+        importable_from_cwd()
         downgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
 
 
@@ -213,6 +232,7 @@ def migrate_work(
     machines); exit when every segment is done."""
     from ..migrate.work import work
 
+    importable_from_cwd()
     with _errors():
         work(path=path, wait=wait, threads=threads, lease_seconds=lease_seconds)
 

@@ -8,7 +8,7 @@ import importlib.util
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -164,6 +164,60 @@ def discover(path: Path | str | None = None) -> list[Migration]:
     return [found[n] for n in sorted(found)]
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Numbers missing from a folder's sequence (``0001``, ``0002``, ``0004``: ``0003``).
+
+    Attributes:
+        missing: the absent numbers, in order (``("0003",)``).
+        before: the file numbered just below the gap, or None when ``0001`` is missing.
+        after: the first file above the gap.
+    """
+
+    missing: tuple[str, ...]
+    before: Migration | None
+    after: Migration
+
+    def message(self, folder: Path, missing: Sequence[str] | None = None) -> str:
+        """The one-line error: which step is missing, where, and how to fix it.
+
+        Args:
+            folder: the migrations folder, named in the message.
+            missing: the numbers to name (default: all of `missing`).
+        """
+        numbers = list(missing if missing is not None else self.missing)
+        space = self.after.namespace
+        first, last = _step_id(space, numbers[0]), _step_id(space, numbers[-1])
+        named = f"migration {first} is" if len(numbers) == 1 else f"migrations {first}..{last} are"
+        where = (
+            f"{self.before.path.name} is followed by {self.after.path.name}"
+            if self.before is not None
+            else f"its first file is {self.after.path.name} (numbering starts at 0001)"
+        )
+        return (
+            f"{named} missing from {folder}: {where} (a gap in the numbering): "
+            f"add {numbers[0]}_description.py, or renumber {self.after.path.name} and the "
+            "files after it"
+        )
+
+
+def gaps(migrations: Sequence[Migration]) -> list[Gap]:
+    """The gaps in the numbering of one folder's migrations (as `discover` returns them).
+
+    A folder is numbered ``0001``, ``0002``... with no number skipped; each run of
+    skipped numbers (``0001`` included, when the first file is above it) is a `Gap`.
+    """
+    found: list[Gap] = []
+    previous: Migration | None = None
+    for m in sorted(migrations, key=lambda m: m.number):
+        below = int(previous.number) if previous is not None else 0
+        if int(m.number) > below + 1:
+            missing = tuple(f"{n:04d}" for n in range(below + 1, int(m.number)))
+            found.append(Gap(missing=missing, before=previous, after=m))
+        previous = m
+    return found
+
+
 def _load(migration: Migration) -> _Steps:
     """Import a migration file by path; its ``up`` and optional ``down``."""
     space = re.sub(r"\W", "_", migration.namespace)
@@ -178,7 +232,15 @@ def _load(migration: Migration) -> _Steps:
             spec.loader.exec_module(module)
     except Exception as err:
         sys.modules.pop(name, None)
-        raise MigrationError(f"cannot import migration {migration.path}: {_one_line(err)}") from err
+        hint = ""
+        if isinstance(err, ModuleNotFoundError):
+            hint = (
+                " (searched sys.path; `portchops migrate` adds the current directory to it: "
+                "run it from the app's root, or install the app)"
+            )
+        raise MigrationError(
+            f"cannot import migration {migration.path}: {_one_line(err)}{hint}"
+        ) from err
     up, down = getattr(module, "up", None), getattr(module, "down", None)
     if not callable(up):
         raise MigrationError(f"migration {migration.path} has no up(ctx) function")

@@ -28,6 +28,7 @@ from .discovery import (
     _Steps,
     default_path,
     discover,
+    gaps,
     namespace_of,
 )
 from .errors import MigrationError, _one_line, connection_errors
@@ -112,9 +113,40 @@ class _Runner:
         """This folder's records, the history table being there."""
         return self.history.records(self.namespace)
 
+    def gaps(self, migrations: list[Migration], records: Mapping[str, _Record]) -> dict[str, str]:
+        """The gaps in the folder's numbering that stop a run, by the number of the file
+        after each (`gaps`).
+
+        A missing number recorded as applied is the missing-file check's to report; a gap
+        just below a file already applied (a history written before gaps were checked)
+        is let be: the steps above it have run, and renumbering them now would only
+        make them look pending.
+        """
+        found: dict[str, str] = {}
+        for gap in gaps(migrations):
+            if _is_applied(records.get(gap.after.number)):
+                continue
+            missing = [n for n in gap.missing if not _is_applied(records.get(n))]
+            if missing:
+                found[gap.after.number] = gap.message(self.folder, missing)
+        return found
+
+    def problems(
+        self, migrations: list[Migration], records: Mapping[str, _Record]
+    ) -> dict[str, str]:
+        """Every problem that would stop `upgrade`, by number: gaps, missing or edited files."""
+        found = _problems(migrations, records, namespace=self.namespace, folder=self.folder)
+        for number, text in self.gaps(migrations, records).items():
+            found.setdefault(number, text)
+        return dict(sorted(found.items()))
+
     def validate(
         self, migrations: list[Migration], records: Mapping[str, _Record], *, allow_edited: bool
     ) -> None:
+        """Raise the first problem that stops a run (an edited file only without
+        `allow_edited`): a gap in the numbering first, then the history's checks."""
+        for text in self.gaps(migrations, records).values():
+            raise MigrationError(text)
         _validate(
             migrations,
             records,
@@ -214,6 +246,9 @@ def upgrade(
             return [
                 StepResult(m.number, m.description, "would apply", 0.0, m.namespace) for m in todo
             ]
+        # the checks first, before the history table is created or the lock is taken;
+        # again under the lock, where another runner may have moved the history on
+        runner.validate(migrations, runner.records(), allow_edited=allow_edited)
         results: list[StepResult] = []
         with runner.locked(lock_timeout) as lock:
             records = runner.read()
@@ -302,7 +337,9 @@ def downgrade(
             ]
         results: list[StepResult] = []
         if not runner.history.exists():
+            runner.validate(migrations, {}, allow_edited=allow_edited)  # a gap still says so
             return results
+        runner.validate(migrations, runner.read(), allow_edited=allow_edited)  # before the lock
         with runner.locked(lock_timeout) as lock:
             records = runner.read()
             for m, down in plan(records):
@@ -338,7 +375,7 @@ def status(*, path: Path | str | None = None) -> list[MigrationStatus]:
         migrations = discover(path)
         runner = _Runner(path, Console(quiet=True), None, None)
         records = runner.records()
-    problems = _problems(migrations, records, namespace=runner.namespace, folder=runner.folder)
+    problems = runner.problems(migrations, records)
     rows: list[MigrationStatus] = []
     files = {m.number: m for m in migrations}
     for number in sorted(set(files) | {n for n, r in records.items() if r.status == "applied"}):
