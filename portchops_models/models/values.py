@@ -116,11 +116,13 @@ def _checker(attr: Attribute[Any], name: str) -> Callable[[Any], Any] | None:
     if isinstance(attr, UTCDateTimeAttribute):
         return _of_type(datetime, name, "a datetime")
     if isinstance(attr, UnicodeSetAttribute):
-        return _set_of(name, lambda v: _is(v, str, name, "str"), None)
+        return _set_of(name, _member(str, name, "str"))
     if isinstance(attr, BinarySetAttribute):
-        return _set_of(name, lambda v: _is(v, (bytes, bytearray), name, "bytes"), None)
+        inner = attr.serialize  # PynamoDB's own encoding of the members (legacy base64)
+        check = _set_of(name, _member((bytes, bytearray), name, "bytes"))
+        return lambda value: inner({bytes(b) for b in check(value) or ()}) or None
     if isinstance(attr, NumberSetAttribute):
-        return _set_of(name, None, lambda v: number_text(v, name=name))
+        return _set_of(name, lambda v: number_text(v, name=name))
     if isinstance(attr, ListAttribute):
         return _list_of(attr, name)
     return None
@@ -148,19 +150,21 @@ def _collection(value: object, name: str, what: str) -> Iterable[Any]:
     return value
 
 
-def _set_of(
-    name: str,
-    element: Callable[[Any], None] | None,
-    numbers: Callable[[Any], str] | None,
-) -> Callable[[Any], Any]:
+def _set_of(name: str, member: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A set attribute's check: a collection (not a str) of members, each checked and
+    serialised by `member`; duplicates collapse (DynamoDB refuses them in a set)."""
+
     def check(value: Any) -> Any:
-        members = list(_collection(value, name, "a set"))
-        if numbers is not None:
-            return sorted({numbers(m) for m in members}) or None
-        assert element is not None
-        for member in members:
-            element(member)
-        return None
+        members = {member(m) for m in _collection(value, name, "a set")}
+        return sorted(members) or None
+
+    return check
+
+
+def _member(kind: type | tuple[type, ...], name: str, what: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        _is(value, kind, name, what)
+        return value
 
     return check
 
