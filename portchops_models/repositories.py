@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TypeVar, overload
 
 from pynamodb.expressions.condition import Condition
@@ -597,7 +598,8 @@ def attempt_actions(score: float) -> list[Action]:
 
 
 def _check_score(score: float) -> float:
-    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+    numeric = isinstance(score, int | float | Decimal) and not isinstance(score, bool)
+    if not numeric or not math.isfinite(score):
         raise InvalidRequest(f"score must be a finite number, got {score!r}")
     return float(score)
 
