@@ -118,7 +118,7 @@ def _checker(attr: Attribute[Any], name: str) -> Callable[[Any], Any] | None:
     if isinstance(attr, UnicodeSetAttribute):
         return _set_of(name, _member(str, name, "str"))
     if isinstance(attr, BinarySetAttribute):
-        inner = attr.serialize  # PynamoDB's own encoding of the members (legacy base64)
+        inner: Callable[[Any], Any] = attr.serialize  # PynamoDB's member encoding (base64)
         check = _set_of(name, _member((bytes, bytearray), name, "bytes"))
         return lambda value: inner({bytes(b) for b in check(value) or ()}) or None
     if isinstance(attr, NumberSetAttribute):
