@@ -107,7 +107,7 @@ def test_the_models_own_methods_stay_within_the_printed_policy(app_tables: Fault
 def _batch_write() -> None:
     with User.batch_write() as batch:
         batch.save(User(user_id="u-2", email="b@example.com", name="B"))
-        batch.delete(User(user_id="u-2"))
+        batch.delete(User(user_id="u-3"))  # one key twice in a batch is refused (DynamoDB's rule)
 
 
 def test_exists_answers_for_present_and_missing_tables(app_tables: FaultProxy) -> None:
