@@ -5,17 +5,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make demo` needs only the package and its embedded engine, not the development tools.
+DEMO_STAMP := $(VENV)/.demo-installed
 DYNALITE := .npm/node_modules/.bin/dynalite
 DYNALITE_VERSION := 4.0.0
 
 .PHONY: install demo test check lint format typecheck unit bench docs docs-serve clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "error: Python 3.11+ is needed as $(PYTHON)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[engine]'
 	@touch $@
 
 $(DYNALITE):
@@ -25,7 +33,7 @@ $(DYNALITE):
 
 install: $(STAMP) $(DYNALITE)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/portchops demo
 
 test: install lint typecheck docs unit
