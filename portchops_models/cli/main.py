@@ -301,10 +301,7 @@ def import_model(reference: str) -> type[BaseModel]:
     module_name, colon, attribute = reference.partition(":")
     if not colon or not module_name or not attribute:
         raise ValueError("expected package.module:ClassName")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-    importlib.invalidate_caches()  # a module written since the last import is found
+    importable_from_cwd()
     try:
         found: object = importlib.import_module(module_name)
     except Exception as err:

@@ -36,8 +36,8 @@ The applied state lives in the target store, table ``{prefix}schema-migrations``
   table and its lock.)
 
 Checks, each a `MigrationError` with a one-line message, before anything runs:
-a gap (an applied step whose file is gone, or a pending step numbered below an
-applied one), an applied file edited since (checksum mismatch; pass
+a gap (a number skipped in the folder's files, an applied step whose file is
+gone, or a pending step numbered below an applied one), an applied file edited since (checksum mismatch; pass
 ``allow_edited=True`` / ``--allow-edited`` to run anyway, `status` keeps
 reporting it), an unknown target, a file that does not import, a step to undo
 without ``down``, and a table that exists with other keys than its model. A
