@@ -3,8 +3,8 @@
 Data plane only: exactly the DynamoDB actions the repositories call
 (`TABLE_ACTIONS`; a test runs every repository method and compares), on
 exactly the project's tables (`MODELS`, plus the app's own models passed as
-``models=`` / ``--model package.module:ClassName``), plus ``Query``
-(`INDEX_ACTIONS`) on their indexes (global and local), whose ARNs are
+``models=`` / ``--model package.module:ClassName``), plus ``Query`` and ``Scan``
+(`INDEX_ACTIONS`: ``scan(index=...)``) on their indexes (global and local), whose ARNs are
 ``table/NAME/index/INDEX``. No table management
 (CreateTable, UpdateTable, DeleteTable, DescribeTable...): migrations run with
 an admin role of their own.
@@ -65,7 +65,7 @@ TRANSACTION_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "TransactGetItems": ("GetItem",),
 }
 #: The operations the repositories send to an index (``IndexName`` set).
-INDEX_ACTIONS = ("Query",)
+INDEX_ACTIONS = ("Query", "Scan")
 
 
 def actions_for(operation: str) -> tuple[str, ...]:
@@ -144,6 +144,7 @@ def policy_document(
             if not leading_keys or _hash_key(index["key_schema"]) == table_hash:
                 indexes.append(f"{arn}/index/{index['index_name']}")
     table_actions = [a for a in TABLE_ACTIONS if not (leading_keys and a == "Scan")]
+    index_actions = [a for a in INDEX_ACTIONS if not (leading_keys and a == "Scan")]
     statements = [
         PolicyStatement(
             Sid="PortChopsTables",
@@ -154,7 +155,7 @@ def policy_document(
         PolicyStatement(
             Sid="PortChopsIndexes",
             Effect="Allow",
-            Action=[f"dynamodb:{a}" for a in INDEX_ACTIONS],
+            Action=[f"dynamodb:{a}" for a in index_actions],
             Resource=indexes,
         ),
     ]

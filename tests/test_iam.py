@@ -44,6 +44,7 @@ def test_table_actions_are_exactly_what_the_repositories_send(tables: Settings) 
 
     exercised_users: dict[str, Callable[[], object]] = {
         "save": lambda: users.save(ada),
+        "create": lambda: users.create(User(user_id="u4", email="d@x.io", name="D")),
         "get": lambda: users.get("u1"),
         "update": lambda: users.update("u1", name="Ada L."),
         "find": lambda: users.find("u2"),
@@ -55,12 +56,13 @@ def test_table_actions_are_exactly_what_the_repositories_send(tables: Settings) 
         "batch_get": lambda: users.batch_get(["u1", "u2"]),
         "get_by_email": lambda: users.get_by_email("ada@example.com"),
         "scan_page": lambda: users.scan_page(limit=1),
-        "scan": lambda: list(users.scan(segments=2)),
+        "scan": lambda: (list(users.scan(segments=2)), list(users.scan(index="email-index"))),
         "delete": lambda: users.delete("u2"),
         "batch_delete": lambda: users.batch_delete(["u1"]),
     }
     exercised_progress: dict[str, Callable[[], object]] = {
         "save": lambda: progress.save(UserProgress(user_id="u1", lesson_id="l-1")),
+        "create": lambda: progress.create(UserProgress(user_id="u1", lesson_id="l-9")),
         "get": lambda: progress.get("u1", "l-1"),
         "find": lambda: progress.find("u1", "l-2"),
         "exists": lambda: progress.exists("u1", "l-2"),
@@ -103,7 +105,8 @@ def test_policy_names_only_the_needed_actions_and_our_tables() -> None:
     assert tables_stmt["Effect"] == index_stmt["Effect"] == "Allow"
     assert tables_stmt["Action"] == [f"dynamodb:{a}" for a in TABLE_ACTIONS]
     assert tables_stmt["Resource"] == [f"{ARN}prod-users", f"{ARN}prod-user-progress"]
-    assert index_stmt["Action"] == ["dynamodb:Query"] == [f"dynamodb:{a}" for a in INDEX_ACTIONS]
+    assert index_stmt["Action"] == ["dynamodb:Query", "dynamodb:Scan"]
+    assert index_stmt["Action"] == [f"dynamodb:{a}" for a in INDEX_ACTIONS]
     assert index_stmt["Resource"] == [
         f"{ARN}prod-users/index/email-index",
         f"{ARN}prod-user-progress/index/completed-index",
