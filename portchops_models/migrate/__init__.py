@@ -37,9 +37,9 @@ The applied state lives in the target store, table ``{prefix}schema-migrations``
 
 Checks, each a `MigrationError` with a one-line message, before anything runs:
 a gap (a number skipped in the folder's files, an applied step whose file is
-gone, or a pending step numbered below an applied one), an applied file edited since (checksum mismatch; pass
-``allow_edited=True`` / ``--allow-edited`` to run anyway, `status` keeps
-reporting it), an unknown target, a file that does not import, a step to undo
+gone, or a pending step numbered below an applied one), an applied file edited
+since (checksum mismatch; pass ``allow_edited=True`` / ``--allow-edited`` to run
+anyway, `status` keeps reporting it), an unknown target, a file that does not import, a step to undo
 without ``down``, and a table that exists with other keys than its model. A
 step that raises is recorded as failed and stops the run; running again
 retries it (data migrations resume from their checkpoints). A dry run prints

@@ -11,12 +11,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import MigrationError, _one_line
-
-if TYPE_CHECKING:
-    from .context import MigrationContext
 
 _FILE = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.py$")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -51,7 +47,9 @@ def _parse_id(item_id: str) -> tuple[str, str] | None:
     return (match.group(1) or "", match.group(2)) if match else None
 
 
-_Step = Callable[["MigrationContext"], None]
+#: A step's ``up`` or ``down``: called with the run's `MigrationContext` (not imported
+#: here: the context reads the discovered steps, so the arrow runs from it to this module).
+_Step = Callable[..., None]
 
 
 @dataclass(frozen=True)

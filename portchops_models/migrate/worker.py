@@ -15,23 +15,46 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from pynamodb.expressions.condition import Condition
 from rich.console import Console
 from rich.markup import escape
 
 from .. import requests
 from ..errors import PortChopsError
+from ..models.base import BaseModel
+from ..projections import Projection
 from ..shape import RawItem, shape_of
 from .lease import Lease, LeaseLost, LeaseTable
-from .rate import SharedRate
+from .rate import Rate, SharedRate
 
-if TYPE_CHECKING:
-    from .backfill import Backfill
-
-__all__ = ["BackfillResult", "Batch", "Plan", "Worker"]
+__all__ = ["BackfillResult", "Batch", "Job", "Plan", "Worker"]
 
 Send = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+class Job(Protocol):
+    """What a `Worker` reads of the backfill it runs (`portchops_models.migrate.Backfill`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> type[BaseModel]: ...
+    @property
+    def per_item(self) -> Callable[[Batch, RawItem], int | bool | None] | None: ...
+    @property
+    def per_page(self) -> Callable[[Batch, list[RawItem]], int | None] | None: ...
+    @property
+    def projection(self) -> type[Projection[Any]] | None: ...
+    @property
+    def filter_condition(self) -> Condition | None: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def rate(self) -> Rate | None: ...
+
+
 _CAPACITY_OPS = frozenset(
     {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "BatchWriteItem", "Query",
      "Scan", "TransactGetItems", "TransactWriteItems"}
@@ -128,7 +151,7 @@ class Worker:
         *,
         leases: LeaseTable,
         plan: Plan,
-        backfill: Backfill,
+        backfill: Job,
         owner: str,
         threads: int,
         lease_seconds: float,
