@@ -281,8 +281,12 @@ class _RetryingClient:
         self._client = connection.client
 
     def _make_api_call(self, operation: str, params: dict[str, Any]) -> Any:
+        from .. import deadline  # here: this method is all the deadline work of this module
+
         call = self.connection.call
-        return self.connection.retry.call(lambda: call(operation, params))
+        # Each API call of the models' own methods is bounded by call_timeout as a whole.
+        with deadline.bounded(self.connection.settings.call_timeout):
+            return self.connection.retry.call(lambda: call(operation, params))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
