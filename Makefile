@@ -10,7 +10,7 @@ DEMO_STAMP := $(VENV)/.demo-installed
 DYNALITE := .npm/node_modules/.bin/dynalite
 DYNALITE_VERSION := 4.0.0
 
-.PHONY: install demo test check lint format typecheck unit bench docs docs-serve clean
+.PHONY: install demo test check lint format typecheck unit bench docs docs-serve clean generate
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -51,6 +51,11 @@ format: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The sync API (repository.py, repositories.py, transactions.py, ops/paging.py) is generated
+# from the async one; tests/test_generated.py fails when it is stale.
+generate: $(STAMP)
+	$(BIN)/python tools/unasync.py
 
 bench: install
 	$(BIN)/python -m benchmarks

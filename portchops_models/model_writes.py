@@ -22,7 +22,8 @@ from .errors import InvalidRequest
 from .idempotency import is_marker
 from .models.base import BaseModel, use_writes
 from .ops import writes
-from .repository import Repository, run_call
+from .ops.sync_runtime import run_call
+from .repository import Repository
 
 __all__ = ["RepositoryWrites"]
 

@@ -1,4 +1,4 @@
-"""`Repository[ModelT, KeyT]`: the whole typed API for any model, declared once.
+"""`Repository[ModelT, KeyT]`: the whole typed API for any model.
 
 Subclass it and set ``model``; the subclass gets every method, typed for its
 model and key, and adds only domain helpers::
@@ -14,34 +14,37 @@ model and key, and adds only domain helpers::
 
 ``KeyT`` is the hash key's type for hash-only tables and a ``(hash, range)``
 tuple otherwise. The repository only orchestrates: the table shape comes from
-`portchops_models.shape`, request payloads from `portchops_models.requests`,
-the operations themselves from `portchops_models.ops`, written once as
-coroutines and shared with the async API (`portchops_models.aio`): this class
-runs them to completion in the calling thread (`portchops_models.drive`), each
-public call under its ``call_timeout`` deadline. Items whose TTL has passed are
-left out of every read (DynamoDB deletes them lazily and still returns them
-until then).
+`portchops_models.shape`, request payloads from `portchops_models.requests`, the
+operations from `portchops_models.ops`, written once as coroutines and run to
+completion in the calling thread by the sync runtime
+(`portchops_models.ops.sync_runtime`), each public call under its
+``call_timeout`` deadline. Items whose TTL has passed are left out of every read
+(DynamoDB deletes them lazily and still returns them until then).
 """
+
+# Generated from portchops_models/aio/repository.py by tools/unasync.py: do not edit.
+# Change the async source, then run `make generate`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar, overload
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from typing import Any, ClassVar, TypeVar, overload
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from . import deadline, requests
-from .batching import merge_segments
-from .drive import run_sync
+from . import requests
 from .models.base import BaseModel
 from .ops import queries, reads, writes
-from .ops.base import UNSET, Operation, RepositoryBase, default_metrics
-from .ops.queries import IndexRef, Page
+from .ops.base import UNSET, RepositoryBase, default_metrics
+from .ops.page import Page
+from .ops.paging import iter_pages
+from .ops.queries import IndexRef
+from .ops.runtime import Runtime
+from .ops.sync_runtime import RUNTIME, Fetch, merge_segments, run_call
 from .projections import ProjectionType
-from .settings import current_settings
 
-__all__ = ["UNSET", "IndexRef", "Page", "Repository", "default_metrics", "run_call"]
+__all__ = ["UNSET", "Repository", "IndexRef", "Page", "default_metrics", "run_call"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -49,58 +52,18 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-def run_call(
-    operation: Operation[T], repo: RepositoryBase[Any, Any] | None = None, method: str = ""
-) -> T:
-    """Run a shared operation to completion under the call's ``call_timeout`` deadline,
-    traced as ``repo``'s public call `method` (`portchops_models.tracing`)."""
-    settings = current_settings()
-    with deadline.bounded(settings.call_timeout):
-        if repo is None:
-            return run_sync(operation)
-        with repo._call(method, settings):
-            return run_sync(operation)
-
-
-def _iter_pages(
-    page: Callable[[str | None, int | None], Page[T]],
-    cursor: str | None = None,
-    paging: queries.Paging | None = None,
-) -> Iterator[T]:
-    """Every item of every page from `cursor` on, one page held at a time.
-
-    With a ``paging.total``, at most that many items: no page is requested once they
-    were yielded, and a page asks for no more than are still wanted when that is
-    safe (`queries.Paging.limit`). `page` takes the cursor and that page's ``Limit``
-    (``None``: the one built).
-    """
-    total = None if paging is None else paging.total
-    if paging is None or total is None:
-        while True:
-            current = page(cursor, None)
-            yield from current.items
-            if current.cursor is None:
-                return
-            cursor = current.cursor
-    remaining = total
-    while True:
-        current = page(cursor, paging.limit(remaining))
-        items = current.items
-        if len(items) >= remaining:
-            yield from items[:remaining]
-            return
-        yield from items
-        remaining -= len(items)
-        if current.cursor is None:
-            return
-        cursor = current.cursor
-
-
 class Repository(RepositoryBase[ModelT, KeyT]):
     """Typed access to one model's table. Subclass it and set ``model``.
 
+    ``iter_query`` and ``scan`` return iterators (``for`` them)::
+
+        for row in LessonRepository().iter_query("py"):
+            ...
+
     Constructor arguments (``cache=``, ``retry=``, ``metrics=``): see `RepositoryBase`.
     """
+
+    runtime: ClassVar[Runtime] = RUNTIME
 
     # ------------------------------------------------------------------ point reads
 
@@ -258,17 +221,17 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Raises:
             InvalidRequest: an unknown index (named), a bad key, or a foreign or edited cursor.
         """
-        page: Page[ModelT] | Page[P] = self._query(
+        fetch = self._query(
             hash_key,
             range_key_condition,
             filter_condition,
             index,
             limit,
-            cursor,
             newest_first,
             projection,
             consistent,
         )
+        page: Page[ModelT] | Page[P] = fetch(cursor, None)
         return page
 
     def _query(
@@ -278,17 +241,13 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         filter_condition: Condition | None,
         index: IndexRef | None,
         limit: int | None,
-        cursor: str | None,
         newest_first: bool,
         projection: object,
         consistent: bool,
-        *,
-        lazily: bool = False,
-        page_size: int | None = None,
-    ) -> Any:
-        """`query` (a `Page` of at most `limit` evaluated items) or, with ``lazily=True``,
-        `iter_query` (an iterator of at most `limit` items in all, `page_size` a page)."""
-        paging = queries.paging(limit, page_size, filter_condition) if lazily else None
+        method: str = "query",
+    ) -> Fetch:
+        """The page fetcher of `query` and `iter_query` (the request built once, checked now):
+        it takes the cursor and that page's ``Limit`` (``None``: `limit`, as built)."""
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_query(
             self,
@@ -296,20 +255,46 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             range_key_condition,
             filter_condition,
             index,
-            limit if paging is None else paging.page_size,
+            limit,
             newest_first,
             consistent,
             proj,
         )
 
-        method = "iter_query" if lazily else "query"
-
-        def page(after: str | None, page_limit: int | None = None) -> Page[Any]:
+        def page(after: str | None, page_limit: int | None) -> Page[Any]:
             return run_call(
                 queries.fetch_page(self, built, "Query", after, proj, page_limit), self, method
             )
 
-        return _iter_pages(page, cursor, paging) if lazily else page(cursor)
+        return page
+
+    def _iter_query(
+        self,
+        hash_key: object,
+        range_key_condition: Condition | None,
+        filter_condition: Condition | None,
+        index: IndexRef | None,
+        limit: int | None,
+        page_size: int | None,
+        cursor: str | None,
+        newest_first: bool,
+        projection: object,
+        consistent: bool,
+    ) -> Iterator[Any]:
+        """`iter_query`: at most `limit` items in all, `page_size` a page (checked now)."""
+        paging = queries.paging(limit, page_size, filter_condition)
+        fetch = self._query(
+            hash_key,
+            range_key_condition,
+            filter_condition,
+            index,
+            paging.page_size,
+            newest_first,
+            projection,
+            consistent,
+            "iter_query",
+        )
+        return iter_pages(fetch, cursor, paging)
 
     @overload
     def iter_query(
@@ -355,7 +340,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         projection: ProjectionType[ModelT, P] | None = None,
         consistent: bool = False,
     ) -> Iterator[ModelT] | Iterator[P]:
-        """The items of `query` (same arguments), fetched lazily page by page.
+        """The items of `query` (same arguments), fetched lazily page by page (``for``).
 
         Args:
             limit: yield at most this many items in all (``None``: every match).
@@ -369,21 +354,20 @@ class Repository(RepositoryBase[ModelT, KeyT]):
                 pages of up to 1 MB).
             cursor: where to start (a `query` page's cursor).
 
-        Memory stays at one page. Raises `InvalidRequest` for a `limit` or
-        `page_size` that is not a positive int, as `query` does.
+        Memory stays at one page. Raises `InvalidRequest` (at the call) for a `limit`
+        or `page_size` that is not a positive int, as `query` does.
         """
-        items: Iterator[ModelT] | Iterator[P] = self._query(
+        items: Iterator[ModelT] | Iterator[P] = self._iter_query(
             hash_key,
             range_key_condition,
             filter_condition,
             index,
             limit,
+            page_size,
             cursor,
             newest_first,
             projection,
             consistent,
-            lazily=True,
-            page_size=page_size,
         )
         return items
 
@@ -518,8 +502,11 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             )
             return run_call(queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan")
 
+        def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
+            return page(0, cursor)
+
         if segments == 1:
-            return _iter_pages(lambda cursor, _limit: page(0, cursor))
+            return iter_pages(first_segment)
         return merge_segments(segments, page)
 
     # ------------------------------------------------------------------ writes
@@ -552,9 +539,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
     def create(self, item: ModelT) -> ModelT:
         """Write a new item (PutItem only if no item has its key); returns it.
 
-        Like `save` otherwise: values checked, version set to 1, stamps and sliding
-        TTL set, exactly once under lost answers (a retried create does not report
-        its own write as a conflict). An expired item still stored counts as absent.
+        See `Repository.create`.
 
         Raises:
             ConditionFailed: an item with this key exists.

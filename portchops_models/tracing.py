@@ -21,7 +21,7 @@ context variable and two clock reads. Spans never carry an item, a key value or
 an error message (which may name a key): only names, counts and error codes.
 
 Scopes live in context variables, so they follow awaits and the batch threads
-(which run in a copy of the caller's context, see `batching.fan_out`).
+(which run in a copy of the caller's context, see `ops.sync_runtime.fan_out`).
 """
 
 from __future__ import annotations

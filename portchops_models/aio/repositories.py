@@ -1,12 +1,13 @@
-"""`AsyncUserRepository` and `AsyncUserProgressRepository`: the domain helpers, awaitable.
+"""`AsyncUserRepository` and `AsyncUserProgressRepository`: the built-in models' helpers.
 
-The same methods and arguments as `portchops_models.repositories`, built from the
-same pure helpers (keys, update actions, sort key shortcuts), over
-`AsyncRepository`.
+Everything generic (get, find, exists, batch reads, queries, counts, writes,
+scans) comes from `AsyncRepository`; these classes add only what is particular to
+users and progress rows: key-shaped calls (``progress.get(user_id, lesson_id)``),
+lookups by email, attempts and completions, built from the domain rules of
+`portchops_models.domain`.
 
-Example:
-    >>> from portchops_models.aio import AsyncUserRepository
-    >>> user = await AsyncUserRepository().get("u1")   # doctest: +SKIP
+This file is the source of the sync `portchops_models.repositories`, generated
+from it by ``tools/unasync.py``: change the API here, then run ``make generate``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from typing import TypeVar, overload
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from ..models import User, UserProgress
-from ..ops.queries import IndexRef, Page
-from ..projections import ProjectionType
-from ..repositories import (
+from ..domain import (
+    PASSING_SCORE,
     ProgressKey,
     attempt_actions,
     complete_lesson,
@@ -29,15 +28,20 @@ from ..repositories import (
     progress_update,
     user_update,
 )
-from .repository import AsyncRepository, run_call
+from ..models import User, UserProgress
+from ..ops.aio_runtime import run_call
+from ..ops.page import Page
+from ..ops.queries import IndexRef
+from ..projections import ProjectionType
+from .repository import AsyncRepository
 
-__all__ = ["AsyncUserProgressRepository", "AsyncUserRepository"]
+__all__ = ["PASSING_SCORE", "AsyncUserProgressRepository", "AsyncUserRepository", "ProgressKey"]
 
 P = TypeVar("P")
 
 
 class AsyncUserRepository(AsyncRepository[User, str]):
-    """`UserRepository` for async code: users by ``user_id``, by email through ``email-index``."""
+    """Users by ``user_id``; by email through the ``email-index`` GSI."""
 
     model = User
 
@@ -78,7 +82,7 @@ class AsyncUserRepository(AsyncRepository[User, str]):
 
 
 class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
-    """`UserProgressRepository` for async code: progress by ``(user_id, lesson_id)``.
+    """Lesson progress by ``(user_id, lesson_id)``; queries by user.
 
     Rows expire ``progress_ttl_hours`` after their last write (sliding TTL).
     """

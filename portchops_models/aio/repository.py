@@ -1,31 +1,49 @@
-"""`AsyncRepository[ModelT, KeyT]`: the typed repository API for async code.
+"""`AsyncRepository[ModelT, KeyT]`: the whole typed API for any model, for async code.
 
-It runs the very operations of the sync `Repository` (`portchops_models.ops`:
-the same request builders, shapes, decoding, retry loop, cache and metrics),
-awaiting each step on the caller's event loop instead of blocking a thread.
-Every public call runs under its ``call_timeout`` deadline.
+Subclass it and set ``model``; the subclass gets every method, typed for its
+model and key, and adds only domain helpers::
+
+    class LessonRepository(AsyncRepository[Lesson, tuple[str, int]]):
+        model = Lesson
+
+    lessons = LessonRepository()
+    await lessons.save(Lesson(course_id="py", position=1, title="Intro"))
+    await lessons.get(("py", 1))                                   # -> Lesson
+    await lessons.query("py", Lesson.position.between(1, 8))       # -> Page[Lesson]
+    await lessons.query("advanced", index=Lesson.by_level)         # any index
+
+``KeyT`` is the hash key's type for hash-only tables and a ``(hash, range)``
+tuple otherwise. The repository only orchestrates: the table shape comes from
+`portchops_models.shape`, request payloads from `portchops_models.requests`, the
+operations from `portchops_models.ops`, written once as coroutines and run by
+the API's runtime (`portchops_models.ops.aio_runtime`), each public call under
+its ``call_timeout`` deadline. Items whose TTL has passed are left out of every
+read (DynamoDB deletes them lazily and still returns them until then).
+
+This file is the source of the sync `portchops_models.repository`, generated
+from it by ``tools/unasync.py``: change the API here, then run ``make generate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Hashable, Iterable, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from .. import deadline, requests
+from .. import requests
 from ..models.base import BaseModel
 from ..ops import queries, reads, writes
-from ..ops.base import Operation, RepositoryBase
-from ..ops.queries import IndexRef, Page
+from ..ops.aio_paging import iter_pages
+from ..ops.aio_runtime import RUNTIME, Fetch, merge_segments, run_call
+from ..ops.base import UNSET, RepositoryBase, default_metrics
+from ..ops.page import Page
+from ..ops.queries import IndexRef
 from ..ops.runtime import Runtime
 from ..projections import ProjectionType
-from ..settings import current_settings
-from .pages import iter_pages, merge_segments
-from .runtime import ASYNC
 
-__all__ = ["AsyncRepository", "run_call"]
+__all__ = ["UNSET", "AsyncRepository", "IndexRef", "Page", "default_metrics", "run_call"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -33,35 +51,18 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-async def run_call(
-    operation: Operation[T], repo: RepositoryBase[Any, Any] | None = None, method: str = ""
-) -> T:
-    """Await a shared operation under the call's ``call_timeout`` deadline, traced as
-    ``repo``'s public call `method` (`portchops_models.tracing`)."""
-    settings = current_settings()
-    with deadline.bounded(settings.call_timeout):
-        if repo is None:
-            return await operation
-        with repo._call(method, settings):
-            return await operation
-
-
 class AsyncRepository(RepositoryBase[ModelT, KeyT]):
-    """`Repository` for async code: the same methods, arguments, policies and errors, awaitable.
+    """Typed access to one model's table. Subclass it and set ``model``.
 
-    Subclass it and set ``model``; ``iter_query`` and ``scan`` are async iterators::
+    ``iter_query`` and ``scan`` return iterators (``async for`` them)::
 
-        class LessonRepository(AsyncRepository[Lesson, tuple[str, int]]):
-            model = Lesson
-
-        lesson = await LessonRepository().get(("py", 1))
         async for row in LessonRepository().iter_query("py"):
             ...
 
     Constructor arguments (``cache=``, ``retry=``, ``metrics=``): see `RepositoryBase`.
     """
 
-    runtime: ClassVar[Runtime] = ASYNC
+    runtime: ClassVar[Runtime] = RUNTIME
 
     # ------------------------------------------------------------------ point reads
 
@@ -247,7 +248,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         projection: object,
         consistent: bool,
         method: str = "query",
-    ) -> Callable[[str | None, int | None], Coroutine[Any, Any, Page[Any]]]:
+    ) -> Fetch:
         """The page fetcher of `query` and `iter_query` (the request built once, checked now):
         it takes the cursor and that page's ``Limit`` (``None``: `limit`, as built)."""
         proj = requests.check_projection(self.shape, projection)

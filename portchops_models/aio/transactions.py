@@ -1,14 +1,24 @@
-"""`AsyncTransaction` and `read_transaction` for async code.
+"""Typed transactions across tables, for async code: `AsyncTransaction` and `read_transaction`.
 
-The same operations, limits, token, retries, cancellation reasons and cache
-invalidation as `portchops_models.transactions` (they share `TransactionCore`
-and `read_items`); only the request is awaited::
+::
 
-    async with AsyncTransaction() as tx:        # commits on a clean exit
-        tx.save(user)
+    async with AsyncTransaction() as tx:           # commits on a clean exit
+        tx.save(user)                              # version checked and bumped
         tx.update(UserProgress, (uid, lid), [UserProgress.attempts.add(1)])
+        tx.delete(User, other_id)
+        tx.check(User, uid, User.user_id.exists())
 
     user, row = await read_transaction((User, uid), (UserProgress, (uid, lid)))
+
+Every operation is built and checked when it is added (keys, items, limits: see
+`portchops_models.transaction_plan`), so a bad one raises `InvalidRequest` inside
+the block and nothing is sent. The payload keeps the caller's order, so
+`TransactionCanceled.reasons[i]` is operation ``i``'s reason. The token, retries,
+cancellation reasons and cache invalidation are `TransactionCore`'s
+(`portchops_models.ops.transactions`).
+
+This file is the source of the sync `portchops_models.transactions`, generated
+from it by ``tools/unasync.py``: change the API here, then run ``make generate``.
 """
 
 from __future__ import annotations
@@ -19,11 +29,17 @@ from typing import Self, TypeVar, overload
 
 from ..metrics import Metrics
 from ..models.base import BaseModel
+from ..ops.aio_runtime import RUNTIME, run_call
+from ..ops.transactions import IDEMPOTENCY_WINDOW_SECONDS, TransactionCore, read_items
 from ..retry import RetryPolicy
-from ..transactions import TransactionCore, read_items
-from .runtime import ASYNC
 
-__all__ = ["AsyncTransaction", "read_transaction"]
+__all__ = [
+    "IDEMPOTENCY_WINDOW_SECONDS",
+    "AsyncTransaction",
+    "TransactionCore",
+    "read_items",
+    "read_transaction",
+]
 
 M1 = TypeVar("M1", bound=BaseModel)
 M2 = TypeVar("M2", bound=BaseModel)
@@ -33,10 +49,19 @@ M5 = TypeVar("M5", bound=BaseModel)
 
 
 class AsyncTransaction(TransactionCore):
-    """`Transaction` for async code: ``async with``, and ``await tx.commit()``.
+    """Writes to several items, in several tables, that succeed or fail together.
 
+    Use it as a context manager (``async with``): a clean exit commits, an
+    exception inside the block sends nothing. Or call `commit` yourself.
     Operations are added with the same (synchronous) methods: ``tx.save``,
     ``tx.update``, ``tx.delete``, ``tx.check``; nothing is sent until the commit.
+    Arguments as for `TransactionCore`.
+
+    For example:
+
+        async with AsyncTransaction() as tx:
+            tx.save(User(user_id="u1", email="ada@example.com", name="Ada"))
+            tx.check(User, "admin", User.user_id.exists())
     """
 
     async def __aenter__(self) -> Self:
@@ -52,7 +77,11 @@ class AsyncTransaction(TransactionCore):
             await self.commit()
 
     async def commit(self) -> None:
-        """Send the transaction; return once DynamoDB applied all of it (see `Transaction.commit`).
+        """Send the transaction; return once DynamoDB applied all of it.
+
+        A transaction with no operations sends nothing. After a commit that
+        raised a `ServiceError` (outcome unknown), calling `commit` again
+        resends it with the same token within DynamoDB's 10-minute window.
 
         Raises:
             TransactionCanceled: nothing was applied; ``reasons`` says why, per operation.
@@ -60,7 +89,10 @@ class AsyncTransaction(TransactionCore):
             ServiceError: throttled, timed out or unreachable: the outcome is unknown.
             InvalidRequest: already committed, canceled or discarded.
         """
-        await self._commit(ASYNC)
+        await run_call(self._commit(RUNTIME))
+
+
+# ---------------------------------------------------------------------- read transactions
 
 
 @overload
@@ -124,5 +156,19 @@ async def read_transaction(
     retry: RetryPolicy | None = None,
     metrics: Metrics | None = None,
 ) -> tuple[BaseModel | None, ...]:
-    """Read up to 100 items as of one moment (see `portchops_models.read_transaction`)."""
-    return await read_items(gets, retry, metrics, ASYNC)
+    """Read up to 100 items, from any tables, as of one moment (TransactGetItems).
+
+    Each argument is a ``(Model, key)`` pair; the result holds one model (or
+    ``None`` for a missing or expired item) per pair, in the same order, typed
+    per position for up to five pairs. Caches are not consulted: the point is a
+    consistent view. Cancellations caused only by conflicting writes are retried.
+
+    For example:
+
+        user, row = await read_transaction((User, "u1"), (UserProgress, ("u1", "l1")))
+
+    Raises:
+        InvalidRequest: no pair, a bad key, or over 100 distinct items.
+        TransactionCanceled: DynamoDB canceled the read (e.g. conflicts past the retries).
+    """
+    return await run_call(read_items(gets, retry, metrics, RUNTIME))

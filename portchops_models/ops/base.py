@@ -24,7 +24,7 @@ from ..projections import Projection
 from ..retry import RetryPolicy
 from ..settings import Settings, current_settings
 from ..shape import RawItem, TableShape, shape_of
-from .runtime import SYNC, Runtime
+from .runtime import Runtime
 
 __all__ = ["UNSET", "RepositoryBase", "default_metrics"]
 
@@ -63,8 +63,9 @@ class RepositoryBase(Generic[ModelT, KeyT]):
     """
 
     model: type[ModelT]
-    #: how the shared operations wait and send (sync or async).
-    runtime: ClassVar[Runtime] = SYNC
+    #: how the shared operations wait and send: set by each face (`ops.sync_runtime`'s or
+    #: `ops.aio_runtime`'s `RUNTIME`).
+    runtime: ClassVar[Runtime]
 
     def __init__(
         self,

@@ -8,18 +8,16 @@ them lazily (`iter_query`, `scan`) or once (`query`, `scan_page`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import Index
 
 from .. import requests
 from ..cursor import decode_cursor, encode_cursor
-from ..errors import InvalidRequest
 from ..projections import Projection
 from .base import RepositoryBase
+from .page import Page, Paging, paging
 
 __all__ = [
     "IndexRef",
@@ -30,71 +28,12 @@ __all__ = [
     "count",
     "fetch_page",
     "paging",
-]
+]  # Page, Paging and paging live in `ops.page`; re-exported for the faces
 
 T = TypeVar("T")
 
 #: An index given as the model's index attribute or by name.
 IndexRef = Index[Any] | str
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of a query or scan.
-
-    Attributes:
-        items: the page's items (models or projections).
-        cursor: pass it back as ``cursor=`` for the next page; ``None`` on the last page.
-    """
-
-    items: list[T]
-    cursor: str | None
-
-    def __iter__(self) -> Iterator[T]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-@dataclass(frozen=True, slots=True)
-class Paging:
-    """How `iter_query` pages: the ``Limit`` of each request and the total it yields.
-
-    Attributes:
-        page_size: the ``Limit`` of each Query (``None``: DynamoDB's pages of up to 1 MB).
-        total: at most this many (unexpired) items yielded in all; ``None``: every item.
-        shrink: whether a page may ask for fewer than `page_size`: ``Limit`` =
-            ``min(page_size, items still wanted)``, so nothing past the total is read.
-            Only without a filter expression: DynamoDB's ``Limit`` counts the items
-            *evaluated*, before the filter, so with one a smaller page would not read
-            less per item found, only cost more round trips.
-    """
-
-    page_size: int | None
-    total: int | None
-    shrink: bool
-
-    def limit(self, remaining: int) -> int | None:
-        """The ``Limit`` of the next page while `remaining` items are still wanted."""
-        size = self.page_size
-        if self.shrink and (size is None or remaining < size):
-            return remaining
-        return size
-
-
-def paging(limit: int | None, page_size: int | None, filter_condition: Condition | None) -> Paging:
-    """The `Paging` of ``iter_query(limit=..., page_size=...)``, both checked.
-
-    Raises:
-        InvalidRequest: `limit` or `page_size` is not a positive int.
-    """
-    for name, value in (("limit", limit), ("page_size", page_size)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise InvalidRequest(f"{name} must be a positive int, got {value!r}")
-    return Paging(page_size, limit, shrink=limit is not None and filter_condition is None)
 
 
 def build_query(

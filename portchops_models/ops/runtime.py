@@ -1,9 +1,10 @@
 """What an operation needs from its API flavour: send, fan out, single-flight loads.
 
 The operations in `portchops_models.ops` are coroutines written once. A `Runtime`
-supplies the few steps that differ between the sync and the async API; the sync
-runtime's steps block and never suspend, so `portchops_models.drive.run_sync`
-runs a whole operation without an event loop.
+supplies the few steps that differ between the sync and the async API: the sync one
+(`portchops_models.ops.sync_runtime`) blocks and never suspends, so
+`portchops_models.drive.run_sync` runs a whole operation without an event loop; the
+async one (`portchops_models.ops.aio_runtime`) awaits the running loop.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Protocol, TypeVar
 
-from ..batching import fan_out
 from ..cache import ItemCache
 from ..connection import Connection
-from ..drive import run_sync
 from ..metrics import Metrics
 from ..retry import RetryPolicy
 
-__all__ = ["SYNC", "Runtime", "SyncRuntime"]
+__all__ = ["Runtime"]
 
 V = TypeVar("V")
 K = TypeVar("K", bound=Hashable)
@@ -61,45 +60,3 @@ class Runtime(Protocol):
     ) -> V | None:
         """The cached value, or ``loader()``'s, one loader per key at a time."""
         ...  # pragma: no cover
-
-
-class SyncRuntime:
-    """The sync API's steps: blocking requests, batch chunks on the connection's threads."""
-
-    blocking = True
-
-    async def send(
-        self,
-        conn: Connection,
-        operation: str,
-        params: dict[str, Any],
-        *,
-        table: str | None,
-        retry: RetryPolicy,
-        metrics: Metrics,
-    ) -> dict[str, Any]:
-        """`Connection.send` (blocking)."""
-        return conn.send(operation, params, table=table, retry=retry, metrics=metrics)
-
-    async def fan_out(
-        self,
-        conn: Connection,
-        send: Callable[[list[Any]], Coroutine[Any, Any, dict[str, Any]]],
-        chunks: list[list[Any]],
-    ) -> list[dict[str, Any] | BaseException]:
-        """Chunks in parallel on the connection's batch threads (`batching.fan_out`)."""
-        return fan_out(conn.executor, lambda chunk: run_sync(send(chunk)), chunks)
-
-    async def get_or_load(
-        self,
-        cache: ItemCache[K, V],
-        key: K,
-        variant: Hashable,
-        loader: Callable[[], Coroutine[Any, Any, V | None]],
-    ) -> V | None:
-        """`ItemCache.get_or_load`, the loader run to completion in this thread."""
-        return cache.get_or_load(key, variant, lambda: run_sync(loader()))
-
-
-#: The runtime of the sync API.
-SYNC: Runtime = SyncRuntime()
