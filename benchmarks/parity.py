@@ -79,7 +79,7 @@ def run(bench: Bench) -> ScenarioResult:
         UserProgress(user_id=PARTITION, lesson_id=f"l-{i:03d}", score=i * 1.5, attempts=i)
         for i in range(50)
     )
-    conn, _ = users._connect()  # the shared connection, with the repository's parser hooked in
+    conn = users._bind().conn  # the shared connection, with the repository's parser hooked in
     plain_user, plain_progress = plain_models(bench.engine_url)
     rows: list[dict[str, Any]] = []
 

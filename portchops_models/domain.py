@@ -21,7 +21,7 @@ from .errors import InvalidRequest, TransactionCanceled
 from .limits import RANGE_KEY_MAX_BYTES, check_key_part
 from .models import User, UserProgress
 from .ops import reads, writes
-from .ops.base import RepositoryBase
+from .ops.context import Bound
 from .ops.transactions import TransactionCore
 
 __all__ = [
@@ -59,7 +59,7 @@ def progress_key(key: ProgressKey | str, lesson_id: object) -> ProgressKey:
 
 
 async def complete_lesson(
-    repo: RepositoryBase[UserProgress, ProgressKey], user_id: str, lesson_id: str, score: float
+    ctx: Bound[UserProgress], user_id: str, lesson_id: str, score: float
 ) -> UserProgress:
     """`UserProgressRepository.complete_lesson` for both APIs: one transaction, retried
     as a plain attempt when the lesson was already completed."""
@@ -68,7 +68,7 @@ async def complete_lesson(
     not_completed = UserProgress.status.does_not_exist() | (UserProgress.status != "completed")
     attempt_only = progress_update(key, [UserProgress.attempts.add(1)], score, None, 0)[1]
     for _ in range(_COMPLETE_ATTEMPTS):
-        tx = TransactionCore(retry=repo.retry, metrics=repo.metrics)
+        tx = TransactionCore(retry=ctx.retry, metrics=ctx.metrics)
         tx.update(
             UserProgress,
             key,
@@ -87,20 +87,20 @@ async def complete_lesson(
             condition=User.user_id.exists(),
         )
         try:
-            await tx._commit(repo.runtime)
+            await tx._commit(ctx.runtime)
         except TransactionCanceled as err:
             if err.failed != [0]:
                 raise
             stored = err.reasons[0].item_as(UserProgress) if err.reasons[0] else None
             if stored is None or (stored.status == "completed" and not _expired(stored)):
-                row: UserProgress = await writes.update(repo, key, attempt_only, None)
+                row: UserProgress = await writes.update(ctx, key, attempt_only, None)
                 return row
             # An expired row in the way: remove it (if still that one) and start afresh.
-            await writes.delete(repo, key, UserProgress.ttl == stored.ttl)
+            await writes.delete(ctx, key, UserProgress.ttl == stored.ttl)
             continue
-        done: UserProgress = await reads.get(repo, key, True, None)
+        done: UserProgress = await reads.get(ctx, key, True, None)
         return done
-    last: UserProgress = await writes.update(repo, key, attempt_only, None)
+    last: UserProgress = await writes.update(ctx, key, attempt_only, None)
     return last
 
 

@@ -87,7 +87,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Served from the cache unless ``consistent=True``.
         """
         found: ModelT | P | None = run_call(
-            reads.find(self, key, consistent, projection), self, "find"
+            reads.find(self._bind(), key, consistent, projection), self, "find"
         )
         return found
 
@@ -110,12 +110,14 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found: ModelT | P = run_call(reads.get(self, key, consistent, projection), self, "get")
+        found: ModelT | P = run_call(
+            reads.get(self._bind(), key, consistent, projection), self, "get"
+        )
         return found
 
     def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return run_call(reads.find(self, key, consistent, None), self, "exists") is not None
+        return run_call(reads.find(self._bind(), key, consistent, None), self, "exists") is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -155,7 +157,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
                 keys were left.
         """
         items: list[ModelT] | list[P] = run_call(
-            reads.batch_get(self, keys, projection, consistent), self, "batch_get"
+            reads.batch_get(self._bind(), keys, projection, consistent), self, "batch_get"
         )
         return items
 
@@ -250,7 +252,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         it takes the cursor and that page's ``Limit`` (``None``: `limit`, as built)."""
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_query(
-            self,
+            self._bind(),
             hash_key,
             range_key_condition,
             filter_condition,
@@ -263,7 +265,9 @@ class Repository(RepositoryBase[ModelT, KeyT]):
 
         def page(after: str | None, page_limit: int | None) -> Page[Any]:
             return run_call(
-                queries.fetch_page(self, built, "Query", after, proj, page_limit), self, method
+                queries.fetch_page(self._bind(), built, "Query", after, proj, page_limit),
+                self,
+                method,
             )
 
         return page
@@ -386,7 +390,9 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
         return run_call(
-            queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent),
+            queries.count(
+                self._bind(), hash_key, range_key_condition, filter_condition, index, consistent
+            ),
             self,
             "count",
         )
@@ -438,7 +444,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         """
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_scan(
-            self,
+            self._bind(),
             segment=segment,
             total_segments=total_segments,
             limit=limit,
@@ -447,7 +453,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             index=index,
         )
         page: Page[ModelT] | Page[P] = run_call(
-            queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan_page"
+            queries.fetch_page(self._bind(), built, "Scan", cursor, proj), self, "scan_page"
         )
         return page
 
@@ -493,14 +499,16 @@ class Repository(RepositoryBase[ModelT, KeyT]):
 
         def page(segment: int, cursor: str | None) -> Page[Any]:
             built = queries.build_scan(
-                self,
+                self._bind(),
                 segment=segment,
                 total_segments=segments,
                 filter_condition=filter_condition,
                 projection=proj,
                 index=index,
             )
-            return run_call(queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan")
+            return run_call(
+                queries.fetch_page(self._bind(), built, "Scan", cursor, proj), self, "scan"
+            )
 
         def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
             return page(0, cursor)
@@ -533,7 +541,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects,
                 naming the attribute; nothing is sent.
         """
-        saved: ModelT = run_call(writes.save(self, item, condition), self, "save")
+        saved: ModelT = run_call(writes.save(self._bind(), item, condition), self, "save")
         return saved
 
     def create(self, item: ModelT) -> ModelT:
@@ -545,7 +553,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: an item with this key exists.
             InvalidRequest: a bad value, naming the attribute; nothing is sent.
         """
-        created: ModelT = run_call(writes.create(self, item), self, "create")
+        created: ModelT = run_call(writes.create(self._bind(), item), self, "create")
         return created
 
     def update(
@@ -563,12 +571,14 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        updated: ModelT = run_call(writes.update(self, key, actions, condition), self, "update")
+        updated: ModelT = run_call(
+            writes.update(self._bind(), key, actions, condition), self, "update"
+        )
         return updated
 
     def delete(self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        run_call(writes.delete(self, key_or_item, condition), self, "delete")
+        run_call(writes.delete(self._bind(), key_or_item, condition), self, "delete")
 
     def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -582,7 +592,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return run_call(writes.batch_save(self, items), self, "batch_save")
+        return run_call(writes.batch_save(self._bind(), items), self, "batch_save")
 
     def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -590,4 +600,4 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return run_call(writes.batch_delete(self, keys), self, "batch_delete")
+        return run_call(writes.batch_delete(self._bind(), keys), self, "batch_delete")

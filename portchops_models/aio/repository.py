@@ -86,7 +86,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Served from the cache unless ``consistent=True``.
         """
         found: ModelT | P | None = await run_call(
-            reads.find(self, key, consistent, projection), self, "find"
+            reads.find(self._bind(), key, consistent, projection), self, "find"
         )
         return found
 
@@ -112,13 +112,16 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
         found: ModelT | P = await run_call(
-            reads.get(self, key, consistent, projection), self, "get"
+            reads.get(self._bind(), key, consistent, projection), self, "get"
         )
         return found
 
     async def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return await run_call(reads.find(self, key, consistent, None), self, "exists") is not None
+        return (
+            await run_call(reads.find(self._bind(), key, consistent, None), self, "exists")
+            is not None
+        )
 
     # ------------------------------------------------------------------ batch reads
 
@@ -158,7 +161,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
                 keys were left.
         """
         items: list[ModelT] | list[P] = await run_call(
-            reads.batch_get(self, keys, projection, consistent), self, "batch_get"
+            reads.batch_get(self._bind(), keys, projection, consistent), self, "batch_get"
         )
         return items
 
@@ -253,7 +256,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         it takes the cursor and that page's ``Limit`` (``None``: `limit`, as built)."""
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_query(
-            self,
+            self._bind(),
             hash_key,
             range_key_condition,
             filter_condition,
@@ -266,7 +269,9 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         async def page(after: str | None, page_limit: int | None) -> Page[Any]:
             return await run_call(
-                queries.fetch_page(self, built, "Query", after, proj, page_limit), self, method
+                queries.fetch_page(self._bind(), built, "Query", after, proj, page_limit),
+                self,
+                method,
             )
 
         return page
@@ -389,7 +394,9 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
         return await run_call(
-            queries.count(self, hash_key, range_key_condition, filter_condition, index, consistent),
+            queries.count(
+                self._bind(), hash_key, range_key_condition, filter_condition, index, consistent
+            ),
             self,
             "count",
         )
@@ -441,7 +448,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         """
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_scan(
-            self,
+            self._bind(),
             segment=segment,
             total_segments=total_segments,
             limit=limit,
@@ -450,7 +457,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             index=index,
         )
         page: Page[ModelT] | Page[P] = await run_call(
-            queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan_page"
+            queries.fetch_page(self._bind(), built, "Scan", cursor, proj), self, "scan_page"
         )
         return page
 
@@ -496,7 +503,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         async def page(segment: int, cursor: str | None) -> Page[Any]:
             built = queries.build_scan(
-                self,
+                self._bind(),
                 segment=segment,
                 total_segments=segments,
                 filter_condition=filter_condition,
@@ -504,7 +511,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
                 index=index,
             )
             return await run_call(
-                queries.fetch_page(self, built, "Scan", cursor, proj), self, "scan"
+                queries.fetch_page(self._bind(), built, "Scan", cursor, proj), self, "scan"
             )
 
         async def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
@@ -538,7 +545,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects,
                 naming the attribute; nothing is sent.
         """
-        saved: ModelT = await run_call(writes.save(self, item, condition), self, "save")
+        saved: ModelT = await run_call(writes.save(self._bind(), item, condition), self, "save")
         return saved
 
     async def create(self, item: ModelT) -> ModelT:
@@ -550,7 +557,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: an item with this key exists.
             InvalidRequest: a bad value, naming the attribute; nothing is sent.
         """
-        created: ModelT = await run_call(writes.create(self, item), self, "create")
+        created: ModelT = await run_call(writes.create(self._bind(), item), self, "create")
         return created
 
     async def update(
@@ -569,7 +576,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         by a fresh row rather than revived.
         """
         updated: ModelT = await run_call(
-            writes.update(self, key, actions, condition), self, "update"
+            writes.update(self._bind(), key, actions, condition), self, "update"
         )
         return updated
 
@@ -577,7 +584,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None
     ) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        await run_call(writes.delete(self, key_or_item, condition), self, "delete")
+        await run_call(writes.delete(self._bind(), key_or_item, condition), self, "delete")
 
     async def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -591,7 +598,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return await run_call(writes.batch_save(self, items), self, "batch_save")
+        return await run_call(writes.batch_save(self._bind(), items), self, "batch_save")
 
     async def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -599,4 +606,4 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return await run_call(writes.batch_delete(self, keys), self, "batch_delete")
+        return await run_call(writes.batch_delete(self._bind(), keys), self, "batch_delete")

@@ -7,23 +7,19 @@ operations (`run_sync` or ``await``).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Coroutine, Hashable, Iterable
-from typing import Any, ClassVar, Generic, TypeVar, cast
-
-from cachetools import LRUCache
+from collections.abc import Coroutine, Hashable
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import bus, coherence, tracing
 from ..cache import CachePolicy, ItemCache
-from ..connection import Connection, current_connection
-from ..decoding import model_decoder, partial_decoder
+from ..connection import current_connection
 from ..errors import InvalidRequest
 from ..metrics import Metrics
 from ..models.base import BaseModel
-from ..projections import Projection
 from ..retry import RetryPolicy
 from ..settings import Settings, current_settings
 from ..shape import RawItem, TableShape, shape_of
+from .context import Bound, Decoders, StaleMarkers
 from .runtime import Runtime
 
 __all__ = ["UNSET", "RepositoryBase", "default_metrics"]
@@ -93,11 +89,8 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         self._retry_given = retry
         self._generation = -1
         self.shape: TableShape = shape_of(model)
-        # key -> stale markers seen in the item's last ALL_NEW, removed by the next update
-        self._stale: LRUCache[Hashable, list[str]] = LRUCache(maxsize=10_000)
-        self._stale_lock = threading.Lock()
-        self._decode_model: Callable[[RawItem], ModelT] = model_decoder(cast(type[ModelT], model))
-        self._decode_partial: Callable[[RawItem], ModelT] | None = None
+        self._decoders: Decoders[ModelT] = Decoders(self.shape)
+        self._stale = StaleMarkers()
 
     @property
     def cache(self) -> ItemCache[KeyT, RawItem] | None:
@@ -124,53 +117,30 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         return tracing.Call(type(self), method, settings.slow_call_seconds, self._current_table)
 
     def _current_table(self) -> str:
-        return self._table(current_connection())
+        return current_connection().settings.table_name(self.shape.model.base_table_name)
 
-    def _connect(self) -> tuple[Connection, str]:
+    def _bind(self) -> Bound[ModelT]:
+        """The context of one call (`Bound`): the connection in force and all the rest."""
         conn = current_connection()
+        table = conn.settings.table_name(self.shape.model.base_table_name)
         if conn.generation != self._generation:
             # New settings may mean other tables: nothing cached before still applies.
             if self._cache is not None and self._generation != -1:
                 self._cache.clear()
             if self._cache is not None:  # every write to the table, from anywhere, evicts here
-                coherence.register(self._cache, self._table(conn))
+                coherence.register(self._cache, table)
             self._generation = conn.generation
-        return conn, self._table(conn)
-
-    def _table(self, conn: Connection) -> str:
-        return conn.settings.table_name(self.shape.model.base_table_name)
-
-    async def _send(
-        self, conn: Connection, operation: str, params: dict[str, Any], table: str
-    ) -> dict[str, Any]:
-        return await self.runtime.send(
-            conn, operation, params, table=table, retry=self.retry, metrics=self.metrics
+        return Bound(
+            conn,
+            table,
+            self.shape,
+            self.runtime,
+            self._retry_given or conn.retry,
+            self.metrics,
+            self._cache,
+            self._decoders,
+            self._stale,
         )
-
-    def _decoder(self, index: str | None) -> Callable[[RawItem], ModelT]:
-        """How to build models from items read from the table or from `index`: partial
-        items (`decoding.partial_decoder`) from an index that does not project everything."""
-        if index is None or not self.shape.indexes[index].partial:
-            return self._decode_model
-        if self._decode_partial is None:
-            self._decode_partial = partial_decoder(cast(type[ModelT], self.shape.model))
-        return self._decode_partial
-
-    def _decode(self, item: RawItem, projection: type[Projection[Any]] | None) -> Any:
-        if projection is None:
-            return self._decode_model(item)
-        return projection.from_raw(item)
-
-    def _keys(self, keys: Iterable[KeyT], what: str) -> list[KeyT]:
-        """Distinct keys in order, each checked; a lone str or bytes is not a collection."""
-        if isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Iterable):
-            raise InvalidRequest(f"{what} takes a collection of keys, got {keys!r}")
-        canonical = self.shape.canonical
-        return list(dict.fromkeys(canonical(key) for key in keys))  # type: ignore[misc]
-
-    def _invalidate(self, keys: Iterable[Any]) -> None:
-        """Evict ``keys`` from every cache of the table, in this process and (bus) beyond."""
-        coherence.invalidate(self._table(current_connection()), keys)
 
 
 #: A shared operation, as the public methods receive it.

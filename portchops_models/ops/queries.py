@@ -16,7 +16,7 @@ from pynamodb.indexes import Index
 from .. import requests
 from ..cursor import decode_cursor, encode_cursor
 from ..projections import Projection
-from .base import RepositoryBase
+from .context import Bound
 from .page import Page, Paging, paging
 
 __all__ = [
@@ -37,7 +37,7 @@ IndexRef = Index[Any] | str
 
 
 def build_query(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     hash_key: object,
     range_key_condition: Condition | None,
     filter_condition: Condition | None,
@@ -49,14 +49,13 @@ def build_query(
     count: bool = False,
 ) -> requests.QueryRequest:
     """The Query request (and its cursor scope) for these arguments."""
-    _conn, table = repo._connect()
     return requests.query(
-        repo.shape,
-        table,
+        ctx.shape,
+        ctx.table,
         hash_key,
         range_key_condition,
         filter_condition,
-        index=repo.shape.index(index),
+        index=ctx.shape.index(index),
         limit=limit,
         newest_first=newest_first,
         consistent=consistent,
@@ -66,7 +65,7 @@ def build_query(
 
 
 def build_scan(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     *,
     segment: int,
     total_segments: int,
@@ -80,21 +79,20 @@ def build_scan(
     Raises:
         InvalidRequest: an unknown index (named, with the model's indexes).
     """
-    _conn, table = repo._connect()
     return requests.scan(
-        repo.shape,
-        table,
+        ctx.shape,
+        ctx.table,
         segment=segment,
         total_segments=total_segments,
         limit=limit,
         filter_condition=filter_condition,
         projection=projection,
-        index=repo.shape.index(index),
+        index=ctx.shape.index(index),
     )
 
 
 async def fetch_page(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     built: requests.QueryRequest,
     operation: str,
     cursor: str | None,
@@ -106,27 +104,24 @@ async def fetch_page(
     `limit`, when given, is this page's ``Limit`` instead of the built one (the last
     page of a capped `iter_query`); the cursor scope does not depend on it.
     """
-    conn, table = repo._connect()
     params = built.params
-    secret = conn.settings.cursor_secret
+    secret = ctx.conn.settings.cursor_secret
     signing = secret.get_secret_value() if secret is not None else None
     if cursor is not None:
         params["ExclusiveStartKey"] = decode_cursor(cursor, scope=built.scope, secret=signing)
     if limit is not None:
         params["Limit"] = limit
-    response = await repo._send(conn, operation, params, table)
+    response = await ctx.send(operation, params)
     now = time.time()
-    decode = (
-        repo._decoder(built.params.get("IndexName")) if projection is None else projection.from_raw
-    )
-    items = list(map(decode, repo.shape.unexpired(response.get("Items", []), now)))
+    decode = ctx.decoders.of(params.get("IndexName")) if projection is None else projection.from_raw
+    items = list(map(decode, ctx.shape.unexpired(response.get("Items", []), now)))
     last = response.get("LastEvaluatedKey")
     next_cursor = encode_cursor(last, scope=built.scope, secret=signing) if last else None
     return Page(items, next_cursor)
 
 
 async def count(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     hash_key: object,
     range_key_condition: Condition | None,
     filter_condition: Condition | None,
@@ -138,10 +133,10 @@ async def count(
     With a TTL attribute the keys and TTL of each match are read (and expired
     ones left out) instead of DynamoDB's ``Select=COUNT``.
     """
-    shape = repo.shape
+    shape = ctx.shape
     ttl = shape.ttl_name is not None
     built = build_query(
-        repo,
+        ctx,
         hash_key,
         range_key_condition,
         filter_condition,
@@ -152,12 +147,11 @@ async def count(
         None,
         count=True,
     )
-    conn, table = repo._connect()
     params = built.params
     total = 0
     now = time.time()
     while True:
-        response = await repo._send(conn, "Query", params, table)
+        response = await ctx.send("Query", params)
         if ttl:
             total += sum(1 for i in response.get("Items", []) if not shape.expired(i, now))
         else:

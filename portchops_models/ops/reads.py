@@ -1,7 +1,7 @@
 """Reads by key, written once for both APIs: `find`, `get`, `batch_get`.
 
-Each is a coroutine over a `RepositoryBase`; its runtime decides whether the
-steps block (sync) or await (async).
+Each is a coroutine over one call's `Bound` context; its runtime decides whether
+the steps block (sync) or await (async).
 """
 
 from __future__ import annotations
@@ -11,62 +11,56 @@ from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import Any
 
 from .. import requests, tracing
-from ..connection import Connection
 from ..errors import CallTimeout, ItemNotFound, ThrottledError
 from ..limits import BATCH_GET_MAX
 from ..projections import Projection
 from ..shape import RawItem
-from .base import RepositoryBase
+from .context import Bound
 
 __all__ = ["batch_get", "find", "get", "rounds"]
 
 
 async def load(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     key: Hashable,
     consistent: bool,
     projection: type[Projection[Any]] | None,
 ) -> RawItem | None:
     """GetItem, with an expired item counted as absent."""
-    conn, table = repo._connect()
-    params = requests.get_item(repo.shape, table, key, consistent=consistent, projection=projection)
-    item: RawItem | None = (await repo._send(conn, "GetItem", params, table)).get("Item")
-    return None if item is None or repo.shape.expired(item) else item
+    params = requests.get_item(
+        ctx.shape, ctx.table, key, consistent=consistent, projection=projection
+    )
+    item: RawItem | None = (await ctx.send("GetItem", params)).get("Item")
+    return None if item is None or ctx.shape.expired(item) else item
 
 
-async def find(
-    repo: RepositoryBase[Any, Any], key: Hashable, consistent: bool, projection: object
-) -> Any:
+async def find(ctx: Bound[Any], key: Hashable, consistent: bool, projection: object) -> Any:
     """The decoded item or projection with this key, or ``None``; cached unless consistent."""
-    shape = repo.shape
+    shape = ctx.shape
     proj = requests.check_projection(shape, projection)
-    cache = repo._cache
+    cache = ctx.cache
     if cache is None or consistent:
-        item = await load(repo, key, consistent, proj)
+        item = await load(ctx, key, consistent, proj)
     else:
         canonical = shape.canonical(key)
-        repo._connect()
-        item = await repo.runtime.get_or_load(
-            cache, canonical, proj, lambda: load(repo, key, False, proj)
+        item = await ctx.runtime.get_or_load(
+            cache, canonical, proj, lambda: load(ctx, key, False, proj)
         )
         if item is not None and shape.expired(item):
             item = None
-    return None if item is None else repo._decode(item, proj)
+    return None if item is None else ctx.decode(item, proj)
 
 
-async def get(
-    repo: RepositoryBase[Any, Any], key: Hashable, consistent: bool, projection: object
-) -> Any:
+async def get(ctx: Bound[Any], key: Hashable, consistent: bool, projection: object) -> Any:
     """`find`, raising `ItemNotFound` when there is no (unexpired) item."""
-    found = await find(repo, key, consistent, projection)
+    found = await find(ctx, key, consistent, projection)
     if found is None:
-        _conn, table = repo._connect()
-        raise ItemNotFound(f"{table}: no item with key {key!r}", table=table, key=key)
+        raise ItemNotFound(f"{ctx.table}: no item with key {key!r}", table=ctx.table, key=key)
     return found
 
 
 async def batch_get(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     keys: Iterable[Hashable],
     projection: object,
     consistent: bool = False,
@@ -79,20 +73,19 @@ async def batch_get(
     read bypasses the cache (as `find` does): every key is read with
     ``ConsistentRead`` and nothing is cached from it.
     """
-    ordered = repo._keys(keys, "batch_get")
-    shape = repo.shape
+    ordered = ctx.keys(keys, "batch_get")
+    shape = ctx.shape
     proj = requests.check_projection(shape, projection)
-    conn, table = repo._connect()
-    cache = repo._cache
+    cache = ctx.cache
     decoded: dict[Hashable, Any] = {}
     if cache is None or consistent:
-        await _batch_read(repo, conn, table, ordered, proj, decoded, None, consistent)
+        await _batch_read(ctx, ordered, proj, decoded, None, consistent)
         return [decoded[key] for key in ordered if key in decoded]
     found, wanted = cache.get_many(ordered, proj) if ordered else ({}, [])
     if wanted:
         fetched: dict[Hashable, RawItem] = {}
         with cache.begin(wanted) as token:
-            await _batch_read(repo, conn, table, wanted, proj, decoded, fetched)
+            await _batch_read(ctx, wanted, proj, decoded, fetched)
             missing = [k for k in wanted if k not in fetched]
             cache.put_many(fetched, proj, missing=missing, token=token)
     now = time.time()
@@ -104,14 +97,12 @@ async def batch_get(
             continue
         item = found.get(key)
         if item is not None and not shape.expired(item, now):
-            out.append(repo._decode(item, proj))
+            out.append(ctx.decode(item, proj))
     return out
 
 
 async def _batch_read(
-    repo: RepositoryBase[Any, Any],
-    conn: Connection,
-    table: str,
+    ctx: Bound[Any],
     keys: Sequence[Hashable],
     projection: type[Projection[Any]] | None,
     decoded: dict[Hashable, Any],
@@ -122,7 +113,7 @@ async def _batch_read(
 
     Items are decoded as each chunk arrives, while other chunks are still on the wire.
     """
-    shape = repo.shape
+    shape, table = ctx.shape, ctx.table
     proj = requests.projection_params(shape, projection)
 
     # Keys stay Python keys until their chunk is sent: 10,000 raw key maps built up
@@ -131,14 +122,14 @@ async def _batch_read(
         request = requests.batch_get_chunk(
             table, [shape.raw_key(k) for k in chunk], proj, consistent
         )
-        response = await repo._send(conn, "BatchGetItem", request, table)
+        response = await ctx.send("BatchGetItem", request)
         now = time.time()
         for item in response.get("Responses", {}).get(table, ()):
             key = shape.key_of(item)
             if raw is not None:
                 raw[key] = item
             if not shape.expired(item, now):
-                decoded[key] = repo._decode(item, projection)
+                decoded[key] = ctx.decode(item, projection)
         # Keep only what the round needs: the raw answers of every chunk would otherwise
         # stay alive beside the decoded items until the whole call returns.
         return {"UnprocessedKeys": response.get("UnprocessedKeys", {})}
@@ -147,13 +138,11 @@ async def _batch_read(
         left = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
         return [shape.key_of(key) for key in left]
 
-    await rounds(repo, conn, table, "BatchGetItem", list(keys), BATCH_GET_MAX, send, collect)
+    await rounds(ctx, "BatchGetItem", list(keys), BATCH_GET_MAX, send, collect)
 
 
 async def rounds(
-    repo: RepositoryBase[Any, Any],
-    conn: Connection,
-    table: str,
+    ctx: Bound[Any],
     operation: str,
     pending: list[Any],
     chunk_size: int,
@@ -161,13 +150,14 @@ async def rounds(
     collect: Callable[[dict[str, Any]], list[Any]],
 ) -> None:
     """Send `pending` in concurrent chunks, round after round (`RetryPolicy.rounds`)."""
+    table = ctx.table
     last = {"outstanding": 0, "chunk_failed": 0}  # for the records of retries and give-ups
 
     async def send_round(batch: list[Any]) -> list[Any]:
         chunks = [batch[i : i + chunk_size] for i in range(0, len(batch), chunk_size)]
         leftover: list[Any] = []
         failed: list[tuple[list[Any], BaseException]] = []
-        outcomes = await repo.runtime.fan_out(conn, send, chunks)
+        outcomes = await ctx.runtime.fan_out(ctx.conn, send, chunks)
         for chunk, outcome in zip(chunks, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 failed.append((chunk, outcome))
@@ -183,17 +173,17 @@ async def rounds(
         return leftover
 
     def on_retry(round_no: int, delay: float) -> None:
-        repo.metrics.record_retry(operation, table=table)
+        ctx.metrics.record_retry(operation, table=table)
         tracing.batch_retry(operation, table, round_no, delay, last["outstanding"])
 
     try:
-        await repo.retry.rounds(
+        await ctx.retry.rounds(
             pending,
             send_round,
             table=table,
             operation=operation,
             on_retry=on_retry,
-            blocking=repo.runtime.blocking,
+            blocking=ctx.runtime.blocking,
         )
     except (ThrottledError, CallTimeout) as err:
         if not last["chunk_failed"]:

@@ -16,13 +16,12 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from .. import idempotency, requests
-from ..connection import Connection
 from ..decoding import partial_of
 from ..errors import ConditionFailed, InvalidRequest
 from ..limits import BATCH_WRITE_MAX
 from ..models.base import BaseModel
 from ..shape import RawItem
-from .base import RepositoryBase
+from .context import Bound
 from .reads import rounds
 
 __all__ = [
@@ -41,7 +40,7 @@ _FRESH_ROW_ATTEMPTS = 3
 
 
 async def save(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     item: Any,
     condition: Condition | None,
     *,
@@ -54,20 +53,19 @@ async def save(
     ``version_check=False`` bumps the version without checking it (PynamoDB's
     ``add_version_condition=False``).
     """
-    shape = repo.shape
+    shape = ctx.shape
     snapshot = partial_of(item)
     if snapshot is not None and isinstance(item, shape.model):
-        return await save_partial(repo, item, snapshot, condition)
-    conn, table = repo._connect()
+        return await save_partial(ctx, item, snapshot, condition)
     if isinstance(item, shape.model):
         shape.stamp(item)
     key = shape.canonical(_model_key(shape, item))
-    with idempotency.marker(table, key) as marker:
+    with idempotency.marker(ctx.table, key) as marker:
         params, version = requests.put_item(
-            shape, table, item, condition=condition, marker=marker, version_check=version_check
+            shape, ctx.table, item, condition=condition, marker=marker, version_check=version_check
         )
         what = "version conflict (stale item) or condition" if version else "condition"
-        await _write_once(repo, conn, "PutItem", lambda: params, table, key, marker, what)
+        await _write_once(ctx, "PutItem", lambda: params, key, marker, what)
     if version is not None and shape.version_name is not None:
         setattr(item, shape.version_name, version)
     return item
@@ -81,29 +79,29 @@ def _model_key(shape: Any, item: Any) -> Hashable:
     return key
 
 
-async def create(repo: RepositoryBase[Any, Any], item: Any) -> Any:
+async def create(ctx: Bound[Any], item: Any) -> Any:
     """PutItem only where no item has the key (an expired one still stored counts as absent).
 
     Raises:
         ConditionFailed: an item with this key exists.
     """
-    shape = repo.shape
+    shape = ctx.shape
     if partial_of(item) is not None:
         raise InvalidRequest(f"create() takes a whole {shape.model.__name__}, not a partial one")
     absent = cast(Condition, getattr(shape.model, shape.hash_key.python_name).does_not_exist())
-    return await save(repo, item, absent)
+    return await save(ctx, item, absent)
 
 
 async def save_partial(
-    repo: RepositoryBase[Any, Any], item: Any, snapshot: RawItem, condition: Condition | None
+    ctx: Bound[Any], item: Any, snapshot: RawItem, condition: Condition | None
 ) -> Any:
     """Write a partial item: an UpdateItem of the attributes it holds that changed since
     it was read, on the stored item only (never a put that would drop what it lacks)."""
-    shape = repo.shape
+    shape = ctx.shape
     key = shape.canonical(shape.key_of_model(item))
     actions, guard = requests.partial_changes(shape, item, snapshot)
     combined = guard if condition is None else guard & condition
-    stored = await update_raw(repo, key, actions, combined)
+    stored = await update_raw(ctx, key, actions, combined)
     held = item.attribute_values
     decoded = shape.model.from_raw_data(stored).attribute_values
     for python in list(held):  # what the item holds, as stored now (version, stamps)
@@ -113,27 +111,25 @@ async def save_partial(
 
 
 async def update(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     key: Hashable,
     actions: Sequence[Action],
     condition: Condition | None,
 ) -> Any:
     """One atomic UpdateItem, applied once; the item as stored afterwards."""
-    return repo.shape.model.from_raw_data(await update_raw(repo, key, actions, condition))
+    return ctx.shape.model.from_raw_data(await update_raw(ctx, key, actions, condition))
 
 
 async def update_raw(
-    repo: RepositoryBase[Any, Any],
+    ctx: Bound[Any],
     key: Hashable,
     actions: Sequence[Action],
     condition: Condition | None,
 ) -> RawItem:
     """`update`, returning the raw item as stored afterwards (``ALL_NEW``)."""
-    shape = repo.shape
+    shape, table = ctx.shape, ctx.table
     key = shape.canonical(key)
-    conn, table = repo._connect()
-    with repo._stale_lock:
-        prune = repo._stale.pop(key, [])
+    prune = ctx.stale.take(key)
     with idempotency.marker(table, key) as marker:
 
         def build() -> dict[str, Any]:
@@ -142,21 +138,16 @@ async def update_raw(
             )
 
         build()  # every action checked before the first attempt is sent
-        stored = await _write_once(repo, conn, "UpdateItem", build, table, key, marker)
-        horizon = conn.settings.call_timeout + idempotency.CLOCK_SKEW_SECONDS
-        stale = idempotency.stale_markers(stored, horizon=horizon, keep=marker.name)
-    if stale:
-        with repo._stale_lock:
-            repo._stale[key] = stale
+        stored = await _write_once(ctx, "UpdateItem", build, key, marker)
+        horizon = ctx.conn.settings.call_timeout + idempotency.CLOCK_SKEW_SECONDS
+        ctx.stale.found(key, idempotency.stale_markers(stored, horizon=horizon, keep=marker.name))
     return stored
 
 
 async def _write_once(
-    repo: RepositoryBase[Any, Any],
-    conn: Connection,
+    ctx: Bound[Any],
     operation: str,
     build: Callable[[], dict[str, Any]],
-    table: str,
     key: Hashable,
     marker: idempotency.Marker,
     what: str = "condition",
@@ -169,116 +160,103 @@ async def _write_once(
     for _ in range(_FRESH_ROW_ATTEMPTS):
         params = build()
         try:
-            response = await _write(repo, conn, operation, params, table, key, what)
+            response = await _write(ctx, operation, params, key, what)
             return cast(RawItem, response.get("Attributes") or params.get("Item") or {})
         except ConditionFailed:
-            stored = await _load_raw(repo, conn, table, key)
-            expired = stored is not None and repo.shape.expired(stored)
+            stored = await _load_raw(ctx, key)
+            expired = stored is not None and ctx.shape.expired(stored)
             outcome = idempotency.reconcile(stored, marker, expired=expired)
             if outcome is idempotency.Outcome.APPLIED:
                 return cast(RawItem, stored)
             if outcome is idempotency.Outcome.FAILED:
                 raise
-            await _delete_expired(repo, conn, table, key, cast(RawItem, stored))
+            await _delete_expired(ctx, key, cast(RawItem, stored))
     raise ConditionFailed(
-        f"{table}: {what} failed for key {key!r}: the item kept expiring in the way",
-        table=table,
+        f"{ctx.table}: {what} failed for key {key!r}: the item kept expiring in the way",
+        table=ctx.table,
         key=key,
     )
 
 
-async def _load_raw(
-    repo: RepositoryBase[Any, Any], conn: Connection, table: str, key: Hashable
-) -> RawItem | None:
-    params = requests.get_item(repo.shape, table, key, consistent=True)
-    item: RawItem | None = (await repo._send(conn, "GetItem", params, table)).get("Item")
+async def _load_raw(ctx: Bound[Any], key: Hashable) -> RawItem | None:
+    params = requests.get_item(ctx.shape, ctx.table, key, consistent=True)
+    item: RawItem | None = (await ctx.send("GetItem", params)).get("Item")
     return item
 
 
-async def _delete_expired(
-    repo: RepositoryBase[Any, Any], conn: Connection, table: str, key: Hashable, stored: RawItem
-) -> None:
+async def _delete_expired(ctx: Bound[Any], key: Hashable, stored: RawItem) -> None:
     """Delete an expired item (only while it is still the one read), for a fresh row."""
-    ttl_name = cast(str, repo.shape.ttl_name)
-    params = requests.delete_item(repo.shape, table, key)
+    ttl_name = cast(str, ctx.shape.ttl_name)
+    params = requests.delete_item(ctx.shape, ctx.table, key)
     params["ConditionExpression"] = "#ttl = :ttl"
     params["ExpressionAttributeNames"] = {"#ttl": ttl_name}
     params["ExpressionAttributeValues"] = {":ttl": stored[ttl_name]}
     with contextlib.suppress(ConditionFailed):  # written meanwhile: next attempt sees it
-        await _write(repo, conn, "DeleteItem", params, table, key)
+        await _write(ctx, "DeleteItem", params, key)
 
 
-async def delete(
-    repo: RepositoryBase[Any, Any], key_or_item: object, condition: Condition | None
-) -> None:
+async def delete(ctx: Bound[Any], key_or_item: object, condition: Condition | None) -> None:
     """DeleteItem by key or instance (no error if absent, unless `condition` fails)."""
-    shape = repo.shape
+    shape = ctx.shape
     raw = shape.key_of_model(key_or_item) if isinstance(key_or_item, BaseModel) else key_or_item
     key = shape.canonical(raw)
-    conn, table = repo._connect()
-    params = requests.delete_item(shape, table, key, condition=condition)
-    await _write(repo, conn, "DeleteItem", params, table, key)
+    params = requests.delete_item(shape, ctx.table, key, condition=condition)
+    await _write(ctx, "DeleteItem", params, key)
 
 
 async def _write(
-    repo: RepositoryBase[Any, Any],
-    conn: Connection,
+    ctx: Bound[Any],
     operation: str,
     params: dict[str, Any],
-    table: str,
     key: Hashable,
     what: str = "condition",
 ) -> dict[str, Any]:
     """Send a single-item write; invalidate the key whatever happens; name it on failure."""
     try:
-        return await repo._send(conn, operation, params, table)
+        return await ctx.send(operation, params)
     except ConditionFailed as err:
         raise ConditionFailed(
-            f"{table}: {what} failed for key {key!r}", table=table, code=err.code, key=key
+            f"{ctx.table}: {what} failed for key {key!r}", table=ctx.table, code=err.code, key=key
         ) from err
     finally:
-        repo._invalidate([key])
+        ctx.invalidate([key])
 
 
-async def batch_save(repo: RepositoryBase[Any, Any], items: Iterable[Any]) -> int:
+async def batch_save(ctx: Bound[Any], items: Iterable[Any]) -> int:
     """BatchWriteItem puts of any number of items, every one checked before the first request."""
     if isinstance(items, BaseModel) or not isinstance(items, Iterable):
         raise InvalidRequest(f"batch_save takes a collection of items, got {items!r}")
-    shape = repo.shape
+    shape = ctx.shape
     listed = list(items)
     for item in listed:
         if isinstance(item, shape.model):
             shape.stamp(item)
-    conn, table = repo._connect()
-    puts, keys = requests.put_requests(shape, table, listed)
-    await _batch_write(repo, conn, table, puts, keys)
+    puts, keys = requests.put_requests(shape, ctx.table, listed)
+    await _batch_write(ctx, puts, keys)
     return len(puts)
 
 
-async def batch_delete(repo: RepositoryBase[Any, Any], keys: Iterable[Any]) -> int:
+async def batch_delete(ctx: Bound[Any], keys: Iterable[Any]) -> int:
     """BatchWriteItem deletes of any number of distinct keys."""
-    unique = repo._keys(keys, "batch_delete")
-    conn, table = repo._connect()
-    deletes = [{"DeleteRequest": {"Key": repo.shape.raw_key(k)}} for k in unique]
-    await _batch_write(repo, conn, table, deletes, unique)
+    unique = ctx.keys(keys, "batch_delete")
+    deletes = [{"DeleteRequest": {"Key": ctx.shape.raw_key(k)}} for k in unique]
+    await _batch_write(ctx, deletes, unique)
     return len(deletes)
 
 
 async def _batch_write(
-    repo: RepositoryBase[Any, Any],
-    conn: Connection,
-    table: str,
+    ctx: Bound[Any],
     writes: list[dict[str, Any]],
     keys: Sequence[Any],
 ) -> None:
     async def send(chunk: list[dict[str, Any]]) -> dict[str, Any]:
-        request = requests.batch_write_chunk(table, chunk)
-        return await repo._send(conn, "BatchWriteItem", request, table)
+        request = requests.batch_write_chunk(ctx.table, chunk)
+        return await ctx.send("BatchWriteItem", request)
 
     def collect(response: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(response.get("UnprocessedItems", {}).get(table, []))
+        return list(response.get("UnprocessedItems", {}).get(ctx.table, []))
 
     try:
-        await rounds(repo, conn, table, "BatchWriteItem", writes, BATCH_WRITE_MAX, send, collect)
+        await rounds(ctx, "BatchWriteItem", writes, BATCH_WRITE_MAX, send, collect)
     finally:
-        repo._invalidate(keys)
+        ctx.invalidate(keys)

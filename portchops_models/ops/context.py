@@ -1,0 +1,121 @@
+"""`Bound`: one call's context, resolved once, that every operation works from.
+
+A public call resolves what its operation needs when it starts: the connection
+in force (and its table name), the model's shape, the runtime, the retry policy,
+the metrics, the cache, the decoders and the markers to prune. The operations
+in `portchops_models.ops` take this object, never the repository, so none of
+them reaches into a repository's private state and none resolves the
+connection twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from cachetools import LRUCache
+
+from .. import coherence
+from ..cache import ItemCache
+from ..connection import Connection
+from ..decoding import model_decoder, partial_decoder
+from ..errors import InvalidRequest
+from ..metrics import Metrics
+from ..models.base import BaseModel
+from ..projections import Projection
+from ..retry import RetryPolicy
+from ..shape import RawItem, TableShape
+from .runtime import Runtime
+
+__all__ = ["Bound", "Decoders", "StaleMarkers"]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class Decoders(Generic[ModelT]):
+    """A model's decoders: whole items, and partial ones (an index that does not project
+    every attribute: `portchops_models.decoding.partial_decoder`), made once each."""
+
+    def __init__(self, shape: TableShape) -> None:
+        self.shape = shape
+        self.model: Callable[[RawItem], ModelT] = model_decoder(cast(type[ModelT], shape.model))
+        self._partial: Callable[[RawItem], ModelT] | None = None
+
+    def of(self, index: str | None) -> Callable[[RawItem], ModelT]:
+        """The decoder of items read from the table (``None``) or from `index`."""
+        if index is None or not self.shape.indexes[index].partial:
+            return self.model
+        if self._partial is None:
+            self._partial = partial_decoder(cast(type[ModelT], self.shape.model))
+        return self._partial
+
+
+class StaleMarkers:
+    """Per key, the stale markers an update's answer showed: the next update removes them."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._found: LRUCache[Hashable, list[str]] = LRUCache(maxsize=maxsize)
+        self._lock = threading.Lock()
+
+    def take(self, key: Hashable) -> list[str]:
+        """The markers to prune in the next update of `key` (forgotten here)."""
+        with self._lock:
+            return self._found.pop(key, [])
+
+    def found(self, key: Hashable, names: list[str]) -> None:
+        """Remember `names` for the next update of `key`."""
+        if names:
+            with self._lock:
+                self._found[key] = names
+
+
+@dataclass(frozen=True, slots=True)
+class Bound(Generic[ModelT]):
+    """What one call of a repository works with, resolved when the call starts.
+
+    Attributes:
+        conn: the connection in force.
+        table: the model's table name under its settings.
+        shape: the model's `TableShape`.
+        runtime: how the call waits and sends (sync or async).
+        retry: the retry policy in force (the repository's, else the connection's).
+        metrics: where the call is counted.
+        cache: the repository's cache, or ``None``.
+        decoders: the model's decoders.
+        stale: the markers the next update of a key prunes.
+    """
+
+    conn: Connection
+    table: str
+    shape: TableShape
+    runtime: Runtime
+    retry: RetryPolicy
+    metrics: Metrics
+    cache: ItemCache[Any, RawItem] | None
+    decoders: Decoders[ModelT]
+    stale: StaleMarkers
+
+    async def send(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One request through the runtime's send path (retry, metrics, errors)."""
+        return await self.runtime.send(
+            self.conn, operation, params, table=self.table, retry=self.retry, metrics=self.metrics
+        )
+
+    def decode(self, item: RawItem, projection: type[Projection[Any]] | None) -> Any:
+        """A whole item as a model, or as `projection`."""
+        if projection is None:
+            return self.decoders.model(item)
+        return projection.from_raw(item)
+
+    def keys(self, keys: Iterable[Hashable], what: str) -> list[Hashable]:
+        """Distinct keys in order, each checked; a lone str or bytes is not a collection."""
+        if isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Iterable):
+            raise InvalidRequest(f"{what} takes a collection of keys, got {keys!r}")
+        canonical = self.shape.canonical
+        return list(dict.fromkeys(canonical(key) for key in keys))
+
+    def invalidate(self, keys: Iterable[Any]) -> None:
+        """Evict `keys` from every cache of the table, in this process and (bus) beyond."""
+        coherence.invalidate(self.table, keys)
