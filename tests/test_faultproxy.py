@@ -971,3 +971,145 @@ def test_seen_is_bounded(engine, clients):
         clients(proxy.endpoint_url).list_tables()
         assert proxy.seen == ()
         assert proxy.stats.requests == 1
+
+
+# -- slow answers, a sidecar's pages, dropped SYNs ------------------------------
+
+#: A ListTables moto routes to DynamoDB (by the credential scope of its Authorization).
+AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=x/20250101/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=host, Signature=x"
+)
+LIST_TABLES = (
+    b"POST / HTTP/1.1\r\nHost: proxy\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\n"
+    b"Authorization: " + AUTHORIZATION.encode() + b"\r\n"
+    b"Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{}"
+)
+
+
+def read_answer(sock):
+    """Read one whole answer from a raw socket: each recv's size, the head, the body."""
+    sizes, data = [], b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed mid-head"
+        sizes.append(len(chunk))
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":", 1)[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed mid-body"
+        body += chunk
+    return sizes, head.decode("latin-1"), body
+
+
+def test_trickled_headers_come_a_byte_at_a_time_after_the_engine_answered(make_proxy):
+    proxy = make_proxy(Faults(trickle_headers=0.002))
+    with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(LIST_TABLES)
+        sizes, head, body = read_answer(sock)
+        took = time.monotonic() - started
+    assert sizes[0] == 1  # the status line's first byte, alone
+    assert len(sizes) > 20
+    assert took >= 0.002 * (len(head) - 1) * 0.8
+    assert head.startswith("HTTP/1.1 200 ")
+    assert "TableNames" in json.loads(body)
+    stats = proxy.stats
+    assert (stats.trickled, stats.forwarded) == (1, 1)
+    assert [seen.fault for seen in proxy.seen] == ["trickle"]
+
+
+def test_a_trickled_body_is_the_answer_padded_to_its_declared_length(make_proxy):
+    proxy = make_proxy(Faults(trickle_body=0.001, trickle_body_length=600))
+    conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=10)
+    started = time.monotonic()
+    headers = {"X-Amz-Target": "DynamoDB_20120810.ListTables", "Authorization": AUTHORIZATION}
+    conn.request("POST", "/", body=b"{}", headers=headers)
+    response = conn.getresponse()
+    head_at = time.monotonic() - started
+    body = response.read()
+    took = time.monotonic() - started
+    conn.close()
+    assert response.status == 200
+    assert int(response.getheader("Content-Length")) == len(body) == 600
+    assert int(response.getheader("x-amz-crc32")) == zlib.crc32(body)
+    assert response.getheader("x-amzn-RequestId")
+    assert "TableNames" in json.loads(body)  # JSON whitespace pads it
+    assert head_at < 0.3 < 0.6 * 0.8 <= took
+    assert proxy.stats.trickled == 1
+    assert proxy.stats.bytes_to_client == 600
+
+
+def test_stop_ends_a_trickling_answer_at_once(engine):
+    proxy = FaultProxy(upstream=engine.endpoint_url, faults=Faults(trickle_body=5.0)).start()
+    port = proxy.port
+    with socket.create_connection((proxy.host, port), timeout=10) as sock:
+        sock.sendall(LIST_TABLES)
+        assert sock.recv(1) == b"H"  # the head came at once: the body trickles
+        started = time.monotonic()
+        proxy.stop()
+        assert time.monotonic() - started < 2.0
+        assert proxy_threads(port) == []
+
+
+def test_every_nth_request_is_a_sidecars_html_page_without_a_request_id(make_proxy, clients):
+    proxy = make_proxy(Faults(html_error_every=3))
+    client = clients(proxy.endpoint_url)
+    failed = []
+    for _ in range(9):
+        try:
+            client.list_tables()
+        except ClientError as err:
+            failed.append(err.response)
+    assert len(failed) == 3
+    for response in failed:
+        meta = response["ResponseMetadata"]
+        assert meta["HTTPStatusCode"] == 503
+        assert "x-amzn-requestid" not in {name.lower() for name in meta["HTTPHeaders"]}
+        assert meta["HTTPHeaders"]["content-type"] == "text/html"
+    stats = proxy.stats
+    assert (stats.html_errors, stats.forwarded, stats.requests) == (3, 6, 9)
+    assert [seen.fault for seen in proxy.seen] == [None, None, "html_error"] * 3
+
+    proxy.faults = Faults(html_error_every=2, html_error_status=502)  # the count restarts
+    assert client.list_tables()["TableNames"] is not None
+    with pytest.raises(ClientError) as info:
+        client.list_tables()
+    assert http_status(info) == 502
+
+
+def test_the_new_faults_are_validated():
+    with pytest.raises(ValueError, match="trickle"):
+        Faults(trickle_headers=-1)
+    with pytest.raises(ValueError, match="trickle_body_length"):
+        Faults(trickle_body=0.1, trickle_body_length=0)
+    with pytest.raises(ValueError, match="html_error_every"):
+        Faults(html_error_every=-1)
+    with pytest.raises(ValueError, match="5xx"):
+        Faults(html_error_every=2, html_error_status=404)
+    assert Faults(trickle_body=0.1).trickles
+    assert not Faults(html_error_every=3).draws_outcomes
+
+
+def test_dropped_syns_never_complete_a_connection():
+    from portchops_models.testing.faultproxy import DroppedSyns
+
+    with DroppedSyns() as silent:
+        assert silent.endpoint_url == f"http://127.0.0.1:{silent.port}"
+        started = time.monotonic()
+        for _ in range(2):
+            with pytest.raises(TimeoutError):
+                socket.create_connection((silent.host, silent.port), timeout=0.2)
+        assert 0.35 <= time.monotonic() - started < 1.5
+    with pytest.raises(ConnectionRefusedError):  # stopped: the port is closed
+        socket.create_connection((silent.host, silent.port), timeout=0.5)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = silent.endpoint_url

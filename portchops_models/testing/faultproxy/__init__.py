@@ -4,9 +4,11 @@
 every request to an upstream engine (moto's server, dynalite, ...). On the
 way it can add latency, answer throttling or server errors itself, drop
 connections, lose the engine's answer after a write has landed, hang without
-answering, and turn parts of ``BatchGetItem``/``BatchWriteItem`` requests
-into ``UnprocessedKeys``/``UnprocessedItems`` - the faults real DynamoDB
-produces and local engines never do. It counts what it did (`ProxyStats`),
+answering, send answers a byte at a time (headers or body), answer every Nth
+request with a load balancer's HTML 5xx page (no request id), and turn parts
+of ``BatchGetItem``/``BatchWriteItem`` requests into
+``UnprocessedKeys``/``UnprocessedItems`` - the faults real DynamoDB (and what
+stands in front of it) produces and local engines never do. It counts what it did (`ProxyStats`),
 including client connections, so connection-pool reuse can be measured, and
 keeps the latest requests it saw (`FaultProxy.seen`, `SeenRequest`).
 
@@ -30,6 +32,9 @@ Examples:
     ...     proxy.faults = Faults(unprocessed=0.5, operations=frozenset({"BatchWriteItem"}))
     ...     throttled = proxy.stats.throttled
 
+For a peer that never completes the TCP handshake (SYNs dropped), `DroppedSyns`
+is a loopback port that does just that, with no root.
+
 Notes:
     * Requests without an ``X-Amz-Target`` header (e.g. moto's
       ``/moto-api/reset``) are always forwarded untouched.
@@ -39,9 +44,10 @@ Notes:
       forwarded whole, so the engine answers with its own validation error.
 """
 
+from .blackhole import DroppedSyns
 from .faults import Faults, ThrottleCode
 from .seen import SeenRequest
 from .server import FaultProxy
 from .stats import ProxyStats
 
-__all__ = ["FaultProxy", "Faults", "ProxyStats", "SeenRequest", "ThrottleCode"]
+__all__ = ["DroppedSyns", "FaultProxy", "Faults", "ProxyStats", "SeenRequest", "ThrottleCode"]

@@ -13,14 +13,16 @@ import zlib
 from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 from .batches import BatchPlan, empty_batch_response, merge_unprocessed
-from .faults import THROTTLE_BODIES, Outcome
+from .faults import THROTTLE_BODIES, Faults, Outcome
 from .http import (
     HOP_BY_HOP,
     BadRequest,
     Headers,
     Request,
     Response,
+    head_bytes,
     header,
+    html_error_response,
     json_dumps,
     json_ok,
     json_response,
@@ -126,14 +128,24 @@ class ClientConnection:
         faults = proxy.faults
         outcome: Outcome = "forward"
         plan: BatchPlan | None = None
+        html_error = slow = False
         if faults.applies_to(operation):
             delay = proxy._draw_delay(faults)
             if delay > 0 and proxy._stopping.wait(delay):
                 return False
-            outcome = proxy._draw_outcome(faults)
+            html_error = proxy._take_html_error(faults)
+            if not html_error:
+                outcome = proxy._draw_outcome(faults)
+                slow = faults.trickles and outcome == "forward"
             if outcome == "forward" and faults.unprocessed > 0 and operation in _BATCHES:
                 plan = proxy._plan_batch(operation, request.body, faults.unprocessed)
-        proxy._record(request, "unprocessed" if plan is not None else outcome)
+        if html_error:
+            proxy._record(request, "html_error")
+            proxy._counters.count("html_errors")
+            return self._send(html_error_response(faults.html_error_status), request)
+        proxy._record(
+            request, "unprocessed" if plan is not None else "trickle" if slow else outcome
+        )
         if outcome == "drop":
             proxy._counters.count("dropped")
             self._abort()
@@ -150,7 +162,10 @@ class ClientConnection:
             proxy._counters.count("server_errors")
             return self._send(server_error_response(faults.server_error_status), request)
         if plan is not None:
-            return self._send(self._forward_partial(request, plan), request)
+            answer = self._forward_partial(request, plan)
+            if slow:
+                return self._send_slowly(answer, request, faults)
+            return self._send(answer, request)
         upstream_response = self._forward(request, request.body, operation)
         if upstream_response is None:
             return self._send(upstream_failure(), request)
@@ -158,6 +173,8 @@ class ClientConnection:
             proxy._counters.count("lost_answers")  # the engine has answered: the write has landed
             self._abort()
             return False
+        if slow:
+            return self._send_slowly(upstream_response, request, faults)
         return self._send(upstream_response, request)
 
     def _hang(self) -> None:
@@ -274,14 +291,40 @@ class ClientConnection:
         keep = not close and request is not None and request.keep_alive
         keep = keep and not self.proxy._stopping.is_set()
         head_only = request is not None and request.method == "HEAD"
-        lines = [f"HTTP/1.1 {response.status} {response.reason}\r\n"]
-        lines.extend(f"{name}: {value}\r\n" for name, value in response.headers)
-        if not keep:
-            lines.append("Connection: close\r\n")
-        lines.append("\r\n")
-        data = "".join(lines).encode("latin-1")
+        data = head_bytes(response, keep_alive=keep)
         body = b"" if head_only else response.body
         # Count first: once the client has the answer, the stats must already show it.
         self.proxy._counters.count_bytes(len(body))
         self.sock.sendall(data + body if body else data)
+        return keep
+
+    def _send_slowly(self, response: Response, request: Request, faults: Faults) -> bool:
+        """Send `response` a byte at a time (its head, its body or both: `Faults.trickle_*`).
+
+        Stops when the client goes away (a send fails) or the proxy stops; returns
+        whether to keep the connection.
+        """
+        proxy = self.proxy
+        proxy._counters.count("trickled")
+        keep = request.keep_alive and not proxy._stopping.is_set()
+        body = response.body
+        if faults.trickle_body > 0 and len(body) < faults.trickle_body_length:
+            body += b" " * (faults.trickle_body_length - len(body))  # JSON allows it
+            headers = list(response.headers)
+            set_header(headers, "Content-Length", str(len(body)))
+            if header(headers, "x-amz-crc32") is not None:
+                set_header(headers, "x-amz-crc32", str(zlib.crc32(body)))
+            response = Response(response.status, response.reason, headers, body)
+        proxy._counters.count_bytes(len(body))
+        for part, interval in (
+            (head_bytes(response, keep_alive=keep), faults.trickle_headers),
+            (b"" if request.method == "HEAD" else body, faults.trickle_body),
+        ):
+            if interval <= 0:
+                self.sock.sendall(part)
+                continue
+            for index in range(len(part)):
+                self.sock.sendall(part[index : index + 1])
+                if proxy._stopping.wait(interval):
+                    return False
         return keep

@@ -69,6 +69,23 @@ class Faults:
             write requests taken out of the forwarded request and returned as
             ``UnprocessedKeys``/``UnprocessedItems`` (merged with the engine's).
             When every one is drawn, nothing is forwarded.
+        trickle_headers: seconds between the bytes of each answer's status line
+            and headers (0: off). The request is forwarded and the engine's
+            answer read whole (a write lands), then its head is sent one byte at
+            a time, then its body: a peer whose every byte restarts a socket
+            timeout.
+        trickle_body: seconds between the bytes of each answer's body (0: off).
+            The engine's answer is padded with JSON whitespace to
+            ``trickle_body_length`` bytes (its ``x-amz-crc32`` recomputed, so a
+            client that waits it out reads a valid answer); the head, declaring
+            that length, is sent at once, then the body one byte at a time.
+        trickle_body_length: the ``Content-Length`` of a trickled body.
+        html_error_every: every Nth request that faults apply to, counted from
+            when these faults were set (0: off), is answered without forwarding
+            with an HTML page of status ``html_error_status`` and no request id:
+            a load balancer or sidecar in front of DynamoDB. Drawn faults apply
+            to the others.
+        html_error_status: the status of those pages (a 5xx, e.g. 502, 503, 504).
         operations: when set, faults (latency included) apply only to these
             operations, e.g. ``frozenset({"BatchWriteItem"})``.
     """
@@ -83,6 +100,11 @@ class Faults:
     lost_answer: float = 0.0
     hang: float = 0.0
     unprocessed: float = 0.0
+    trickle_headers: float = 0.0
+    trickle_body: float = 0.0
+    trickle_body_length: int = 100_000
+    html_error_every: int = 0
+    html_error_status: int = 503
     operations: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
@@ -100,12 +122,25 @@ class Faults:
             raise ValueError(f"unknown Faults.throttle_code {self.throttle_code!r}")
         if self.server_error_status not in (500, 503):
             raise ValueError("Faults.server_error_status must be 500 or 503")
+        if self.trickle_headers < 0 or self.trickle_body < 0:
+            raise ValueError("Faults.trickle_headers and Faults.trickle_body must be >= 0")
+        if self.trickle_body_length < 1:
+            raise ValueError("Faults.trickle_body_length must be >= 1")
+        if self.html_error_every < 0:
+            raise ValueError("Faults.html_error_every must be >= 0")
+        if not 500 <= self.html_error_status <= 599:
+            raise ValueError("Faults.html_error_status must be a 5xx status")
         if self.operations is not None and not isinstance(self.operations, frozenset):
             object.__setattr__(self, "operations", frozenset(self.operations))
 
     def applies_to(self, operation: str) -> bool:
         """Whether faults apply to ``operation`` (a DynamoDB operation name)."""
         return bool(operation) and (self.operations is None or operation in self.operations)
+
+    @property
+    def trickles(self) -> bool:
+        """Whether answers are sent slowly (`trickle_headers` or `trickle_body`)."""
+        return self.trickle_headers > 0 or self.trickle_body > 0
 
     @property
     def draws_outcomes(self) -> bool:

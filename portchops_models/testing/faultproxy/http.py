@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import uuid
 import zlib
@@ -17,6 +18,8 @@ __all__ = [
     "Request",
     "Response",
     "header",
+    "head_bytes",
+    "html_error_response",
     "json_dumps",
     "json_ok",
     "json_response",
@@ -246,6 +249,32 @@ def server_error_response(status: int) -> Response:
         "com.amazon.coral.service#InternalFailure",
         "The server encountered an internal error trying to fulfill the request.",
     )
+
+
+def html_error_response(status: int) -> Response:
+    """A load balancer's or sidecar's error page: HTML, no request id, no checksum."""
+    reason = http.client.responses.get(status, "Error")
+    body = (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>fault proxy</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode("ascii")
+    headers = [
+        ("Content-Type", "text/html"),
+        ("Content-Length", str(len(body))),
+        ("Date", email.utils.formatdate(usegmt=True)),
+    ]
+    return Response(status, reason, headers, body)
+
+
+def head_bytes(response: Response, *, keep_alive: bool) -> bytes:
+    """The status line and headers of `response`, ``Connection: close`` unless `keep_alive`."""
+    lines = [f"HTTP/1.1 {response.status} {response.reason}\r\n"]
+    lines.extend(f"{name}: {value}\r\n" for name, value in response.headers)
+    if not keep_alive:
+        lines.append("Connection: close\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
 
 
 def upstream_failure(message: str = "the engine could not be reached") -> Response:

@@ -10,7 +10,16 @@ from typing import Any, Literal, TypeAlias
 
 __all__ = ["Fault", "RequestLog", "SeenRequest"]
 
-Fault: TypeAlias = Literal["drop", "server_error", "throttle", "lost_answer", "hang", "unprocessed"]
+Fault: TypeAlias = Literal[
+    "drop",
+    "server_error",
+    "throttle",
+    "lost_answer",
+    "hang",
+    "unprocessed",
+    "html_error",
+    "trickle",
+]
 """The fault the proxy drew for a request (see `SeenRequest.fault`)."""
 
 

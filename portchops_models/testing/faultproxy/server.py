@@ -10,14 +10,13 @@ import selectors
 import socket
 import threading
 from types import TracebackType
-from typing import Literal
 from urllib.parse import urlsplit
 
 from .batches import BatchPlan, plan_batch
 from .connection import ClientConnection
 from .faults import Faults, Outcome
 from .http import Request
-from .seen import RequestLog, SeenRequest
+from .seen import Fault, RequestLog, SeenRequest
 from .stats import Counters, ProxyStats
 
 __all__ = ["FaultProxy"]
@@ -83,6 +82,8 @@ class FaultProxy:
         self._accept_thread: threading.Thread | None = None
         self._connections: set[ClientConnection] = set()
         self._accepted = 0
+        #: requests faults applied to since they were set (for `Faults.html_error_every`).
+        self._applied = 0
 
     # -- public API --------------------------------------------------------
 
@@ -110,6 +111,7 @@ class FaultProxy:
             raise TypeError(f"expected Faults, got {type(faults).__name__}")
         with self._random_lock:
             self._faults = faults
+            self._applied = 0
 
     @property
     def stats(self) -> ProxyStats:
@@ -252,6 +254,13 @@ class FaultProxy:
                 return faults.latency + self._random.uniform(0.0, faults.latency_jitter)
         return faults.latency
 
+    def _take_html_error(self, faults: Faults) -> bool:
+        """Count one request that faults apply to; whether it is an Nth (an HTML error)."""
+        with self._random_lock:
+            self._applied += 1
+            every = faults.html_error_every
+            return every > 0 and self._applied % every == 0
+
     def _draw_outcome(self, faults: Faults) -> Outcome:
         if not faults.draws_outcomes:
             return "forward"
@@ -259,7 +268,7 @@ class FaultProxy:
             draw = self._random.random()
         return faults.outcome(draw)
 
-    def _record(self, request: Request, outcome: Outcome | Literal["unprocessed"]) -> None:
+    def _record(self, request: Request, outcome: Outcome | Fault) -> None:
         fault = None if outcome == "forward" else outcome
         headers = tuple(request.headers)
         self._seen.add(

@@ -13,7 +13,14 @@ if TYPE_CHECKING:
 __all__ = ["Counters", "ProxyStats", "Tally"]
 
 Tally: TypeAlias = Literal[
-    "throttled", "server_errors", "dropped", "lost_answers", "hung", "upstream_errors"
+    "throttled",
+    "server_errors",
+    "dropped",
+    "lost_answers",
+    "hung",
+    "upstream_errors",
+    "html_errors",
+    "trickled",
 ]
 """The counters `Counters.count` adds one to."""
 
@@ -35,6 +42,10 @@ class ProxyStats:
             connection open until the client closed it or the proxy stopped.
         upstream_errors: requests the engine could not be reached for
             (answered with 502).
+        html_errors: requests the proxy answered with an HTML 5xx page without
+            a request id (`Faults.html_error_every`).
+        trickled: answers sent slowly (`Faults.trickle_headers`,
+            `Faults.trickle_body`), counted when they start.
         unprocessed_keys: BatchGetItem keys moved to ``UnprocessedKeys``.
         unprocessed_items: BatchWriteItem requests moved to ``UnprocessedItems``.
         by_operation: requests received, per operation.
@@ -53,6 +64,8 @@ class ProxyStats:
     lost_answers: int = 0
     hung: int = 0
     upstream_errors: int = 0
+    html_errors: int = 0
+    trickled: int = 0
     unprocessed_keys: int = 0
     unprocessed_items: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
@@ -80,6 +93,8 @@ class Counters:
         self.lost_answers = 0
         self.hung = 0
         self.upstream_errors = 0
+        self.html_errors = 0
+        self.trickled = 0
         self.unprocessed_keys = 0
         self.unprocessed_items = 0
         self.by_operation: Counter[str] = Counter()
@@ -98,6 +113,8 @@ class Counters:
             lost_answers=self.lost_answers,
             hung=self.hung,
             upstream_errors=self.upstream_errors,
+            html_errors=self.html_errors,
+            trickled=self.trickled,
             unprocessed_keys=self.unprocessed_keys,
             unprocessed_items=self.unprocessed_items,
             by_operation=dict(self.by_operation),
