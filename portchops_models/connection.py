@@ -36,7 +36,7 @@ from .errors import PortChopsError, error_code, http_status, translate
 from .metrics import Metrics
 from .retry import RetryPolicy
 from .settings import Settings, current_settings, settings_generation
-from .transport import Transport
+from .transport import Transport, fallback
 from .wire import PARSED_OPERATIONS, call_parsed
 from .wire import install as install_parser
 
@@ -175,7 +175,8 @@ class Connection:
     async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the async API: `Transport.call_async` on the running loop's session.
 
-        Waiting for a connection and each read are bounded by the deadline in force.
+        Under the deadline in force, waiting for a connection, connecting and reading
+        the answer (as a whole) all end by it.
         """
         return await self.transport.call_async(operation, params)
 
@@ -196,8 +197,8 @@ class Connection:
         The request goes through `transport` (signed here, sent on a kept-alive
         connection, parsed with one ``json.loads``), answered and failing exactly as
         botocore's client would. Under a deadline (`portchops_models.deadline`) the
-        wait for a pooled connection and the attempt's read timeout are both cut to
-        the time left.
+        wait for a pooled connection, connecting and reading the answer (headers and
+        body, as a whole, not per socket read) all come out of the time left.
 
         Raises:
             CallTimeout: the deadline passed before a connection came free.
@@ -240,23 +241,10 @@ def _build_client(settings: Settings) -> BaseClient:
     manager = cast(Any, client)._endpoint.http_session._manager
     manager.connection_pool_kw["block"] = True
     install_parser(client)
-    client.meta.events.register(
-        "before-send.dynamodb", _cut_read_timeout, unique_id="portchops-deadline"
-    )
+    # Under a deadline, botocore's own path (a proxy's, or ``conn.client``'s) connects
+    # within the time left and reads each answer by the deadline, as the lean path does.
+    fallback.bound(client)
     return client
-
-
-def _cut_read_timeout(request: Any, **_: Any) -> None:
-    """Cut this attempt's read timeout to the time left before the call's deadline."""
-    left = deadline.remaining()
-    if left is None:
-        return
-    if left <= 0:
-        raise deadline.timeout_error("answer")
-    configured = request.context.get("client_config")
-    read_timeout = getattr(configured, "read_timeout", None) or left
-    if left < read_timeout:
-        request.context["read_timeout"] = max(left, 0.001)
 
 
 _lock = threading.Lock()

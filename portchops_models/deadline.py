@@ -1,10 +1,12 @@
 """Deadlines: every public call ends within ``call_timeout`` seconds.
 
 A repository method opens a deadline with `bounded` when it starts; everything
-the call does underneath reads it: the retry loop does not sleep past it, each
-attempt's read timeout is cut to the time left, and waiting for a pooled
-connection stops at it. Past it the call raises `CallTimeout` naming what it was
-waiting for. Nested calls keep the outermost deadline, and the batch threads
+the call does underneath reads it: the retry loop does not sleep past it,
+waiting for a pooled connection stops at it, connecting gets the time left, and
+reading an answer (its headers and its body, as a whole: not per socket read)
+ends at it, on the sync and async transports and on botocore's own path
+(`portchops_models.transport`). Past it the call raises `CallTimeout` naming
+what it was waiting for. Nested calls keep the outermost deadline, and the batch threads
 inherit it (`propagate`), so a call with many chunks and rounds is bounded as a
 whole.
 
@@ -26,7 +28,7 @@ from typing import TypeVar
 
 from .errors import CallTimeout
 
-__all__ = ["bounded", "expired", "propagate", "remaining", "timeout_error"]
+__all__ = ["bounded", "expired", "propagate", "remaining", "timeout_error", "until"]
 
 T = TypeVar("T")
 
@@ -54,6 +56,16 @@ def remaining() -> float | None:
     return None if current is None else current[0] - time.monotonic()
 
 
+def until() -> float | None:
+    """The deadline as a `time.monotonic` instant, or ``None`` without one.
+
+    For code that bounds several steps by the same instant (connect, send, read)
+    and so reads the deadline once.
+    """
+    current = _deadline.get()
+    return None if current is None else current[0]
+
+
 def expired() -> bool:
     """Whether a deadline is set and has passed."""
     left = remaining()
@@ -69,7 +81,7 @@ def timeout_error(
     what = {
         "answer": "an answer from DynamoDB",
         "backoff": "its next attempt (backoff)",
-        "connection": "a pooled connection (every connection busy)",
+        "connection": "a connection (every pooled one busy, or the endpoint not accepting)",
     }.get(waited_for, waited_for)
     return CallTimeout(
         f"{table or 'request'}: {operation} ran past call_timeout ({limit:g} s) after "

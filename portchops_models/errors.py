@@ -55,6 +55,7 @@ __all__ = [
     "http_status",
     "is_retryable",
     "is_transaction_conflict",
+    "never_answered",
     "no_credentials",
     "not_dynamodb",
     "translate",
@@ -361,7 +362,8 @@ def _is_connection_error(err: BaseException) -> bool:
     )
 
 
-def _never_answered(err: BaseException) -> bool:
+def never_answered(err: BaseException) -> bool:
+    """Whether `err` means no connection was made: refused, unreachable, connect timeout."""
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
     return any(
@@ -382,7 +384,7 @@ def gave_up(
             code=code,
             attempts=attempts,
         )
-    if _never_answered(last):
+    if never_answered(last):
         return EndpointUnreachable(
             f"{table or 'request'}: cannot reach DynamoDB after {attempts} attempt(s) ({reason}):"
             f" {_message(last)}; is the engine running (`portchops engine`) and"

@@ -334,13 +334,15 @@ class RetryPolicy:
         Raises:
             CallTimeout: the call's deadline comes before the next attempt could start.
         """
+        left = deadline.remaining()
+        if left is not None and left <= 0:  # past the deadline: CallTimeout, whatever else
+            waited = "connection" if last is not None and errors.never_answered(last) else "answer"
+            raise deadline.timeout_error(waited, table=table, attempts=attempts) from last
         if attempts >= self.max_attempts:
             return 0.0, 0, f"attempts exhausted (max_attempts={self.max_attempts})"
         delay = self.backoff(backoff_step)
-        left = deadline.remaining()
         if left is not None and left <= delay:
-            waited = "answer" if left <= 0 else "backoff"
-            raise deadline.timeout_error(waited, table=table, attempts=attempts) from last
+            raise deadline.timeout_error("backoff", table=table, attempts=attempts) from last
         if slept + delay > self.max_total_delay:
             return (
                 0.0,

@@ -16,9 +16,13 @@ Parts, one concept a module:
   (``x-amz-crc32`` checked; errors raised as botocore's ``ClientError``).
 - `signing`: SigV4 with a signing key cached per (secret, day, region).
 - `pool`: `HttpPool`, kept-alive ``http.client`` connections for threads.
+- `bounded`: `BoundedResponse`, ``http.client``'s answer read by the call's
+  deadline as a whole (headers and body), not per socket read.
 - `aio`: `AsyncPool`, aiohttp with one session per running event loop
   (the ``async`` extra).
 - `client`: `Transport`, the above bound to one connection's botocore client.
+- `fallback`: botocore's own path (behind an HTTP proxy, or ``conn.client``)
+  under the same deadline, as far as botocore allows.
 
 The async API (for `portchops_models.aio`)::
 
@@ -28,9 +32,11 @@ The async API (for `portchops_models.aio`)::
 ``Transport.call_async(operation, params) -> dict`` is `Transport.call` for
 coroutines: the same request and answer, the same exceptions (botocore's
 ``ClientError``, ``EndpointConnectionError``, ``ConnectTimeoutError``,
-``ReadTimeoutError``, ``ConnectionClosedError``, ``ChecksumError``), the read
-timeout cut to the `portchops_models.deadline` in force and the wait for a
-connection bounded by it (`CallTimeout` with ``waited_for="connection"``).
+``ReadTimeoutError``, ``ConnectionClosedError``, ``ChecksumError``). Under the
+`portchops_models.deadline` in force, on both sides, the wait for a connection
+and connecting end by it (`CallTimeout` with ``waited_for="connection"``, async),
+and the answer, headers and body, is read by it as a whole (``ReadTimeoutError``
+once it passes, however slowly the bytes come).
 It works under any event loop; ``await conn.transport.aclose()`` closes the
 running loop's session, which otherwise closes when its loop shuts down.
 Retries, metrics and translation stay with the caller (`Connection.send_async`).

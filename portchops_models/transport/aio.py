@@ -13,6 +13,14 @@ it is held open by an async generator of that loop), by `aclose` on its loop, or
 by `close` from anywhere (it is then closed on its own loop). The connector's
 ``limit`` bounds the connections per loop at ``max_pool_connections``.
 
+Under a deadline (`portchops_models.deadline`) one exchange is bounded as a
+whole, by aiohttp's own timeouts, set from the time left when it starts: the
+wait for a connection and connecting (``connect``, ``sock_connect``) end at the
+deadline, and the whole request, answer included (``total``), a moment after
+(`MARGIN`, so that a wait for a connection that reaches the deadline is told
+apart from an answer that does). Timers are exact (no rounding up to whole
+seconds, aiohttp's default past 5 s).
+
 Failures are raised as `HttpPool` raises them (botocore's exception classes), so
 retry classification and error translation are the same on both sides.
 """
@@ -20,8 +28,10 @@ retry classification and error translation are the same on both sides.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,10 +45,15 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from .. import deadline
 from .codec import HttpRequest
 from .pool import HttpAnswer, default_ssl
 
-__all__ = ["AsyncPool"]
+__all__ = ["MARGIN", "AsyncPool"]
+
+#: Seconds past the deadline at which the whole request (``total``) times out, so that
+#: the wait for a connection (stopped at the deadline itself) always stops first.
+MARGIN = 0.02
 
 
 @dataclass
@@ -55,8 +70,9 @@ class AsyncPool:
     Args:
         endpoint: the endpoint URL.
         limit: connections per loop (``max_pool_connections``).
-        connect_timeout: seconds to open a connection.
-        read_timeout: default seconds to wait for each read of an answer.
+        connect_timeout: seconds to open a connection (cut to a deadline's time left).
+        read_timeout: default seconds to wait for each read of an answer (a deadline
+            bounds the whole answer).
         ssl_context: for ``https`` (default: botocore's certificate bundle).
     """
 
@@ -80,23 +96,53 @@ class AsyncPool:
             weakref.WeakKeyDictionary()
         )
         self._closing: set[asyncio.Task[None]] = set()
+        #: the timeouts of a request without a deadline (made once).
+        self._limits = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+            ceil_threshold=math.inf,
+        )
 
-    async def send(
-        self, request: HttpRequest, *, timeout: float | None = None, wait: float | None = None
-    ) -> HttpAnswer:
+    async def send(self, request: HttpRequest, *, timeout: float | None = None) -> HttpAnswer:
         """Send `request` on this loop's session and read the whole answer.
+
+        Under the deadline in force, waiting for a connection and connecting end by
+        it, and reading the answer (headers and body) as a whole too.
 
         Args:
             timeout: seconds for each read of the answer (default: ``read_timeout``).
-            wait: at most this many seconds to get a connection (pool wait and connect).
+
+        Raises:
+            ConnectTimeoutError: no connection within ``connect_timeout`` or by the deadline.
+            ReadTimeoutError: a read took ``read_timeout``, or the deadline passed.
         """
         session = await self._session()
-        limits = aiohttp.ClientTimeout(
-            total=None,
-            connect=wait,
-            sock_connect=self.connect_timeout,
-            sock_read=self.read_timeout if timeout is None else timeout,
-        )
+        per_read = self.read_timeout if timeout is None else timeout
+        until = deadline.until()
+        if until is None:
+            if timeout is None:
+                limits = self._limits
+            else:
+                limits = aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self.connect_timeout,
+                    sock_read=per_read,
+                    ceil_threshold=math.inf,
+                )
+        else:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise ConnectTimeoutError(
+                    endpoint_url=request.url, error="the deadline passed before connecting"
+                )
+            limits = aiohttp.ClientTimeout(
+                total=left + MARGIN,
+                connect=left,
+                sock_connect=min(self.connect_timeout, left),
+                sock_read=min(per_read, left + MARGIN),
+                ceil_threshold=math.inf,
+            )
         try:
             async with session.post(
                 request.url,
@@ -116,6 +162,8 @@ class AsyncPool:
             raise HTTPClientError(error=err) from err
         except aiohttp.ClientConnectorError as err:
             raise EndpointConnectionError(endpoint_url=request.url, error=err) from err
+        except TimeoutError as err:  # ``total``: the deadline passed while the answer came
+            raise ReadTimeoutError(endpoint_url=request.url, error=err) from err
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as err:
             raise ConnectionClosedError(endpoint_url=request.url, error=err) from err
         except aiohttp.ClientError as err:
@@ -167,7 +215,9 @@ class AsyncPool:
             return entry.session
         if self._https and self._ssl is None:
             self._ssl = default_ssl()
-        connector = aiohttp.TCPConnector(limit=self.limit, ssl=self._ssl or False)
+        connector = aiohttp.TCPConnector(
+            limit=self.limit, ssl=self._ssl or False, timeout_ceil_threshold=math.inf
+        )
         session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,

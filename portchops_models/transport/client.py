@@ -11,6 +11,7 @@ from botocore.exceptions import ConnectTimeoutError
 
 from .. import deadline
 from ..errors import ConfigurationError
+from .bounded import SLACK
 from .codec import HttpRequest, Service, decode_response, encode_request
 from .pool import HttpPool, default_ssl
 
@@ -33,8 +34,9 @@ class Transport:
         endpoint: the endpoint URL.
         region: the region signed for.
         credentials: botocore credentials (``None``: every call raises ``NoCredentialsError``).
-        connect_timeout: seconds to open a connection.
-        read_timeout: seconds to wait for each read of an answer (cut by deadlines).
+        connect_timeout: seconds to open a connection (cut to a deadline's time left).
+        read_timeout: seconds to wait for each read of an answer (a deadline bounds the
+            whole answer).
         max_connections: connections kept (sync) and open per event loop (async).
         service: botocore's DynamoDB model and exception classes (default: the process's).
         ssl_context: for ``https`` (default: botocore's certificate bundle).
@@ -105,41 +107,77 @@ class Transport:
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """One API call, answered as botocore's ``client._make_api_call`` answers it.
 
-        The read timeout is cut to the time left before the deadline in force.
+        Under the deadline in force, connecting gets the time left and the answer
+        (headers and body) is read by the deadline, as a whole.
 
         Raises:
             CallTimeout: the deadline had passed before the request was sent.
             botocore.exceptions.ClientError: DynamoDB answered an error.
-            botocore.exceptions.ConnectionError: connecting or reading failed.
+            botocore.exceptions.ConnectionError: connecting or reading failed, or the
+                deadline passed meanwhile (``ConnectTimeoutError``, ``ReadTimeoutError``).
         """
         if self.fallback is not None:
-            response: dict[str, Any] = self.fallback(operation, params)
-            return response
-        timeout = self._timeout(operation, params)
-        status, headers, body = self.pool.send(self.encode(operation, params), timeout=timeout)
+            return self._call_botocore(operation, params)
+        if deadline.expired():
+            raise deadline.timeout_error(
+                "answer", table=params.get("TableName"), operation=operation
+            )
+        status, headers, body = self.pool.send(self.encode(operation, params))
         return decode_response(operation, status, headers, body, service=self.service)
 
     async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for coroutines, on the running loop's session (any loop).
 
-        Waiting for a connection and each read are bounded by the deadline in force.
+        Under the deadline in force, the wait for a connection, connecting, and
+        reading the answer (as a whole) all end by it.
+
+        Raises:
+            CallTimeout: the deadline passed before the request was sent, or while
+                waiting for a connection (``waited_for="connection"``).
         """
         if self.fallback is not None:
-            call = deadline.propagate(self.fallback)
-            response: dict[str, Any] = await asyncio.to_thread(call, operation, params)
-            return response
-        timeout = self._timeout(operation, params)
-        left = deadline.remaining()
+            return await self._call_botocore_async(operation, params)
+        if deadline.expired():
+            raise deadline.timeout_error(
+                "answer", table=params.get("TableName"), operation=operation
+            )
         request = self.encode(operation, params)
         try:
-            status, headers, body = await self.aio.send(request, timeout=timeout, wait=left)
+            status, headers, body = await self.aio.send(request)
         except ConnectTimeoutError:
-            if deadline.expired():  # every connection was busy until the deadline
+            if deadline.expired():  # every connection busy, or none opened, until the deadline
                 raise deadline.timeout_error(
                     "connection", table=params.get("TableName"), operation=operation
                 ) from None
             raise
         return decode_response(operation, status, headers, body, service=self.service)
+
+    def _call_botocore(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The call through botocore's client (`fallback`), bounded as botocore allows.
+
+        See `portchops_models.transport.fallback` for what is bounded there.
+        """
+        response: dict[str, Any] = self.fallback(operation, params)
+        return response
+
+    async def _call_botocore_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`_call_botocore` on a thread; the awaiting task stops at the deadline.
+
+        A thread cannot be stopped: one still waiting for a worker or an answer
+        at the deadline is left to end by itself (its socket reads are bounded by the
+        same deadline, and it sends nothing once that has passed).
+        """
+        call = deadline.propagate(self._call_botocore)
+        left = deadline.remaining()
+        work = asyncio.to_thread(call, operation, params)
+        if left is None:
+            return await work
+        try:
+            return await asyncio.wait_for(work, max(left, 0.001) + SLACK)
+        except TimeoutError:
+            raise deadline.timeout_error(
+                "answer", table=params.get("TableName"), operation=operation
+            ) from None
 
     @property
     def aio(self) -> AsyncPool:
@@ -170,17 +208,6 @@ class Transport:
         self.pool.close()
         if self._aio is not None:
             self._aio.close()
-
-    def _timeout(self, operation: str, params: dict[str, Any]) -> float:
-        """This attempt's read timeout: the configured one, cut to the deadline's time left."""
-        left = deadline.remaining()
-        if left is None:
-            return self.read_timeout
-        if left <= 0:
-            raise deadline.timeout_error(
-                "answer", table=params.get("TableName"), operation=operation
-            )
-        return max(min(left, self.read_timeout), 0.001)
 
 
 def _ssl_for(verify: object, endpoint: str) -> ssl.SSLContext | None:

@@ -9,10 +9,17 @@ first; one found closed by the server is dropped before use. The caller bounds
 how many requests run at once (`Connection.call` holds one slot per connection),
 so the pool never holds more than that many connections.
 
+Under a deadline (`portchops_models.deadline`) one exchange is bounded as a
+whole: a new connection gets the time left (not the full ``connect_timeout``),
+the request is sent and the answer read (status line, headers and body) by the
+deadline, however slowly the peer sends (`BoundedResponse`). The per-read
+``read_timeout`` still bounds each read within that.
+
 Failures are raised as botocore raises them from urllib3, so the retry policy,
 lost-answer reconciliation and `errors.translate` see the same exceptions:
 ``EndpointConnectionError`` (refused, unresolvable), ``ConnectTimeoutError``,
-``ReadTimeoutError`` and ``ConnectionClosedError`` (reset or closed mid-answer).
+``ReadTimeoutError`` (the read timeout or the deadline) and
+``ConnectionClosedError`` (reset or closed mid-answer).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import http.client
 import select
 import socket
 import ssl
+import time
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -32,6 +40,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from .. import deadline
+from .bounded import SLACK, BoundedResponse
 from .codec import HttpRequest
 
 __all__ = ["HttpAnswer", "HttpPool", "default_ssl"]
@@ -80,13 +90,25 @@ class HttpPool:
     def send(self, request: HttpRequest, *, timeout: float | None = None) -> HttpAnswer:
         """Send `request` on a pooled connection and read the whole answer.
 
+        Under the deadline in force, connecting, sending and reading all end by it.
+
         Args:
             timeout: seconds for each read of the answer (default: ``read_timeout``).
         """
-        conn = self._checkout()
+        until = deadline.until()
+        conn = self._checkout(until)
         try:
             sock = conn.sock
-            sock.settimeout(self.read_timeout if timeout is None else timeout)
+            wait = self.read_timeout if timeout is None else timeout
+            if until is not None:
+                left = until - time.monotonic()
+                if left < wait:
+                    if left <= 0:
+                        raise TimeoutError("the call's deadline passed before the request was sent")
+                    wait = left
+            current = sock.gettimeout()
+            if current is None or not wait <= current <= wait + SLACK:
+                sock.settimeout(wait)  # else the socket has it already: no system call
             conn.request(
                 request.method, urlsplit(request.url).path or "/", request.body, request.headers
             )
@@ -118,12 +140,12 @@ class HttpPool:
             except IndexError:  # taken by another thread meanwhile
                 break
 
-    def _checkout(self) -> http.client.HTTPConnection:
+    def _checkout(self, until: float | None) -> http.client.HTTPConnection:
         while True:
             try:
                 conn = self._idle.pop()
             except IndexError:
-                return self._connect()
+                return self._connect(until)
             if conn.sock is not None and not _readable(conn.sock):
                 return conn
             conn.close()  # the server closed it while it was idle (or sent junk)
@@ -134,15 +156,22 @@ class HttpPool:
         else:
             self._idle.append(conn)
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self, until: float | None) -> http.client.HTTPConnection:
+        """A new connection, opened within ``connect_timeout`` and by `until`."""
+        timeout = self.connect_timeout
+        if until is not None:
+            timeout = min(timeout, until - time.monotonic())
         conn: http.client.HTTPConnection
         if self._https:
             conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.connect_timeout, context=self._ssl
+                self._host, self._port, timeout=timeout, context=self._ssl
             )
         else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.connect_timeout)
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        conn.response_class = BoundedResponse
         try:
+            if timeout <= 0:
+                raise TimeoutError("the call's deadline passed before connecting")
             conn.connect()
         except TimeoutError as err:
             conn.close()
