@@ -13,7 +13,7 @@ Every error that crosses the public API is a `PortChopsError`::
      ├── TransactionCanceled     a transaction was canceled, nothing applied (``.reasons``)
      └── ServiceError            DynamoDB could not serve the request
           ├── CallTimeout        the call ran past ``call_timeout`` (says what it waited for)
-          ├── NotDynamoDB        the endpoint answered, but is no DynamoDB (an HTML page...)
+          ├── NotDynamoDB        the endpoint never answered as DynamoDB (an HTML page...)
           └── ThrottledError     retries exhausted on throttling, 5xx or dropped connections
                ├── EndpointUnreachable   ... because the endpoint never answered
                └── TransactionInProgress ... because an earlier attempt of the transaction still ran
@@ -42,6 +42,7 @@ __all__ = [
     "NotDynamoDB",
     "NoCredentials",
     "PortChopsError",
+    "RELAYED",
     "ServiceError",
     "TableNotFound",
     "ThrottledError",
@@ -58,6 +59,7 @@ __all__ = [
     "never_answered",
     "no_credentials",
     "not_dynamodb",
+    "relayed",
     "translate",
 ]
 
@@ -86,6 +88,12 @@ THROTTLING_CODES = frozenset(
     }
 )
 
+
+#: The ``ResponseMetadata`` key that marks an error answer without a request id from an
+#: endpoint that has answered as DynamoDB before: a proxy's or load balancer's page (an
+#: HTML 503), relayed from between the client and DynamoDB. The transport sets it
+#: (`portchops_models.transport.Transport`); see `relayed` and `not_dynamodb`.
+RELAYED = "PortChopsRelayed"
 
 #: Cancellation reason codes that mean "nothing was wrong with this operation; try again".
 TRANSIENT_CANCELLATION_CODES = frozenset(
@@ -278,13 +286,18 @@ class EndpointUnreachable(ThrottledError):
 
 
 class NotDynamoDB(ServiceError):
-    """The endpoint answered, but not as DynamoDB does: no ``x-amzn-RequestId`` header.
+    """The endpoint answered, but never as DynamoDB does: no ``x-amzn-RequestId`` header.
 
     Every DynamoDB answer (and every local engine's) carries a request id; a web
     server, a proxy's error page or another service on the port does not. Such an
     answer is not retried, and its body (often a whole HTML page) is not repeated:
     the one-line message says who answered what, e.g. ``http://127.0.0.1:8080
     answered HTTP 501 with text/html: not a DynamoDB endpoint``.
+
+    Only for an endpoint that has never answered as DynamoDB: once it has, an answer
+    without a request id came from something in front of it (a load balancer's or a
+    sidecar's 503 page), and is a server error instead (`relayed`): a 5xx is retried,
+    and past the retry budget is a `ThrottledError` naming the HTTP status.
 
     Attributes:
         endpoint: the URL that answered, when known.
@@ -395,7 +408,7 @@ def gave_up(
         )
     return ThrottledError(
         f"{table or 'request'}: gave up after {attempts} attempt(s): {reason}; "
-        f"last error: {code or type(last).__name__}",
+        f"last error: {_relayed_status(last) or code or type(last).__name__}",
         table=table,
         code=code,
         attempts=attempts,
@@ -516,16 +529,48 @@ def translate(
             code=code,
             attempts=attempts,
         )
+    status_line = _relayed_status(err)
     if is_retryable(err):
         return ThrottledError(
-            f"{table}: service unavailable after {attempts} attempt(s): {detail}",
+            f"{table}: service unavailable after {attempts} attempt(s): "
+            + (f"{status_line}: {detail}" if status_line else detail),
             table=table,
             code=code,
             attempts=attempts,
         )
+    if status_line:
+        return ServiceError(f"{table}: {status_line}: {detail}", table=table, code=code)
     if code in {"ValidationException", "SerializationException"} or isinstance(err, ValueError):
         return InvalidRequest(f"{table}: {detail}", table=table, code=code)
     return ServiceError(f"{table}: {code or type(err).__name__}: {detail}", table=table, code=code)
+
+
+def relayed(err: BaseException) -> bool:
+    """Whether `err` is an answer without a request id from an endpoint that has answered
+    as DynamoDB before (marked `RELAYED` by the transport): a proxy's or load balancer's
+    page from between the client and DynamoDB, a server error rather than `NotDynamoDB`."""
+    for current in error_chain(err):
+        response = getattr(current, "response", None)
+        meta = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
+        if isinstance(meta, Mapping):
+            return meta.get(RELAYED) is True
+    return False
+
+
+def _relayed_status(err: BaseException) -> str:
+    """``"HTTP 503 without a request id (text/html)"`` for a `relayed` error, else ``""``."""
+    if not relayed(err):
+        return ""
+    status = http_status(err)
+    headers = _response_field(err, "ResponseMetadata", "HTTPHeaders")
+    content_type = ""
+    if isinstance(headers, Mapping):
+        lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+        content_type = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
+    return (
+        f"HTTP {status} without a request id ({content_type or 'no content type'}), "
+        "from a proxy or load balancer in front of DynamoDB"
+    )
 
 
 def not_dynamodb(
@@ -535,13 +580,16 @@ def not_dynamodb(
 
     DynamoDB and the local engines put a request id on every answer, errors
     included; an answer without one came from something else on that URL (a web
-    server's 501 page, a proxy's 502...), whatever its status code says.
+    server's 501 page, a proxy's 502...), whatever its status code says. Unless
+    the endpoint has answered as DynamoDB before (`relayed`): then it is None.
     """
     for current in error_chain(err):
         response = getattr(current, "response", None)
         meta = response.get("ResponseMetadata") if isinstance(response, Mapping) else None
         if not isinstance(meta, Mapping):
             continue
+        if meta.get(RELAYED) is True:
+            return None
         headers, status = meta.get("HTTPHeaders"), meta.get("HTTPStatusCode")
         if not isinstance(headers, Mapping) or not isinstance(status, int):
             continue

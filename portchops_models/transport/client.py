@@ -7,10 +7,10 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from botocore.credentials import Credentials
-from botocore.exceptions import ConnectTimeoutError
+from botocore.exceptions import ClientError, ConnectTimeoutError
 
 from .. import deadline
-from ..errors import ConfigurationError
+from ..errors import RELAYED, ConfigurationError
 from .bounded import SLACK
 from .codec import HttpRequest, Service, decode_response, encode_request
 from .pool import HttpPool, default_ssl
@@ -72,6 +72,9 @@ class Transport:
         self._aio: AsyncPool | None = None
         #: botocore's own call, used instead when botocore would go through a proxy.
         self.fallback: Any = None
+        #: whether the endpoint has answered as DynamoDB (with a request id) yet: from
+        #: then on an answer without one is a relayed error, not `NotDynamoDB`.
+        self.answered = False
 
     @classmethod
     def for_client(cls, client: Any, *, max_connections: int) -> Transport:
@@ -112,7 +115,8 @@ class Transport:
 
         Raises:
             CallTimeout: the deadline had passed before the request was sent.
-            botocore.exceptions.ClientError: DynamoDB answered an error.
+            botocore.exceptions.ClientError: DynamoDB answered an error (or something
+                between: see `answered`).
             botocore.exceptions.ConnectionError: connecting or reading failed, or the
                 deadline passed meanwhile (``ConnectTimeoutError``, ``ReadTimeoutError``).
         """
@@ -123,7 +127,13 @@ class Transport:
                 "answer", table=params.get("TableName"), operation=operation
             )
         status, headers, body = self.pool.send(self.encode(operation, params))
-        return decode_response(operation, status, headers, body, service=self.service)
+        if not self.answered and "x-amzn-requestid" in headers:
+            self.answered = True
+        try:
+            return decode_response(operation, status, headers, body, service=self.service)
+        except ClientError as err:
+            self._relayed(err)
+            raise
 
     async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for coroutines, on the running loop's session (any loop).
@@ -150,14 +160,26 @@ class Transport:
                     "connection", table=params.get("TableName"), operation=operation
                 ) from None
             raise
-        return decode_response(operation, status, headers, body, service=self.service)
+        if not self.answered and "x-amzn-requestid" in headers:
+            self.answered = True
+        try:
+            return decode_response(operation, status, headers, body, service=self.service)
+        except ClientError as err:
+            self._relayed(err)
+            raise
 
     def _call_botocore(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """The call through botocore's client (`fallback`), bounded as botocore allows.
 
         See `portchops_models.transport.fallback` for what is bounded there.
         """
-        response: dict[str, Any] = self.fallback(operation, params)
+        try:
+            response: dict[str, Any] = self.fallback(operation, params)
+        except ClientError as err:
+            self._relayed(err)
+            raise
+        if not self.answered:
+            self.answered = "RequestId" in response.get("ResponseMetadata", {})
         return response
 
     async def _call_botocore_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +200,24 @@ class Transport:
             raise deadline.timeout_error(
                 "answer", table=params.get("TableName"), operation=operation
             ) from None
+
+    def _relayed(self, err: ClientError) -> None:
+        """Note whether an error answer came from DynamoDB, or from something between.
+
+        An answer with a request id is DynamoDB's (the endpoint has answered as
+        DynamoDB). One without, from an endpoint that has, came from a proxy or a
+        load balancer in front of it (an HTML 503 page): it is marked relayed
+        (`errors.RELAYED`), so that it is a server error (retried when 5xx)
+        instead of `NotDynamoDB`, which stays for endpoints that never answered.
+        """
+        meta = err.response.get("ResponseMetadata")
+        if not isinstance(meta, dict):
+            return
+        headers = meta.get("HTTPHeaders") or {}
+        if "x-amzn-requestid" in headers or "RequestId" in meta:
+            self.answered = True
+        elif self.answered:
+            meta[RELAYED] = True
 
     @property
     def aio(self) -> AsyncPool:
