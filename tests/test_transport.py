@@ -534,3 +534,100 @@ def test_through_an_http_proxy_calls_go_through_botocore(monkeypatch: pytest.Mon
     transport = current_connection().transport
     assert transport.fallback is not None
     assert transport.endpoint == "https://dynamodb.eu-west-1.amazonaws.com"
+
+
+# ------------------------------------------------------------------ deadlines and relayed errors
+
+
+def test_under_a_deadline_the_pool_reads_a_trickling_answer_by_it_as_a_whole(
+    proxy: FaultProxy,
+) -> None:
+    import time
+
+    from portchops_models import deadline
+
+    conn = current_connection()
+    pool = HttpPool(proxy.endpoint_url, maxsize=1, connect_timeout=2, read_timeout=5)
+    key = {"userId": {"S": "u1"}}
+    request = conn.transport.encode("GetItem", {"TableName": proxy_table(), "Key": key})
+    for faults in (Faults(trickle_headers=0.05), Faults(trickle_body=0.05)):
+        proxy.faults = faults
+        start = time.monotonic()
+        with deadline.bounded(0.5), pytest.raises(ReadTimeoutError):
+            pool.send(request)  # each byte within read_timeout: only the deadline ends it
+        assert 0.45 <= time.monotonic() - start <= 0.6
+    proxy.faults = Faults(trickle_body=0.0005, trickle_body_length=300)
+    with deadline.bounded(5.0):
+        status, _, body = pool.send(request)  # slow, but whole within the deadline
+    assert status == 200
+    assert len(body) == 300
+    pool.close()
+
+
+def test_connecting_gets_the_time_left_not_the_connect_timeout() -> None:
+    import time
+
+    from botocore.exceptions import ConnectTimeoutError
+
+    from portchops_models import deadline
+    from portchops_models.testing.faultproxy import DroppedSyns
+
+    with DroppedSyns() as silent:
+        pool = HttpPool(silent.endpoint_url, maxsize=1, connect_timeout=10, read_timeout=5)
+        request = encode_request(
+            "ListTables",
+            {},
+            endpoint=silent.endpoint_url,
+            region="us-east-1",
+            credentials=Botocore().credentials,
+        )
+        start = time.monotonic()
+        with deadline.bounded(0.3), pytest.raises(ConnectTimeoutError):
+            pool.send(request)
+        assert 0.25 <= time.monotonic() - start <= 0.45
+        with deadline.bounded(0.3):
+            time.sleep(0.31)
+            with pytest.raises(ConnectTimeoutError):  # past the deadline: no connect at all
+                pool.send(request)
+        assert pool.opened == 0
+
+
+def test_an_html_503_is_relayed_once_the_endpoint_answered_as_dynamodb(
+    liar: tuple[str, type[_Lying]],
+) -> None:
+    url, handler = liar
+    page = b"<html><body><h1>503 Service Unavailable</h1></body></html>"
+    sidecar = (503, {"content-type": "text/html", "content-length": str(len(page))}, page)
+    handler.answers.extend([sidecar, _answer(200, b"{}"), sidecar])
+    configure(endpoint_url=url)
+    conn = current_connection()
+    key = {"TableName": "users", "Key": {"userId": {"S": "u1"}}}
+    with pytest.raises(ClientError) as never:  # first answer: not DynamoDB's
+        conn.call("GetItem", key)
+    assert not errors.relayed(never.value)
+    assert isinstance(errors.translate(never.value, endpoint=url), errors.NotDynamoDB)
+    assert not conn.transport.answered
+    conn.call("GetItem", key)  # DynamoDB's answer (a request id)
+    assert conn.transport.answered
+    with pytest.raises(ClientError) as later:
+        conn.call("GetItem", key)
+    err = later.value
+    assert errors.relayed(err)
+    assert errors.not_dynamodb(err) is None
+    assert errors.is_retryable(err)
+    failure = errors.translate(err, table="users", endpoint=url)
+    assert isinstance(failure, errors.ThrottledError)
+    assert "HTTP 503 without a request id (text/html)" in str(failure)
+    gave_up = errors.gave_up(err, table="users", attempts=8, reason="attempts exhausted")
+    assert "last error: HTTP 503 without a request id" in str(gave_up)
+
+
+def test_a_relayed_4xx_page_is_a_service_error_naming_its_status() -> None:
+    page = b"<html>403 Forbidden</html>"
+    with pytest.raises(ClientError) as info:
+        decode_response("GetItem", 403, {"content-type": "text/html"}, page)
+    info.value.response["ResponseMetadata"][errors.RELAYED] = True  # as the transport marks it
+    assert not errors.is_retryable(info.value)
+    failure = errors.translate(info.value, table="users")
+    assert type(failure) is errors.ServiceError
+    assert "HTTP 403 without a request id (text/html)" in str(failure)

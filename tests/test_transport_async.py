@@ -209,3 +209,50 @@ def test_waiting_for_a_connection_is_bounded_by_the_deadline(proxy: FaultProxy) 
 
     error = run(main())
     assert error.waited_for == "connection"
+
+
+def test_under_a_deadline_an_async_answer_is_read_by_it_as_a_whole(proxy: FaultProxy) -> None:
+    from portchops_models.transport.aio import MARGIN
+
+    conn = current_connection()
+    key = {"TableName": conn.settings.table_name("users"), "Key": {"userId": {"S": "u1"}}}
+    pool = AsyncPool(proxy.endpoint_url, limit=2, connect_timeout=2, read_timeout=5)
+    request = conn.transport.encode("GetItem", key)
+
+    async def timed_out() -> float:
+        start = time.monotonic()
+        with deadline.bounded(0.5), pytest.raises(ReadTimeoutError):
+            await pool.send(request)  # each byte within read_timeout: only the deadline ends it
+        return time.monotonic() - start
+
+    for faults in (Faults(trickle_headers=0.05), Faults(trickle_body=0.05)):
+        proxy.faults = faults
+        assert 0.45 <= run(timed_out()) <= 0.5 + MARGIN + 0.1
+    proxy.faults = Faults(trickle_body=0.0005, trickle_body_length=300)
+
+    async def slow_but_in_time() -> tuple[int, bytes]:
+        with deadline.bounded(5.0):
+            status, _, body = await pool.send(request)
+        await pool.aclose()
+        return status, body
+
+    status, body = run(slow_but_in_time())
+    assert (status, len(body)) == (200, 300)
+
+
+def test_async_connecting_gets_the_time_left_and_says_so() -> None:
+    from portchops_models.testing.faultproxy import DroppedSyns
+
+    with DroppedSyns() as silent:
+        configure(endpoint_url=silent.endpoint_url, connect_timeout=10)
+        conn = current_connection()
+
+        async def main() -> tuple[float, CallTimeout]:
+            start = time.monotonic()
+            with deadline.bounded(0.3), pytest.raises(CallTimeout) as info:
+                await conn.call_async("ListTables", {})
+            return time.monotonic() - start, info.value
+
+        took, error = run(main())
+    assert 0.25 <= took <= 0.45
+    assert error.waited_for == "connection"
