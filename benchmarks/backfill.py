@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from portchops_models.connection import current_connection
 from portchops_models.models import UserProgress
 from portchops_models.settings import configure
 from portchops_models.tables import create_table, delete_table
+from portchops_models.transport.connection import current_connection
 
 from .common import Column, ScenarioResult, Target, use_layer
 from .context import Bench

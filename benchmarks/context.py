@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portchops_models import User, UserProgress, UserRepository
-from portchops_models.limits import BATCH_WRITE_MAX
+from portchops_models.dynamo.limits import BATCH_WRITE_MAX
 from portchops_models.metrics import Metrics
 from portchops_models.tables import create_table
 

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from portchops_models import User, UserRepository, bus, coherence
+from portchops_models import User, UserRepository
+from portchops_models.cache import bus, coherence
 from portchops_models.repository import default_metrics
 from portchops_models.settings import current_settings
 from portchops_models.testing.redis import RedisServer

@@ -37,8 +37,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from portchops_models import UserProgress, UserProgressRepository
+from portchops_models.dynamo.limits import BATCH_WRITE_MAX
 from portchops_models.errors import PortChopsError
-from portchops_models.limits import BATCH_WRITE_MAX
 from portchops_models.metrics import Metrics
 from portchops_models.retry import RetryBudget
 from portchops_models.testing.faultproxy import Faults

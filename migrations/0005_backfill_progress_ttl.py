@@ -5,7 +5,7 @@ when it has no readable ``updatedAt``), so it expires when it would have had
 TTL existed (at once, if that moment has passed). Rows that have a ``ttl`` are
 left untouched.
 
-How: a `Backfill` (`portchops_models.migrate.backfill`), a parallel scan of
+How: a `Backfill` (`portchops_models.migrate.backfills.backfill`), a parallel scan of
 `SEGMENTS` segments, `PAGE_SIZE` rows a page, handing over only the rows without
 a ttl and reading only their keys and ``updatedAt``, with one conditional
 UpdateItem per row: ``SET ttl`` only if the row still exists and still has no
@@ -31,11 +31,11 @@ from datetime import datetime
 
 from portchops_models.errors import ConditionFailed
 from portchops_models.migrate import MigrationContext
-from portchops_models.migrate.backfill import Backfill, Batch
+from portchops_models.migrate.backfills.backfill import Backfill, Batch
 from portchops_models.models import UserProgress
-from portchops_models.projections import Projection
+from portchops_models.models.projections import Projection
+from portchops_models.models.shape import RawItem, shape_of
 from portchops_models.settings import current_settings
-from portchops_models.shape import RawItem, shape_of
 
 SEGMENTS = 4
 PAGE_SIZE = 50

@@ -16,7 +16,7 @@ The public surface, re-exported here::
 """
 
 from . import model_writes as _model_writes  # noqa: F401  (the models' own writes)
-from .cache import CachePolicy, cached
+from .cache.items import CachePolicy, cached
 from .errors import (
     CallTimeout,
     ConditionFailed,
@@ -33,14 +33,14 @@ from .errors import (
     TransactionCanceled,
     TransactionInProgress,
 )
-from .metrics import Metrics
 from .models import BaseModel, ExpiryAttribute, UpdatedAtAttribute, User, UserProgress
-from .projections import Projection, ProjectionType
+from .models.projections import Projection, ProjectionType
+from .observe.metrics import Metrics
 from .repositories import ProgressKey, UserProgressRepository, UserRepository
 from .repository import Page, Repository
-from .retry import RetryPolicy, retrying
 from .settings import Settings, configure
 from .transactions import Transaction, read_transaction
+from .transport.retry import RetryPolicy, retrying
 
 __version__ = "0.1.0"
 

@@ -17,8 +17,8 @@ from decimal import Decimal
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
+from .dynamo.limits import RANGE_KEY_MAX_BYTES, check_key_part
 from .errors import InvalidRequest, TransactionCanceled
-from .limits import RANGE_KEY_MAX_BYTES, check_key_part
 from .models import User, UserProgress
 from .ops import reads, writes
 from .ops.context import Bound

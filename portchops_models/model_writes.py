@@ -17,11 +17,10 @@ from typing import Any
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from . import requests
+from .dynamo.idempotency import is_marker
 from .errors import InvalidRequest
-from .idempotency import is_marker
 from .models.base import BaseModel, use_writes
-from .ops import writes
+from .ops import requests, writes
 from .ops.sync_runtime import run_call
 from .repository import Repository
 

@@ -35,10 +35,10 @@ from .domain import (
     user_update,
 )
 from .models import User, UserProgress
+from .models.projections import ProjectionType
 from .ops.page import Page
 from .ops.queries import IndexRef
 from .ops.sync_runtime import run_call
-from .projections import ProjectionType
 from .repository import Repository
 
 __all__ = ["PASSING_SCORE", "UserProgressRepository", "UserRepository", "ProgressKey"]

@@ -14,7 +14,7 @@ model and key, and adds only domain helpers::
 
 ``KeyT`` is the hash key's type for hash-only tables and a ``(hash, range)``
 tuple otherwise. The repository only orchestrates: the table shape comes from
-`portchops_models.shape`, request payloads from `portchops_models.requests`, the
+`portchops_models.models.shape`, request payloads from `portchops_models.ops.requests`, the
 operations from `portchops_models.ops`, written once as coroutines and run to
 completion in the calling thread by the sync runtime
 (`portchops_models.ops.sync_runtime`), each public call under its
@@ -33,16 +33,15 @@ from typing import Any, ClassVar, TypeVar, overload
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from . import requests
 from .models.base import BaseModel
-from .ops import queries, reads, writes
+from .models.projections import ProjectionType
+from .ops import queries, reads, requests, writes
 from .ops.base import UNSET, RepositoryBase, default_metrics
 from .ops.page import Page
 from .ops.paging import iter_pages
 from .ops.queries import IndexRef
 from .ops.runtime import Runtime
 from .ops.sync_runtime import RUNTIME, Fetch, merge_segments, run_call
-from .projections import ProjectionType
 
 __all__ = ["UNSET", "Repository", "IndexRef", "Page", "default_metrics", "run_call"]
 
@@ -529,7 +528,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
 
         Exactly once: a save retried after its answer was lost does not report
         `ConditionFailed` for its own write, and an expired item still stored
-        does not count as present (see `portchops_models.idempotency`).
+        does not count as present (see `portchops_models.dynamo.idempotency`).
 
         A partial item (read through a KEYS_ONLY or INCLUDE index) is written as an
         UpdateItem of the attributes it holds that changed, on the stored item only:

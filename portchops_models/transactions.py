@@ -11,7 +11,7 @@
     user, row = read_transaction((User, uid), (UserProgress, (uid, lid)))
 
 Every operation is built and checked when it is added (keys, items, limits: see
-`portchops_models.transaction_plan`), so a bad one raises `InvalidRequest` inside
+`portchops_models.ops.transaction_plan`), so a bad one raises `InvalidRequest` inside
 the ``with`` block and nothing is sent. The payload keeps the caller's order, so
 `TransactionCanceled.reasons[i]` is operation ``i``'s reason.
 
@@ -24,7 +24,7 @@ throttling, 5xx, connection errors and `TransactionConflict` cancellations, with
 the connection's backoff; a failed condition is never retried.
 
 A commit (and a commit whose outcome is unknown) invalidates the keys it wrote in
-every cache of the process (`portchops_models.coherence`). dynalite has no
+every cache of the process (`portchops_models.cache.coherence`). dynalite has no
 transactions: use moto or DynamoDB.
 """
 
@@ -37,11 +37,11 @@ from collections.abc import Hashable
 from types import TracebackType
 from typing import Self, TypeVar, overload
 
-from .metrics import Metrics
 from .models.base import BaseModel
+from .observe.metrics import Metrics
 from .ops.sync_runtime import RUNTIME, run_call
 from .ops.transactions import IDEMPOTENCY_WINDOW_SECONDS, TransactionCore, read_items
-from .retry import RetryPolicy
+from .transport.retry import RetryPolicy
 
 __all__ = [
     "IDEMPOTENCY_WINDOW_SECONDS",

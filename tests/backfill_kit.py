@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portchops_models.connection import current_connection
 from portchops_models.errors import TableNotFound
 from portchops_models.settings import Settings
+from portchops_models.transport.connection import current_connection
 
 PORTCHOPS = str(Path(sys.executable).with_name("portchops"))
 

@@ -19,7 +19,8 @@ import threading
 import time
 from collections.abc import Hashable, Iterable
 
-from portchops_models import UserRepository, bus, coherence
+from portchops_models import UserRepository
+from portchops_models.cache import bus, coherence
 from portchops_models.repository import default_metrics
 from portchops_models.settings import current_settings
 

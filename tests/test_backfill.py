@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from portchops_models.cli import app
-from portchops_models.connection import current_connection
 from portchops_models.migrate import MigrationError, Rate, backfill_status, status
-from portchops_models.migrate.backfill import Backfill, plan_segments
-from portchops_models.migrate.lease import LeaseLost, LeaseTable
-from portchops_models.migrate.rate import SharedRate
+from portchops_models.migrate.backfills.backfill import Backfill, plan_segments
+from portchops_models.migrate.backfills.lease import LeaseLost, LeaseTable
+from portchops_models.migrate.backfills.rate import SharedRate
 from portchops_models.models import UserProgress
 from portchops_models.settings import Settings
 from portchops_models.tables import delete_table
+from portchops_models.transport.connection import current_connection
 from tests.backfill_kit import (
     Workers,
     counted,

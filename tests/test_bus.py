@@ -17,8 +17,9 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portchops_models import ConfigurationError, User, UserRepository, bus, coherence, configure
-from portchops_models.bus import Invalidation, decode_key, encode_key
+from portchops_models import ConfigurationError, User, UserRepository, configure
+from portchops_models.cache import bus, coherence
+from portchops_models.cache.bus import Invalidation, decode_key, encode_key
 from portchops_models.repository import default_metrics
 from portchops_models.settings import Settings
 from portchops_models.testing.redis import RedisServer

@@ -15,13 +15,13 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from typer.testing import CliRunner
 
+from portchops_models.admin.iam import TABLE_ACTIONS
 from portchops_models.cli import app
-from portchops_models.connection import current_connection
-from portchops_models.iam import TABLE_ACTIONS
 from portchops_models.models import BaseModel
 from portchops_models.settings import configure
 from portchops_models.tables import delete_table, describe_table
 from portchops_models.testing.engine import LocalEngine
+from portchops_models.transport.connection import current_connection
 
 runner = CliRunner()
 

@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from portchops_models import UserRepository
 from portchops_models.cli import app
 from portchops_models.cli.guard import is_loopback
-from portchops_models.connection import current_connection
 from portchops_models.errors import NotDynamoDB, is_retryable, not_dynamodb
 from portchops_models.settings import configure
 from portchops_models.tables import delete_table
 from portchops_models.testing.engine import LocalEngine
+from portchops_models.transport.connection import current_connection
 
 runner = CliRunner()
 

@@ -7,15 +7,8 @@ from collections.abc import Hashable, Iterable
 
 import pytest
 
-from portchops_models import (
-    User,
-    UserProgress,
-    UserProgressRepository,
-    UserRepository,
-    coherence,
-    configure,
-)
-from portchops_models.cache import CachePolicy, ItemCache
+from portchops_models import User, UserProgress, UserProgressRepository, UserRepository, configure
+from portchops_models.cache import CachePolicy, ItemCache, coherence
 from portchops_models.settings import Settings
 from portchops_models.tables import create_table
 

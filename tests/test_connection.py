@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 from portchops_models import User, UserRepository
-from portchops_models.connection import current_connection
 from portchops_models.settings import Settings, configure
 from portchops_models.testing.engine import LocalEngine
 from portchops_models.testing.faultproxy import FaultProxy, Faults
+from portchops_models.transport.connection import current_connection
 
 
 def test_concurrent_reads_never_open_more_connections_than_the_pool(

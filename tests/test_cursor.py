@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portchops_models.cursor import decode_cursor, encode_cursor
+from portchops_models.dynamo.cursor import decode_cursor, encode_cursor
 from portchops_models.errors import InvalidRequest
 
 SCOPE = ("port-chops-user-progress", "query", "", "u1")

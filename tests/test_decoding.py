@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portchops_models import User, UserProgress
-from portchops_models.decoding import model_decoder
+from portchops_models.models.decoding import model_decoder
 
 texts = st.text(min_size=1, max_size=20)
 moments = st.datetimes(

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import pytest
 
-from portchops_models.connection import current_connection
 from portchops_models.models import User, UserProgress
 from portchops_models.repository import default_metrics
 from portchops_models.settings import ENV_PREFIX, Settings, configure
 from portchops_models.tables import create_table, delete_table
 from portchops_models.testing.engine import LocalEngine
+from portchops_models.transport.connection import current_connection
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.md"))

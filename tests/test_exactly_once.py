@@ -25,9 +25,9 @@ from portchops_models import (
     UserRepository,
     configure,
 )
-from portchops_models.connection import current_connection
 from portchops_models.settings import Settings
 from portchops_models.testing.faultproxy import FaultProxy, Faults
+from portchops_models.transport.connection import current_connection
 from tests.conftest import fast_retry
 
 
@@ -170,7 +170,7 @@ def test_a_never_answering_endpoint_ends_each_call_within_its_timeout(
 def test_waiting_for_a_pooled_connection_is_bounded_too(lossy: FaultProxy) -> None:
     import threading
 
-    from portchops_models import deadline
+    from portchops_models.transport import deadline
 
     configure(current_connection().settings, call_timeout=1.0, max_pool_connections=2)
     users = UserRepository(cache=None)

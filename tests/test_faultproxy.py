@@ -16,10 +16,10 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
-from portchops_models.connection import current_connection
 from portchops_models.models import User
 from portchops_models.testing.engine import LocalEngine
 from portchops_models.testing.faultproxy import FaultProxy, Faults, ProxyStats, SeenRequest
+from portchops_models.transport.connection import current_connection
 
 pytestmark = pytest.mark.timeout(120)
 

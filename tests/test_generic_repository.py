@@ -21,10 +21,10 @@ from portchops_models import (
     TableNotFound,
     User,
 )
-from portchops_models.connection import current_connection
+from portchops_models.models.shape import shape_of
 from portchops_models.settings import Settings, configure
-from portchops_models.shape import shape_of
 from portchops_models.tables import create_table, delete_table
+from portchops_models.transport.connection import current_connection
 from tests.lesson_model import (
     Blob,
     BlobRepository,

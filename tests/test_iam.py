@@ -17,7 +17,7 @@ from pynamodb.indexes import (
 )
 
 from portchops_models import UserProgress
-from portchops_models.iam import INDEX_ACTIONS, TABLE_ACTIONS, actions_for, policy_document
+from portchops_models.admin.iam import INDEX_ACTIONS, TABLE_ACTIONS, actions_for, policy_document
 from portchops_models.metrics import Metrics
 from portchops_models.models import BaseModel, User
 from portchops_models.repositories import UserProgressRepository, UserRepository

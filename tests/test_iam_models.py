@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from portchops_models import InvalidRequest, User, UserProgress
+from portchops_models.admin.iam import DEFAULT_TABLE_ARN_PREFIX
 from portchops_models.cli import app
-from portchops_models.iam import DEFAULT_TABLE_ARN_PREFIX
 from portchops_models.models import BaseModel
 from portchops_models.settings import Settings, configure, current_settings
 from portchops_models.tables import create_table, delete_table

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portchops_models import InvalidRequest, UserProgress, UserProgressRepository, UserRepository
-from portchops_models.limits import ITEM_MAX_BYTES, check_key_part, item_size
+from portchops_models.dynamo.limits import ITEM_MAX_BYTES, check_key_part, item_size
 from portchops_models.metrics import Metrics
 from portchops_models.settings import Settings
 

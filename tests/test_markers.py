@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from portchops_models import User, UserProgress, UserProgressRepository, UserRepository, configure
-from portchops_models.connection import current_connection
-from portchops_models.idempotency import is_marker
-from portchops_models.limits import item_size
+from portchops_models.dynamo.idempotency import is_marker
+from portchops_models.dynamo.limits import item_size
 from portchops_models.settings import Settings
 from portchops_models.testing.faultproxy import FaultProxy, Faults
+from portchops_models.transport.connection import current_connection
 from tests.conftest import fast_retry
 
 

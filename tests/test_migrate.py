@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from portchops_models.connection import current_connection
 from portchops_models.metrics import Metrics
 from portchops_models.migrate import (
     EndpointUnreachable,
@@ -34,6 +33,7 @@ from portchops_models.migrate.lock import LEASE_SECONDS
 from portchops_models.settings import Settings, configure
 from portchops_models.tables import delete_table, describe_table
 from portchops_models.testing.engine import LocalEngine
+from portchops_models.transport.connection import current_connection
 
 ALL = ["0001", "0002", "0003", "0004", "0005"]
 

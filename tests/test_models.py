@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portchops_models.connection import current_connection
-from portchops_models.idempotency import is_marker
+from portchops_models.dynamo.idempotency import is_marker
 from portchops_models.errors import InvalidRequest
 from portchops_models.models import User, UserProgress
 from portchops_models.settings import Settings, configure
 from portchops_models.tables import describe_table
+from portchops_models.transport.connection import current_connection
 
 
 def test_user_round_trips_every_attribute(tables: Settings) -> None:

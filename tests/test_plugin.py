@@ -21,7 +21,7 @@ import pytest
 from pynamodb.attributes import UnicodeAttribute
 
 from portchops_models import BaseModel, Metrics, RetryPolicy, Settings, User, UserRepository
-from portchops_models.connection import current_connection
+from portchops_models.transport.connection import current_connection
 from portchops_models.settings import current_settings
 from portchops_models.testing.faultproxy import FaultProxy, Faults
 

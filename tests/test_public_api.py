@@ -95,7 +95,7 @@ def test_runtime_modules_never_import_the_test_kit() -> None:
 
 def test_the_generic_core_names_no_built_in_model() -> None:
     """The generic base knows models only through their shape."""
-    generic = ("repository.py", "shape.py", "requests.py", "aio/repository.py")
+    generic = ("repository.py", "models/shape.py", "ops/requests.py", "aio/repository.py")
     for name in (*generic, *(f"ops/{p.name}" for p in (PACKAGE / "ops").glob("*.py"))):
         source = (PACKAGE / name).read_text()
         tree = ast.parse(source)
@@ -108,13 +108,13 @@ def test_the_generic_core_names_no_built_in_model() -> None:
 def test_layers_import_one_way() -> None:
     """Policies are leaves; models never import repositories; nothing imports the CLI."""
     leaves = (
-        "cache.py",
-        "retry.py",
-        "metrics.py",
+        "cache/items.py",
+        "transport/retry.py",
+        "observe/metrics.py",
         "errors.py",
-        "deadline.py",
-        "idempotency.py",
-        "drive.py",
+        "transport/deadline.py",
+        "dynamo/idempotency.py",
+        "transport/drive.py",
     )
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE)
@@ -123,14 +123,19 @@ def test_layers_import_one_way() -> None:
             assert not any(n.startswith("portchops_models.cli") for n in imported), rel
         if rel.parts[0] == "models":
             assert not any(
-                n.startswith(("portchops_models.repositor", "portchops_models.requests"))
+                n.startswith(("portchops_models.repositor", "portchops_models.ops"))
                 for n in imported
             ), rel
         if str(rel) in leaves:
             policies = (
                 "portchops_models.errors",
-                "portchops_models.deadline",
-                "portchops_models.drive",
+                "portchops_models.transport.deadline",
+                "portchops_models.transport.drive",
             )
-            ours = {n for n in imported if n != "portchops_models" and not n.startswith(policies)}
+            ours = {
+                n
+                for n in imported
+                if n not in ("portchops_models", "portchops_models.transport")
+                and not n.startswith(policies)
+            }
             assert not ours, rel

@@ -30,10 +30,10 @@ from portchops_models import (
     UserRepository,
 )
 from portchops_models.aio import AsyncRepository, AsyncUserProgressRepository, AsyncUserRepository
-from portchops_models.connection import current_connection
 from portchops_models.settings import configure, current_settings
 from portchops_models.testing.faultproxy import FaultProxy
 from portchops_models.testing.plugin import PROXY_SEED, configured_tables
+from portchops_models.transport.connection import current_connection
 from tests.lesson_model import Lesson, LessonCard, LessonRepository
 
 T = TypeVar("T")

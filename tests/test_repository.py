@@ -19,9 +19,9 @@ from portchops_models import (
     UserProgressRepository,
     UserRepository,
 )
-from portchops_models.connection import current_connection
 from portchops_models.settings import Settings, configure
 from portchops_models.testing.engine import DynaliteEngine
+from portchops_models.transport.connection import current_connection
 from tests.conftest import _configure_with_tables
 
 

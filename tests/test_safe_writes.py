@@ -26,11 +26,11 @@ from portchops_models import (
     UserRepository,
     configure,
 )
-from portchops_models.connection import current_connection
-from portchops_models.limits import ITEM_MAX_BYTES
+from portchops_models.dynamo.limits import ITEM_MAX_BYTES
 from portchops_models.tables import create_table, delete_table
 from portchops_models.testing.engine import LocalEngine
 from portchops_models.testing.faultproxy import FaultProxy
+from portchops_models.transport.connection import current_connection
 from tests.conftest import fast_retry
 from tests.order_model import Invoice, Order, OrderRepository
 

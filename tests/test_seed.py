@@ -10,11 +10,11 @@ import pytest
 from rich.console import Console
 
 from portchops_models.cli.seed import demo_users, seed
-from portchops_models.connection import current_connection
 from portchops_models.errors import InvalidRequest, TableNotFound
 from portchops_models.metrics import Metrics
 from portchops_models.repositories import PASSING_SCORE, UserProgressRepository, UserRepository
 from portchops_models.settings import Settings
+from portchops_models.transport.connection import current_connection
 
 
 def quiet() -> Console:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portchops_models.models import User, UserProgress
-from portchops_models.shape import shape_of
+from portchops_models.models.shape import shape_of
 
 _ttl_values = st.one_of(
     st.none(),

@@ -19,14 +19,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from portchops_models import (
-    ThrottledError,
-    Transaction,
-    TransactionCanceled,
-    User,
-    UserRepository,
-    tracing,
-)
+from portchops_models import ThrottledError, Transaction, TransactionCanceled, User, UserRepository
+from portchops_models.observe import tracing
 from portchops_models.settings import Settings
 from portchops_models.testing.faultproxy import FaultProxy, Faults
 from tests.conftest import fast_retry

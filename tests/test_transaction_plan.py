@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portchops_models import InvalidRequest, User, UserProgress
-from portchops_models import transaction_plan as plan
 from portchops_models.errors import (
     IdempotentParameterMismatch,
     TransactionCanceled,
@@ -22,7 +21,8 @@ from portchops_models.errors import (
     translate,
 )
 from portchops_models.metrics import Metrics
-from portchops_models.shape import shape_of
+from portchops_models.models.shape import shape_of
+from portchops_models.ops import transaction_plan as plan
 from tests.lesson_model import Lesson
 
 USERS = shape_of(User)

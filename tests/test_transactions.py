@@ -24,12 +24,12 @@ from portchops_models import (
     configure,
     read_transaction,
 )
-from portchops_models.connection import current_connection
 from portchops_models.errors import ServiceError
 from portchops_models.metrics import Metrics
 from portchops_models.settings import Settings
 from portchops_models.testing.engine import DynaliteEngine
 from portchops_models.testing.faultproxy import FaultProxy, Faults
+from portchops_models.transport.connection import current_connection
 from tests.conftest import fast_retry
 
 
@@ -285,7 +285,7 @@ def test_dynalite_has_no_transactions_and_says_so_with_a_typed_error(
 def test_conflicts_are_retried_and_conditions_are_not() -> None:
     from botocore.exceptions import ClientError
 
-    from portchops_models.transaction_plan import transaction_policy
+    from portchops_models.ops.transaction_plan import transaction_policy
 
     def canceled(code: str) -> ClientError:
         response = {

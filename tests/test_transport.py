@@ -33,10 +33,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portchops_models import ThrottledError, User, UserRepository, configure, errors
-from portchops_models.connection import current_connection
 from portchops_models.settings import Settings
 from portchops_models.testing.faultproxy import FaultProxy, Faults
 from portchops_models.transport import HttpPool, Service, Transport, decode_response, encode_request
+from portchops_models.transport.connection import current_connection
 from tests.conftest import fast_retry
 
 AWS = "https://dynamodb.eu-west-1.amazonaws.com"
@@ -544,7 +544,7 @@ def test_under_a_deadline_the_pool_reads_a_trickling_answer_by_it_as_a_whole(
 ) -> None:
     import time
 
-    from portchops_models import deadline
+    from portchops_models.transport import deadline
 
     conn = current_connection()
     pool = HttpPool(proxy.endpoint_url, maxsize=1, connect_timeout=2, read_timeout=5)
@@ -569,8 +569,8 @@ def test_connecting_gets_the_time_left_not_the_connect_timeout() -> None:
 
     from botocore.exceptions import ConnectTimeoutError
 
-    from portchops_models import deadline
     from portchops_models.testing.faultproxy import DroppedSyns
+    from portchops_models.transport import deadline
 
     with DroppedSyns() as silent:
         pool = HttpPool(silent.endpoint_url, maxsize=1, connect_timeout=10, read_timeout=5)

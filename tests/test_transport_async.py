@@ -23,13 +23,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from portchops_models import CallTimeout, configure, deadline
-from portchops_models.connection import current_connection
+from portchops_models import CallTimeout, configure
 from portchops_models.settings import Settings
 from portchops_models.testing.engine import LocalEngine
 from portchops_models.testing.faultproxy import FaultProxy, Faults
-from portchops_models.transport import Transport
+from portchops_models.transport import Transport, deadline
 from portchops_models.transport.aio import AsyncPool
+from portchops_models.transport.connection import current_connection
 from tests.test_transport import _answer, _Lying, liar  # noqa: F401 (the fixture)
 
 T = TypeVar("T")

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from portchops_models.connection import current_connection
 from portchops_models.settings import Settings
+from portchops_models.transport.connection import current_connection
 
 EVERY_TYPE = {
     "userId": {"S": "every-type"},

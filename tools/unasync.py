@@ -58,7 +58,7 @@ model and key, and adds only domain helpers::
 
 ``KeyT`` is the hash key's type for hash-only tables and a ``(hash, range)``
 tuple otherwise. The repository only orchestrates: the table shape comes from
-`portchops_models.shape`, request payloads from `portchops_models.requests`, the
+`portchops_models.models.shape`, request payloads from `portchops_models.ops.requests`, the
 operations from `portchops_models.ops`, written once as coroutines and run to
 completion in the calling thread by the sync runtime
 (`portchops_models.ops.sync_runtime`), each public call under its
@@ -100,7 +100,7 @@ Examples:
     user, row = read_transaction((User, uid), (UserProgress, (uid, lid)))
 
 Every operation is built and checked when it is added (keys, items, limits: see
-`portchops_models.transaction_plan`), so a bad one raises `InvalidRequest` inside
+`portchops_models.ops.transaction_plan`), so a bad one raises `InvalidRequest` inside
 the ``with`` block and nothing is sent. The payload keeps the caller's order, so
 `TransactionCanceled.reasons[i]` is operation ``i``'s reason.
 
@@ -113,7 +113,7 @@ throttling, 5xx, connection errors and `TransactionConflict` cancellations, with
 the connection's backoff; a failed condition is never retried.
 
 A commit (and a commit whose outcome is unknown) invalidates the keys it wrote in
-every cache of the process (`portchops_models.coherence`). dynalite has no
+every cache of the process (`portchops_models.cache.coherence`). dynalite has no
 transactions: use moto or DynamoDB.
 """''',
     ),

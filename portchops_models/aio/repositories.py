@@ -29,10 +29,10 @@ from ..domain import (
     user_update,
 )
 from ..models import User, UserProgress
+from ..models.projections import ProjectionType
 from ..ops.aio_runtime import run_call
 from ..ops.page import Page
 from ..ops.queries import IndexRef
-from ..projections import ProjectionType
 from .repository import AsyncRepository
 
 __all__ = ["PASSING_SCORE", "AsyncUserProgressRepository", "AsyncUserRepository", "ProgressKey"]

@@ -14,7 +14,7 @@ model and key, and adds only domain helpers::
 
 ``KeyT`` is the hash key's type for hash-only tables and a ``(hash, range)``
 tuple otherwise. The repository only orchestrates: the table shape comes from
-`portchops_models.shape`, request payloads from `portchops_models.requests`, the
+`portchops_models.models.shape`, request payloads from `portchops_models.ops.requests`, the
 operations from `portchops_models.ops`, written once as coroutines and run by
 the API's runtime (`portchops_models.ops.aio_runtime`), each public call under
 its ``call_timeout`` deadline. Items whose TTL has passed are left out of every
@@ -32,16 +32,15 @@ from typing import Any, ClassVar, TypeVar, overload
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from .. import requests
 from ..models.base import BaseModel
-from ..ops import queries, reads, writes
+from ..models.projections import ProjectionType
+from ..ops import queries, reads, requests, writes
 from ..ops.aio_paging import iter_pages
 from ..ops.aio_runtime import RUNTIME, Fetch, merge_segments, run_call
 from ..ops.base import UNSET, RepositoryBase, default_metrics
 from ..ops.page import Page
 from ..ops.queries import IndexRef
 from ..ops.runtime import Runtime
-from ..projections import ProjectionType
 
 __all__ = ["UNSET", "AsyncRepository", "IndexRef", "Page", "default_metrics", "run_call"]
 
@@ -533,7 +532,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         Exactly once: a save retried after its answer was lost does not report
         `ConditionFailed` for its own write, and an expired item still stored
-        does not count as present (see `portchops_models.idempotency`).
+        does not count as present (see `portchops_models.dynamo.idempotency`).
 
         A partial item (read through a KEYS_ONLY or INCLUDE index) is written as an
         UpdateItem of the attributes it holds that changed, on the stored item only:

@@ -11,7 +11,7 @@
     user, row = await read_transaction((User, uid), (UserProgress, (uid, lid)))
 
 Every operation is built and checked when it is added (keys, items, limits: see
-`portchops_models.transaction_plan`), so a bad one raises `InvalidRequest` inside
+`portchops_models.ops.transaction_plan`), so a bad one raises `InvalidRequest` inside
 the block and nothing is sent. The payload keeps the caller's order, so
 `TransactionCanceled.reasons[i]` is operation ``i``'s reason. The token, retries,
 cancellation reasons and cache invalidation are `TransactionCore`'s
@@ -27,11 +27,11 @@ from collections.abc import Hashable
 from types import TracebackType
 from typing import Self, TypeVar, overload
 
-from ..metrics import Metrics
 from ..models.base import BaseModel
+from ..observe.metrics import Metrics
 from ..ops.aio_runtime import RUNTIME, run_call
 from ..ops.transactions import IDEMPOTENCY_WINDOW_SECONDS, TransactionCore, read_items
-from ..retry import RetryPolicy
+from ..transport.retry import RetryPolicy
 
 __all__ = [
     "IDEMPOTENCY_WINDOW_SECONDS",

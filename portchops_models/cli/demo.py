@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..migrate import upgrade
 from ..models import User, UserProgress
-from ..projections import Projection
+from ..models.projections import Projection
 from ..repositories import UserProgressRepository, UserRepository
 from ..repository import default_metrics
 from ..settings import configure, current_settings

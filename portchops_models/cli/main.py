@@ -18,8 +18,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..admin.iam import DEFAULT_LEADING_KEY_VARIABLE, DEFAULT_TABLE_ARN_PREFIX
 from ..errors import PortChopsError
-from ..iam import DEFAULT_LEADING_KEY_VARIABLE, DEFAULT_TABLE_ARN_PREFIX
 from ..models.base import BaseModel
 
 app = typer.Typer(help="port-chops data layer: demo, local engine, migrations, seeds, IAM.")
@@ -195,7 +195,7 @@ def _print_backfills(path: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..migrate.work import backfill_status
+    from ..migrate.backfills.command import backfill_status
 
     with _errors():
         running = backfill_status(path=path)
@@ -230,7 +230,7 @@ def migrate_work(
 ) -> None:
     """Join the backfill of the step being applied (from any number of processes or
     machines); exit when every segment is done."""
-    from ..migrate.work import work
+    from ..migrate.backfills.command import work
 
     importable_from_cwd()
     with _errors():
@@ -266,7 +266,7 @@ def iam_policy(
 ) -> None:
     """Print the runtime IAM policy (JSON): data-plane actions on the project's tables
     (User, UserProgress and every --model), and Query on their indexes."""
-    from ..iam import policy_document
+    from ..admin.iam import policy_document
 
     models: list[type[BaseModel]] = []
     for reference in model or []:

@@ -31,10 +31,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ..errors import InvalidRequest
-from ..metrics import Metrics
 from ..migrate import connection_errors
 from ..models import BaseModel, User, UserProgress
-from ..projections import Projection
+from ..models.projections import Projection
+from ..observe.metrics import Metrics
 from ..repositories import PASSING_SCORE, UserProgressRepository, UserRepository
 
 __all__ = ["NAMES", "SeedResult", "demo_progress", "demo_users", "seed"]

@@ -69,13 +69,13 @@ Modules, one per concept: `errors` (`MigrationError`, `connection_errors`),
 from __future__ import annotations
 
 from ..errors import EndpointUnreachable, NoCredentials
-from .backfill import Backfill, BackfillResult, Batch, Rate
+from .backfills.backfill import Backfill, BackfillResult, Batch, Rate
+from .backfills.command import BackfillProgress, backfill_status, work
 from .context import CheckpointHook, MigrationContext
 from .discovery import Migration, default_path, discover, namespace_of
 from .errors import MigrationError, connection_errors
 from .history import HISTORY_TABLE
 from .runner import MigrationStatus, StepResult, downgrade, status, upgrade
-from .work import BackfillProgress, backfill_status, work
 
 __all__ = [
     "HISTORY_TABLE",

@@ -9,13 +9,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .. import tables
-from ..connection import Connection
+from ..admin import tables
 from ..errors import PortChopsError
-from ..metrics import Metrics
 from ..models.base import BaseModel
-from ..retry import RetryPolicy
+from ..observe.metrics import Metrics
 from ..settings import Settings
+from ..transport.connection import Connection
+from ..transport.retry import RetryPolicy
 from .discovery import Migration, _step_id
 from .errors import MigrationError
 from .history import _History

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .. import tables
-from ..connection import Connection
+from ..admin import tables
 from ..errors import ConditionFailed, PortChopsError
+from ..transport.connection import Connection
 from .discovery import Migration, _parse_id
 from .errors import MigrationError
 

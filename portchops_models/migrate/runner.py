@@ -14,11 +14,11 @@ from typing import Literal
 from rich.console import Console
 from rich.markup import escape
 
-from .. import logs
-from ..connection import current_connection
 from ..errors import PortChopsError
-from ..metrics import Metrics
+from ..observe import logs
+from ..observe.metrics import Metrics
 from ..repository import default_metrics
+from ..transport.connection import current_connection
 from .context import CheckpointHook, MigrationContext
 from .discovery import (
     Migration,

@@ -14,7 +14,7 @@ exactly-once markers, ``call_timeout``, typed errors, and eviction from every
 cache of the process (and beyond it with the invalidation bus).
 
 Two of PynamoDB's methods would send DescribeTable, a control-plane call that the
-runtime IAM policy (`portchops_models.iam`, data plane only) does not grant:
+runtime IAM policy (`portchops_models.admin.iam`, data plane only) does not grant:
 ``Model.exists()`` asks with a one-key GetItem instead, and ``Model.count()``
 needs a hash key (a table-wide count would be DescribeTable's ``ItemCount``,
 stale by hours, or a full scan).
@@ -30,8 +30,8 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import BatchWrite, Model
 
-from ..connection import Connection, current_connection
 from ..errors import ConfigurationError, InvalidRequest, TableNotFound
+from ..transport.connection import Connection, current_connection
 from .values import guard
 
 _M = TypeVar("_M", bound="BaseModel")
@@ -281,7 +281,9 @@ class _RetryingClient:
         self._client = connection.client
 
     def _make_api_call(self, operation: str, params: dict[str, Any]) -> Any:
-        from .. import deadline  # here: this method is all the deadline work of this module
+        from ..transport import (
+            deadline,  # here: this method is all the deadline work of this module
+        )
 
         call = self.connection.call
         # Each API call of the models' own methods is bounded by call_timeout as a whole.

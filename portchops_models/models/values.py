@@ -14,7 +14,7 @@ a value leaves the process:
   transactions, and the update actions and conditions a caller builds
   (``Order.total.set("abc")`` raises as it is built). A number is written from its
   exact text (``Decimal`` included) after the range check of
-  `portchops_models.limits`.
+  `portchops_models.dynamo.limits`.
 * `check_actions` checks a list of update actions against the model they are
   applied to: the path must be one of its attributes (not another model's), a set
   value must have the attribute's type and pass the same checks as in a save, and
@@ -59,8 +59,8 @@ from pynamodb.expressions.update import (
     SetAction,
 )
 
+from ..dynamo.limits import number_text, value_size
 from ..errors import InvalidRequest
-from ..limits import number_text, value_size
 
 __all__ = ["check_actions", "check_raw_value", "guard", "is_required"]
 

@@ -13,12 +13,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 
-from .. import deadline
-from ..cache import ItemCache
-from ..connection import Connection
-from ..metrics import Metrics
-from ..retry import RetryPolicy
+from ..cache.items import ItemCache
+from ..observe.metrics import Metrics
 from ..settings import current_settings
+from ..transport import deadline
+from ..transport.connection import Connection
+from ..transport.retry import RetryPolicy
 from .base import Operation, RepositoryBase
 from .page import Page, check_segments
 from .runtime import Runtime
@@ -99,7 +99,7 @@ async def run_call(
     operation: Operation[T], repo: RepositoryBase[Any, Any] | None = None, method: str = ""
 ) -> T:
     """Await a shared operation under the call's ``call_timeout`` deadline, traced as
-    ``repo``'s public call `method` (`portchops_models.tracing`)."""
+    ``repo``'s public call `method` (`portchops_models.observe.tracing`)."""
     settings = current_settings()
     with deadline.bounded(settings.call_timeout):
         if repo is None:

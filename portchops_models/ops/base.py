@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Coroutine, Hashable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from .. import bus, coherence, tracing
-from ..cache import CachePolicy, ItemCache
-from ..connection import current_connection
+from ..cache import bus, coherence
+from ..cache.items import CachePolicy, ItemCache
 from ..errors import InvalidRequest
-from ..metrics import Metrics
 from ..models.base import BaseModel
-from ..retry import RetryPolicy
+from ..models.shape import RawItem, TableShape, shape_of
+from ..observe import tracing
+from ..observe.metrics import Metrics
 from ..settings import Settings, current_settings
-from ..shape import RawItem, TableShape, shape_of
+from ..transport.connection import current_connection
+from ..transport.retry import RetryPolicy
 from .context import Bound, Decoders, StaleMarkers
 from .runtime import Runtime
 

@@ -17,16 +17,16 @@ from typing import Any, Generic, TypeVar, cast
 
 from cachetools import LRUCache
 
-from .. import coherence
-from ..cache import ItemCache
-from ..connection import Connection
-from ..decoding import model_decoder, partial_decoder
+from ..cache import coherence
+from ..cache.items import ItemCache
 from ..errors import InvalidRequest
-from ..metrics import Metrics
 from ..models.base import BaseModel
-from ..projections import Projection
-from ..retry import RetryPolicy
-from ..shape import RawItem, TableShape
+from ..models.decoding import model_decoder, partial_decoder
+from ..models.projections import Projection
+from ..models.shape import RawItem, TableShape
+from ..observe.metrics import Metrics
+from ..transport.connection import Connection
+from ..transport.retry import RetryPolicy
 from .runtime import Runtime
 
 __all__ = ["Bound", "Decoders", "StaleMarkers"]
@@ -36,7 +36,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 class Decoders(Generic[ModelT]):
     """A model's decoders: whole items, and partial ones (an index that does not project
-    every attribute: `portchops_models.decoding.partial_decoder`), made once each."""
+    every attribute: `portchops_models.models.decoding.partial_decoder`), made once each."""
 
     def __init__(self, shape: TableShape) -> None:
         self.shape = shape

@@ -1,6 +1,6 @@
 """Queries, counts and scans, written once for both APIs.
 
-`build_query` and `build_scan` make the request (pure, `portchops_models.requests`);
+`build_query` and `build_scan` make the request (pure, `portchops_models.ops.requests`);
 `fetch_page` sends one and decodes its page; the public methods page through
 them lazily (`iter_query`, `scan`) or once (`query`, `scan_page`).
 """
@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import Index
 
-from .. import requests
-from ..cursor import decode_cursor, encode_cursor
-from ..projections import Projection
+from ..dynamo.cursor import decode_cursor, encode_cursor
+from ..models.projections import Projection
+from . import requests
 from .context import Bound
 from .page import Page, Paging, paging
 

@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import Any
 
-from .. import requests, tracing
+from ..dynamo.limits import BATCH_GET_MAX
 from ..errors import CallTimeout, ItemNotFound, ThrottledError
-from ..limits import BATCH_GET_MAX
-from ..projections import Projection
-from ..shape import RawItem
+from ..models.projections import Projection
+from ..models.shape import RawItem
+from ..observe import tracing
+from . import requests
 from .context import Bound
 
 __all__ = ["batch_get", "find", "get", "rounds"]

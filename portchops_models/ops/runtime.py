@@ -3,7 +3,7 @@
 The operations in `portchops_models.ops` are coroutines written once. A `Runtime`
 supplies the few steps that differ between the sync and the async API: the sync one
 (`portchops_models.ops.sync_runtime`) blocks and never suspends, so
-`portchops_models.drive.run_sync` runs a whole operation without an event loop; the
+`portchops_models.transport.drive.run_sync` runs a whole operation without an event loop; the
 async one (`portchops_models.ops.aio_runtime`) awaits the running loop.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Protocol, TypeVar
 
-from ..cache import ItemCache
-from ..connection import Connection
-from ..metrics import Metrics
-from ..retry import RetryPolicy
+from ..cache.items import ItemCache
+from ..observe.metrics import Metrics
+from ..transport.connection import Connection
+from ..transport.retry import RetryPolicy
 
 __all__ = ["Runtime"]
 

@@ -13,7 +13,7 @@ The sync faces (`portchops_models.repository`, ``repositories``, ``transactions`
 are generated from the async ones (``tools/unasync.py``), which import these names
 from ``aio_runtime``; the generated files import them from here. The operations
 are coroutines; under this runtime every awaited step finishes at once, so
-`portchops_models.drive.run_sync` runs a whole operation without an event loop.
+`portchops_models.transport.drive.run_sync` runs a whole operation without an event loop.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from collections.abc import Callable, Coroutine, Hashable, Iterator
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
-from .. import deadline
-from ..cache import ItemCache
-from ..connection import Connection
-from ..drive import run_sync
-from ..metrics import Metrics
-from ..retry import RetryPolicy
+from ..cache.items import ItemCache
+from ..observe.metrics import Metrics
 from ..settings import current_settings
+from ..transport import deadline
+from ..transport.connection import Connection
+from ..transport.drive import run_sync
+from ..transport.retry import RetryPolicy
 from .base import Operation, RepositoryBase
 from .page import Page, check_segments
 from .runtime import Runtime
@@ -103,7 +103,7 @@ def run_call(
     operation: Operation[T], repo: RepositoryBase[Any, Any] | None = None, method: str = ""
 ) -> T:
     """Run a shared operation to completion under the call's ``call_timeout`` deadline,
-    traced as ``repo``'s public call `method` (`portchops_models.tracing`)."""
+    traced as ``repo``'s public call `method` (`portchops_models.observe.tracing`)."""
     settings = current_settings()
     with deadline.bounded(settings.call_timeout):
         if repo is None:

@@ -3,7 +3,7 @@
 The faces, `AsyncTransaction` / `aio.read_transaction` and the generated
 `Transaction` / `read_transaction`, add only how the commit is run (awaited, or
 to completion in the calling thread). Every operation is built and checked when
-it is added (`portchops_models.transaction_plan`), the commit is one
+it is added (`portchops_models.ops.transaction_plan`), the commit is one
 TransactWriteItems with the transaction's ``client_request_token``, retried with
 the connection's backoff, and its outcome invalidates the touched keys in every
 cache of the process.
@@ -19,9 +19,7 @@ from typing import Any
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from .. import coherence, deadline, tracing
-from .. import transaction_plan as plan
-from ..connection import current_connection
+from ..cache import coherence
 from ..errors import (
     InvalidRequest,
     PortChopsError,
@@ -29,13 +27,17 @@ from ..errors import (
     TransactionCanceled,
     cancellation_reasons,
 )
-from ..metrics import Metrics
 from ..models.base import BaseModel
-from ..requests import TRANSACT_TOKEN_MAX
-from ..retry import RetryPolicy
+from ..models.shape import shape_of
+from ..observe import tracing
+from ..observe.metrics import Metrics
 from ..settings import current_settings
-from ..shape import shape_of
+from ..transport import deadline
+from ..transport.connection import current_connection
+from ..transport.retry import RetryPolicy
+from . import transaction_plan as plan
 from .base import default_metrics
+from .requests import TRANSACT_TOKEN_MAX
 from .runtime import Runtime
 
 __all__ = ["IDEMPOTENCY_WINDOW_SECONDS", "TransactionCore", "read_items"]

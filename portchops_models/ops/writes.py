@@ -1,7 +1,7 @@
 """Writes, written once for both APIs: save, update, delete and the batch writes.
 
 Single-item writes carry an idempotency marker and reconcile a failed condition
-with the stored item (`portchops_models.idempotency`), so a write whose answer
+with the stored item (`portchops_models.dynamo.idempotency`), so a write whose answer
 was lost is applied once. Every write invalidates the keys it touches, on
 failure too (a timed-out write may still have landed).
 """
@@ -15,12 +15,13 @@ from typing import Any, cast
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from .. import idempotency, requests
-from ..decoding import partial_of
+from ..dynamo import idempotency
+from ..dynamo.limits import BATCH_WRITE_MAX
 from ..errors import ConditionFailed, InvalidRequest
-from ..limits import BATCH_WRITE_MAX
 from ..models.base import BaseModel
-from ..shape import RawItem
+from ..models.decoding import partial_of
+from ..models.shape import RawItem
+from . import requests
 from .context import Bound
 from .reads import rounds
 

@@ -35,10 +35,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from ..connection import current_connection
+from ..admin.tables import create_table, delete_table
 from ..models import BaseModel, User, UserProgress
 from ..settings import Settings, configure, current_settings
-from ..tables import create_table, delete_table
+from ..transport.connection import current_connection
 from .engine import LocalEngine
 from .faultproxy import FaultProxy
 

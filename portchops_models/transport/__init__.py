@@ -33,7 +33,7 @@ The async API (for `portchops_models.aio`)::
 coroutines: the same request and answer, the same exceptions (botocore's
 ``ClientError``, ``EndpointConnectionError``, ``ConnectTimeoutError``,
 ``ReadTimeoutError``, ``ConnectionClosedError``, ``ChecksumError``). Under the
-`portchops_models.deadline` in force, on both sides, the wait for a connection
+`portchops_models.transport.deadline` in force, on both sides, the wait for a connection
 and connecting end by it (`CallTimeout` with ``waited_for="connection"``, async),
 and the answer, headers and body, is read by it as a whole (``ReadTimeoutError``
 once it passes, however slowly the bytes come).

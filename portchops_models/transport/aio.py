@@ -13,7 +13,7 @@ it is held open by an async generator of that loop), by `aclose` on its loop, or
 by `close` from anywhere (it is then closed on its own loop). The connector's
 ``limit`` bounds the connections per loop at ``max_pool_connections``.
 
-Under a deadline (`portchops_models.deadline`) one exchange is bounded as a
+Under a deadline (`portchops_models.transport.deadline`) one exchange is bounded as a
 whole, by aiohttp's own timeouts, set from the time left when it starts: the
 wait for a connection and connecting (``connect``, ``sock_connect``) end at the
 deadline, and the whole request, answer included (``total``), a moment after
@@ -45,7 +45,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from .. import deadline
+from . import deadline
 from .codec import HttpRequest
 from .pool import HttpAnswer, default_ssl
 

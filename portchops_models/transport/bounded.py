@@ -4,7 +4,7 @@ A socket timeout bounds each ``recv``: a peer that sends its answer one byte at
 a time restarts it with every byte, so an answer whose headers (or body) trickle
 in can outlast any deadline. `BoundedResponse` is ``http.client``'s response
 reading through `BoundedReader`, which cuts the socket's timeout to the time left
-before the deadline in force (`portchops_models.deadline`) as that time runs out:
+before the deadline in force (`portchops_models.transport.deadline`) as that time runs out:
 the status line, the headers and the body together end by the deadline (at most
 `SLACK` after it), on a slow peer as on a silent one.
 
@@ -24,7 +24,7 @@ import socket
 import time
 from typing import cast
 
-from .. import deadline
+from . import deadline
 
 __all__ = ["SLACK", "BoundedReader", "BoundedResponse"]
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectTimeoutError
 
-from .. import deadline
 from ..errors import RELAYED, ConfigurationError
+from . import deadline
 from .bounded import SLACK
 from .codec import HttpRequest, Service, decode_response, encode_request
 from .pool import HttpPool, default_ssl

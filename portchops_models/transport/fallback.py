@@ -3,7 +3,7 @@
 Calls go through the connection's botocore client instead of the lean path when
 botocore would use an HTTP proxy (`Transport.fallback`), and ``conn.client`` is
 there for code that wants botocore itself. `bound` makes that client honour the
-deadline in force (`portchops_models.deadline`), per attempt:
+deadline in force (`portchops_models.transport.deadline`), per attempt:
 
 - **the read timeout** is cut to the time left, through botocore's own per-request
   override (``request.context["read_timeout"]``, read by its HTTP session); a
@@ -35,7 +35,7 @@ from botocore.awsrequest import (
     AWSHTTPSConnectionPool,
 )
 
-from .. import deadline
+from . import deadline
 from .bounded import BoundedResponse
 
 __all__ = ["bound"]

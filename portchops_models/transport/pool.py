@@ -9,7 +9,7 @@ first; one found closed by the server is dropped before use. The caller bounds
 how many requests run at once (`Connection.call` holds one slot per connection),
 so the pool never holds more than that many connections.
 
-Under a deadline (`portchops_models.deadline`) one exchange is bounded as a
+Under a deadline (`portchops_models.transport.deadline`) one exchange is bounded as a
 whole: a new connection gets the time left (not the full ``connect_timeout``),
 the request is sent and the answer read (status line, headers and body) by the
 deadline, however slowly the peer sends (`BoundedResponse`). The per-read
@@ -40,7 +40,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from .. import deadline
+from . import deadline
 from .bounded import SLACK, BoundedResponse
 from .codec import HttpRequest
 

@@ -24,17 +24,17 @@ from portchops_models import (
     User,
     UserProgress,
     configure,
-    deadline,
 )
 from portchops_models.aio import (
     AsyncTransaction,
     AsyncUserProgressRepository,
     AsyncUserRepository,
 )
-from portchops_models.connection import current_connection
 from portchops_models.errors import NotDynamoDB
 from portchops_models.settings import Settings
 from portchops_models.testing.faultproxy import DroppedSyns, FaultProxy, Faults
+from portchops_models.transport import deadline
+from portchops_models.transport.connection import current_connection
 from tests.conftest import fast_retry
 
 CALL_TIMEOUT = 1.0

@@ -15,10 +15,10 @@ import pytest
 
 from portchops_models import CallTimeout, ThrottledError, User, UserProgress, configure
 from portchops_models.aio import AsyncUserProgressRepository, AsyncUserRepository
-from portchops_models.connection import current_connection
 from portchops_models.metrics import Metrics
 from portchops_models.settings import Settings
 from portchops_models.testing.faultproxy import FaultProxy, Faults
+from portchops_models.transport.connection import current_connection
 from tests.conftest import fast_retry
 
 

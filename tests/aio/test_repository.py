@@ -30,10 +30,10 @@ from portchops_models.aio import (
     AsyncUserProgressRepository,
     AsyncUserRepository,
 )
-from portchops_models.connection import current_connection
 from portchops_models.metrics import Metrics
 from portchops_models.settings import Settings
 from portchops_models.tables import create_table
+from portchops_models.transport.connection import current_connection
 from tests.lesson_model import Lesson
 
 T = TypeVar("T")

@@ -19,14 +19,14 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttrib
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 
 from portchops_models import BaseModel, ConditionFailed, ItemNotFound, Settings, configure
-from portchops_models.connection import Connection, current_connection
-from portchops_models.drive import run_sync
 from portchops_models.errors import InvalidRequest
 from portchops_models.metrics import Metrics
+from portchops_models.models.shape import shape_of
 from portchops_models.ops import queries, reads, writes
 from portchops_models.ops.context import Bound, Decoders, StaleMarkers
 from portchops_models.retry import RetryPolicy
-from portchops_models.shape import shape_of
+from portchops_models.transport.connection import Connection, current_connection
+from portchops_models.transport.drive import run_sync
 
 Answer = Callable[[str, dict[str, Any]], dict[str, Any]]
 

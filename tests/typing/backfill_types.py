@@ -18,7 +18,7 @@ from portchops_models.migrate import (
     work,
 )
 from portchops_models.models import UserProgress
-from portchops_models.shape import RawItem
+from portchops_models.models.shape import RawItem
 
 
 def one_row(batch: Batch, item: RawItem) -> bool:

@@ -17,7 +17,7 @@ from portchops_models import (
     read_transaction,
 )
 from portchops_models.errors import CancellationReason
-from portchops_models.transaction_plan import Operation
+from portchops_models.ops.transaction_plan import Operation
 
 
 def writes() -> None:

@@ -10,7 +10,7 @@ import socket
 import struct
 import threading
 import zlib
-from typing import TYPE_CHECKING, BinaryIO, Final, cast
+from typing import BinaryIO, Final, Protocol, cast
 
 from .batches import BatchPlan, empty_batch_response, merge_unprocessed
 from .faults import THROTTLE_BODIES, Faults, Outcome
@@ -33,11 +33,10 @@ from .http import (
     strip_hop_by_hop,
     upstream_failure,
 )
+from .seen import Fault
+from .stats import Counters
 
-if TYPE_CHECKING:
-    from .server import FaultProxy
-
-__all__ = ["ClientConnection"]
+__all__ = ["ClientConnection", "Proxy"]
 
 _log = logging.getLogger(__package__)  # the package's logger, "portchops_models.testing.faultproxy"
 
@@ -52,10 +51,33 @@ _STALE_CONNECTION_ERRORS: Final = (
 )
 
 
+class Proxy(Protocol):
+    """What a client connection uses of its `FaultProxy` (the proxy imports this module,
+    so the connection sees it through this protocol instead of importing it back)."""
+
+    upstream: str
+    upstream_timeout: float
+    port: int
+    _upstream_host: str
+    _upstream_port: int
+    _upstream_netloc: str
+    _counters: Counters
+    _stopping: threading.Event
+
+    @property
+    def faults(self) -> Faults: ...
+    def _connection_closed(self, connection: ClientConnection) -> None: ...
+    def _draw_delay(self, faults: Faults) -> float: ...
+    def _take_html_error(self, faults: Faults) -> bool: ...
+    def _draw_outcome(self, faults: Faults) -> Outcome: ...
+    def _record(self, request: Request, outcome: Outcome | Fault) -> None: ...
+    def _plan_batch(self, operation: str, body: bytes, fraction: float) -> BatchPlan | None: ...
+
+
 class ClientConnection:
     """One client connection, served on its own thread."""
 
-    def __init__(self, proxy: FaultProxy, sock: socket.socket, number: int) -> None:
+    def __init__(self, proxy: Proxy, sock: socket.socket, number: int) -> None:
         self.proxy = proxy
         self.sock = sock
         self.rfile = cast("BinaryIO", sock.makefile("rb", buffering=65536))

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import ConditionFailed
-from .errors import MigrationError
+from ...errors import ConditionFailed
+from ..errors import MigrationError
 from .lease import LeaseTable
 
 __all__ = ["Rate", "SharedRate"]

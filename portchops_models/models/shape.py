@@ -40,11 +40,11 @@ from pynamodb.attributes import Attribute, TTLAttribute
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import Index, LocalSecondaryIndex
 
-from .errors import InvalidRequest
-from .limits import HASH_KEY_MAX_BYTES, RANGE_KEY_MAX_BYTES, check_key_part, number_text
-from .models.attributes import ExpiryAttribute, UpdatedAtAttribute
-from .models.base import BaseModel
-from .models.values import check_actions
+from ..dynamo.limits import HASH_KEY_MAX_BYTES, RANGE_KEY_MAX_BYTES, check_key_part, number_text
+from ..errors import InvalidRequest
+from .attributes import ExpiryAttribute, UpdatedAtAttribute
+from .base import BaseModel
+from .values import check_actions
 
 __all__ = ["IndexShape", "KeyAttribute", "RawItem", "TableShape", "shape_of"]
 
@@ -103,7 +103,7 @@ class IndexShape:
 
     Attributes:
         partial: the index does not project every attribute (KEYS_ONLY or INCLUDE):
-            items read through it are partial (`portchops_models.decoding.partial_of`).
+            items read through it are partial (`portchops_models.models.decoding.partial_of`).
     """
 
     name: str

@@ -11,7 +11,7 @@ Two scopes, one per level, used by both APIs:
   ``db.system.name="aws.dynamodb"``, ``db.collection.name``, ``db.operation.name``,
   the consumed capacity, batch sizes, a ``retry`` event per retry and the
   cancellation codes of a canceled transaction; the DEBUG and WARNING records of
-  `portchops_models.logs` for retries and give-ups.
+  `portchops_models.observe.logs` for retries and give-ups.
 
 Spans need the ``[otel]`` extra (``opentelemetry-api``) and a tracer provider:
 the global one (``opentelemetry.trace.set_tracer_provider``) or one given to
@@ -33,8 +33,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import logs
-from .errors import (
+from ..errors import (
     THROTTLING_CODES,
     CallTimeout,
     ThrottledError,
@@ -42,6 +41,7 @@ from .errors import (
     cancellation_reasons,
     error_code,
 )
+from . import logs
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider

@@ -9,7 +9,7 @@ A step declares its backfill at module level and runs it from ``up``::
 
 `run` makes (or resumes) a **plan**: the table's parallel scan cut into
 ``segments`` (given, or a power of two chosen from the table's size, see
-`plan_segments`), recorded in the history table (`portchops_models.migrate.lease`)
+`plan_segments`), recorded in the history table (`portchops_models.migrate.backfills.lease`)
 and named on the step's history item. Then this process works on it with
 ``threads`` segments at once, while any number of ``portchops migrate work``
 processes join it: each claims a free (or expired) segment, scans it page by page,
@@ -37,19 +37,19 @@ from typing import TYPE_CHECKING, Any
 
 from pynamodb.expressions.condition import Condition
 
-from ..errors import InvalidRequest
-from ..models.base import BaseModel
-from ..projections import Projection
-from ..shape import RawItem, shape_of
-from .discovery import Migration
-from .errors import MigrationError
-from .history import _History
+from ...errors import InvalidRequest
+from ...models.base import BaseModel
+from ...models.projections import Projection
+from ...models.shape import RawItem, shape_of
+from ..discovery import Migration
+from ..errors import MigrationError
+from ..history import _History
 from .lease import LeaseTable
 from .rate import Rate
 from .worker import BackfillResult, Batch, Plan, Worker
 
 if TYPE_CHECKING:
-    from .context import MigrationContext
+    from ..context import MigrationContext
 
 __all__ = [
     "Backfill",

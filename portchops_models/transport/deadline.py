@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from .errors import CallTimeout
+from ..errors import CallTimeout
 
 __all__ = ["bounded", "expired", "propagate", "remaining", "timeout_error", "until"]
 

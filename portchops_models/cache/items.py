@@ -27,7 +27,7 @@ Design, after cachetools' `cached(cache, key=, lock=, condition=)`:
   it is exactly the number of loader calls; a caller that waits for another thread's load and
   receives its result counts as a hit. `on_event(hit, count)` mirrors every count for metrics.
 - The clock is injectable (`CachePolicy.timer`) so tests expire entries without sleeping.
-- A ``gate`` (e.g. `portchops_models.coherence.may_serve`) is asked on every lookup and
+- A ``gate`` (e.g. `portchops_models.cache.coherence.may_serve`) is asked on every lookup and
   store: while it says no (the invalidation bus is down), the cache serves and stores
   nothing; reads go to the loader and count as misses.
 """

@@ -15,7 +15,7 @@ Registration is weak: a cache that is no longer referenced leaves the registry b
 A cache is registered under one table at a time; registering it again (after `configure()`
 changed the prefix) moves it.
 
-Across processes, a transport (the Redis bus of `portchops_models.bus`) plugs in with
+Across processes, a transport (the Redis bus of `portchops_models.cache.bus`) plugs in with
 `set_transport`: `invalidate` hands it the keys after the local caches dropped them, and
 `may_serve` asks it whether cached items may be served now (not while its subscription is
 down, when invalidations from other processes could be missed). Without a transport every
@@ -64,7 +64,7 @@ class Clearable(Protocol):
 
 
 class Transport(Protocol):
-    """Carries invalidations to other processes (see `portchops_models.bus`)."""
+    """Carries invalidations to other processes (see `portchops_models.cache.bus`)."""
 
     def publish(self, table: str, item_keys: Sequence[Hashable]) -> None:
         """Send the keys a write touched; never raises, never blocks on the network."""

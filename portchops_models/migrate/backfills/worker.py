@@ -21,11 +21,11 @@ from pynamodb.expressions.condition import Condition
 from rich.console import Console
 from rich.markup import escape
 
-from .. import requests
-from ..errors import PortChopsError
-from ..models.base import BaseModel
-from ..projections import Projection
-from ..shape import RawItem, shape_of
+from ...errors import PortChopsError
+from ...models.base import BaseModel
+from ...models.projections import Projection
+from ...models.shape import RawItem, shape_of
+from ...ops import requests
 from .lease import Lease, LeaseLost, LeaseTable
 from .rate import Rate, SharedRate
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 
-from .errors import error_code
+from ..errors import error_code
 
 __all__ = ["CALLS", "MIGRATIONS", "REQUESTS", "ROOT"]
 

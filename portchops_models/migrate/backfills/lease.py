@@ -30,11 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..connection import Connection
-from ..errors import ConditionFailed, PortChopsError
-from ..shape import RawItem
-from .errors import MigrationError
-from .history import _History
+from ...errors import ConditionFailed, PortChopsError
+from ...models.shape import RawItem
+from ...transport.connection import Connection
+from ..errors import MigrationError
+from ..history import _History
 
 __all__ = ["Lease", "LeaseLost", "LeaseTable", "SegmentState"]
 

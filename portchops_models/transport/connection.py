@@ -30,13 +30,13 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from . import deadline, tracing
+from ..errors import PortChopsError, error_code, http_status, translate
+from ..observe import tracing
+from ..observe.metrics import Metrics
+from ..settings import Settings, current_settings, settings_generation
+from . import Transport, deadline, fallback
 from .drive import run_sync
-from .errors import PortChopsError, error_code, http_status, translate
-from .metrics import Metrics
 from .retry import RetryPolicy
-from .settings import Settings, current_settings, settings_generation
-from .transport import Transport, fallback
 from .wire import PARSED_OPERATIONS, call_parsed
 from .wire import install as install_parser
 
@@ -182,7 +182,7 @@ class Connection:
 
     def read(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the repository's reads: a successful answer is parsed with one
-        ``json.loads`` instead of botocore's shape walk (see `portchops_models.wire`)."""
+        ``json.loads`` instead of botocore's shape walk (see `portchops_models.transport.wire`)."""
         return call_parsed(self.call, operation, params)
 
     def close(self) -> None:
@@ -196,7 +196,7 @@ class Connection:
 
         The request goes through `transport` (signed here, sent on a kept-alive
         connection, parsed with one ``json.loads``), answered and failing exactly as
-        botocore's client would. Under a deadline (`portchops_models.deadline`) the
+        botocore's client would. Under a deadline (`portchops_models.transport.deadline`) the
         wait for a pooled connection, connecting and reading the answer (headers and
         body, as a whole, not per socket read) all come out of the time left.
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NotRequired, TypedDict
 
-from .models import BaseModel, User, UserProgress
-from .settings import Settings, current_settings
+from ..models import BaseModel, User, UserProgress
+from ..settings import Settings, current_settings
 
 __all__ = [
     "DEFAULT_LEADING_KEY_VARIABLE",

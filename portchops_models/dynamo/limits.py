@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 __all__ = [
     "BATCH_GET_MAX",

@@ -14,7 +14,7 @@ from typing import Any
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action, Update
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 __all__ = ["MAX_EXPRESSION_BYTES", "Expression"]
 

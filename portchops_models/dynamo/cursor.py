@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 __all__ = ["decode_cursor", "encode_cursor"]
 

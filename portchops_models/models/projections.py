@@ -28,7 +28,7 @@ from pydantic import ConfigDict, ValidationError
 from pynamodb.attributes import Attribute
 from pynamodb.models import Model
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 __all__ = ["Projection", "ProjectionType"]
 

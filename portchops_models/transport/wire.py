@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .transport.codec import decode_binaries
+from .codec import decode_binaries
 
 __all__ = ["PARSED_OPERATIONS", "call_parsed", "install"]
 

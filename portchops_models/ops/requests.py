@@ -8,7 +8,7 @@ sends requests (sync and async repositories, transactions).
 
 Example:
     >>> from portchops_models import User
-    >>> from portchops_models.shape import shape_of
+    >>> from portchops_models.models.shape import shape_of
     >>> get_item(shape_of(User), "users", "u1")["Key"]
     {'userId': {'S': 'u1'}}
 """
@@ -26,14 +26,14 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action
 
-from .decoding import partial_of
-from .errors import InvalidRequest, PortChopsError
-from .expressions import Expression
-from .idempotency import Marker
-from .limits import check_item
-from .models.base import BaseModel
-from .projections import Projection
-from .shape import IndexShape, RawItem, TableShape
+from ..dynamo.expressions import Expression
+from ..dynamo.idempotency import Marker
+from ..dynamo.limits import check_item
+from ..errors import InvalidRequest, PortChopsError
+from ..models.base import BaseModel
+from ..models.decoding import partial_of
+from ..models.projections import Projection
+from ..models.shape import IndexShape, RawItem, TableShape
 
 __all__ = [
     "QueryRequest",
@@ -197,7 +197,7 @@ def put_item(
 
     A conditional put (version check or `condition`) carries `marker` in the item,
     so a retry that fails its condition can tell whether an earlier attempt landed
-    (`portchops_models.idempotency`).
+    (`portchops_models.dynamo.idempotency`).
 
     ``version_check=False`` bumps the version without checking it.
 

@@ -18,7 +18,7 @@ and read the same answers through them.
 
 Example:
     >>> from portchops_models import User
-    >>> from portchops_models.shape import shape_of
+    >>> from portchops_models.models.shape import shape_of
     >>> plan = WritePlan()
     >>> plan.add(delete_operation(shape_of(User), "users", "u1"))
     >>> (entry,) = plan.payload("token-1")["TransactItems"]
@@ -38,9 +38,8 @@ from typing import Any, Literal
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from . import requests
-from .decoding import model_decoder
-from .errors import (
+from ..dynamo.limits import TRANSACT_MAX, item_size
+from ..errors import (
     CancellationReason,
     InvalidRequest,
     PortChopsError,
@@ -49,10 +48,11 @@ from .errors import (
     cancellation_reasons,
     is_transaction_conflict,
 )
-from .limits import TRANSACT_MAX, item_size
-from .models.base import BaseModel
-from .retry import RetryPolicy
-from .shape import RawItem, TableShape, shape_of
+from ..models.base import BaseModel
+from ..models.decoding import model_decoder
+from ..models.shape import RawItem, TableShape, shape_of
+from ..transport.retry import RetryPolicy
+from . import requests
 
 __all__ = [
     "TRANSACT_MAX_BYTES",

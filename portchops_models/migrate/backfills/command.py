@@ -23,14 +23,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..connection import current_connection
-from ..metrics import Metrics
-from ..repository import default_metrics
-from ..shape import RawItem
+from ...models.shape import RawItem
+from ...observe.metrics import Metrics
+from ...repository import default_metrics
+from ...transport.connection import current_connection
+from ..discovery import Migration, _load, _parse_id, discover, namespace_of
+from ..errors import MigrationError, connection_errors
+from ..history import _History
 from .backfill import complete_plan, find_backfill, owner_name
-from .discovery import Migration, _load, _parse_id, discover, namespace_of
-from .errors import MigrationError, connection_errors
-from .history import _History
 from .lease import LeaseTable
 from .worker import BackfillResult, Plan, Worker
 

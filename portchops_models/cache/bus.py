@@ -4,7 +4,7 @@ Set ``cache_bus_url`` (``PORTCHOPS_CACHE_BUS_URL=redis://host:port/db``; the cli
 ``pip install 'portchops-models[redis]'``) and every process of the app, on every machine,
 runs one `InvalidationBus`, started on first use and following `configure()`:
 
-- **Publish.** Every write hands the keys it touched to `portchops_models.coherence`, which
+- **Publish.** Every write hands the keys it touched to `portchops_models.cache.coherence`, which
   evicts them locally and passes them here, after the write returned and also when it
   raised (its outcome is unknown). A background thread publishes them on one Redis
   channel; a write never waits for Redis. While Redis is unreachable the messages wait
@@ -45,10 +45,10 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
+from ..errors import ConfigurationError
+from ..observe.metrics import Metrics
+from ..settings import current_settings
 from . import coherence
-from .errors import ConfigurationError
-from .metrics import Metrics
-from .settings import current_settings
 
 if TYPE_CHECKING:
     import redis

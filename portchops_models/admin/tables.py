@@ -1,0 +1,234 @@
+"""Table definitions derived from the models: create, describe, wait, delete.
+
+The key schema, attribute definitions and indexes come from the model classes
+(no second copy of the schema). Tables are PAY_PER_REQUEST with server-side
+encryption; `create_table` can also turn on point-in-time recovery and TTL, and
+every call waits until the table and its indexes are ACTIVE.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import InvalidRequest, PortChopsError, error_code, table_not_found, translate
+from ..models.attributes import ExpiryAttribute
+from ..models.base import BaseModel
+from ..transport.connection import Connection, current_connection
+
+__all__ = [
+    "create_table",
+    "delete_table",
+    "describe_table",
+    "enable_pitr",
+    "enable_ttl",
+    "index_spec",
+    "table_spec",
+    "ttl_attribute_name",
+    "wait_until_active",
+]
+
+_WAIT_SECONDS = 300.0
+
+
+def _key_schema(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    # DynamoDB wants the HASH element first.
+    schema = [
+        {"AttributeName": str(e["AttributeName"]), "KeyType": str(e["KeyType"])} for e in entries
+    ]
+    return sorted(schema, key=lambda e: e["KeyType"] != "HASH")
+
+
+def index_spec(model: type[BaseModel], index_name: str) -> dict[str, Any]:
+    """The `GlobalSecondaryIndexes` entry for one of the model's indexes."""
+    for gsi in model._get_schema()["global_secondary_indexes"]:
+        if gsi["index_name"] == index_name:
+            return {
+                "IndexName": gsi["index_name"],
+                "KeySchema": _key_schema(gsi["key_schema"]),
+                "Projection": gsi["projection"],
+            }
+    raise InvalidRequest(f"{model.__name__} has no index {index_name!r}")
+
+
+def table_spec(
+    model: type[BaseModel], *, table_name: str | None = None, indexes: bool = True
+) -> dict[str, Any]:
+    """CreateTable parameters for a model: PAY_PER_REQUEST, encrypted, its indexes.
+
+    Local secondary indexes are always included (DynamoDB creates them only with
+    the table); ``indexes=False`` leaves out the global ones, for a migration that
+    adds them later.
+    """
+    schema: Any = model._get_schema()
+    gsis = [index_spec(model, g["index_name"]) for g in schema["global_secondary_indexes"]]
+    lsis = [
+        {
+            "IndexName": lsi["index_name"],
+            "KeySchema": _key_schema(lsi["key_schema"]),
+            "Projection": lsi["projection"],
+        }
+        for lsi in schema["local_secondary_indexes"]
+    ]
+    used = {e["AttributeName"] for e in schema["key_schema"]}
+    used |= {k["AttributeName"] for i in lsis for k in i["KeySchema"]}
+    if indexes:
+        used |= {k["AttributeName"] for g in gsis for k in g["KeySchema"]}
+    spec: dict[str, Any] = {
+        "TableName": table_name or model.table_name(),
+        "KeySchema": _key_schema(schema["key_schema"]),
+        "AttributeDefinitions": sorted(
+            (d for d in schema["attribute_definitions"] if d["AttributeName"] in used),
+            key=lambda d: d["AttributeName"],
+        ),
+        "BillingMode": "PAY_PER_REQUEST",
+        "SSESpecification": {"Enabled": True},
+    }
+    if indexes and gsis:
+        spec["GlobalSecondaryIndexes"] = gsis
+    if lsis:
+        spec["LocalSecondaryIndexes"] = lsis
+    return spec
+
+
+def ttl_attribute_name(model: type[BaseModel]) -> str | None:
+    """The DynamoDB name of the model's TTL attribute, if it has one."""
+    for attr in model.get_attributes().values():
+        if isinstance(attr, ExpiryAttribute):
+            return attr.attr_name
+    return None
+
+
+def describe_table(table_name: str, *, conn: Connection | None = None) -> dict[str, Any] | None:
+    """The table's description, or None when it does not exist."""
+    conn = conn or current_connection()
+    try:
+        table: dict[str, Any] = conn.call("DescribeTable", {"TableName": table_name})["Table"]
+    except Exception as err:
+        if error_code(err) == "ResourceNotFoundException":
+            return None
+        raise translate(err, table=table_name, endpoint=conn.client.meta.endpoint_url) from err
+    return table
+
+
+def wait_until_active(
+    table_name: str, *, conn: Connection | None = None, timeout: float = _WAIT_SECONDS
+) -> dict[str, Any]:
+    """Poll until the table and all its indexes are ACTIVE; return the description."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        table = describe_table(table_name, conn=conn)
+        if table is None:
+            raise table_not_found(table_name)
+        statuses = [table.get("TableStatus")] + [
+            g.get("IndexStatus") for g in table.get("GlobalSecondaryIndexes", [])
+        ]
+        if all(s == "ACTIVE" for s in statuses):
+            return table
+        if time.monotonic() > deadline:
+            raise PortChopsError(f"{table_name} not ACTIVE after {timeout:.0f}s", table=table_name)
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def create_table(
+    model: type[BaseModel],
+    *,
+    conn: Connection | None = None,
+    table_name: str | None = None,
+    indexes: bool = True,
+    ttl: bool = True,
+    pitr: bool = True,
+) -> dict[str, Any]:
+    """Create the model's table (if missing), wait until ACTIVE, then TTL and PITR.
+
+    TTL and point-in-time recovery are best effort on engines without them
+    (dynalite has neither); on AWS and moto both are applied.
+    """
+    conn = conn or current_connection()
+    spec = table_spec(model, table_name=table_name, indexes=indexes)
+    name = spec["TableName"]
+    if describe_table(name, conn=conn) is None:
+        try:
+            conn.call("CreateTable", spec)
+        except Exception as err:
+            if error_code(err) != "ResourceInUseException":
+                raise translate(err, table=name, endpoint=conn.client.meta.endpoint_url) from err
+    table = wait_until_active(name, conn=conn)
+    if ttl:
+        enable_ttl(model, conn=conn, table_name=name)
+    if pitr:
+        enable_pitr(name, conn=conn)
+    return table
+
+
+def enable_ttl(
+    model: type[BaseModel], *, conn: Connection | None = None, table_name: str | None = None
+) -> bool:
+    """Turn on TTL for the model's TTL attribute; False if the engine has no TTL."""
+    attr = ttl_attribute_name(model)
+    if attr is None:
+        return False
+    conn = conn or current_connection()
+    name = table_name or model.table_name()
+    try:
+        current = conn.call("DescribeTimeToLive", {"TableName": name})
+        desc = current.get("TimeToLiveDescription", {})
+        if desc.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            return True
+        conn.call(
+            "UpdateTimeToLive",
+            {
+                "TableName": name,
+                "TimeToLiveSpecification": {"Enabled": True, "AttributeName": attr},
+            },
+        )
+    except Exception as err:
+        if _unsupported(err):
+            return False
+        raise translate(err, table=name, endpoint=conn.client.meta.endpoint_url) from err
+    return True
+
+
+def enable_pitr(table_name: str, *, conn: Connection | None = None) -> bool:
+    """Turn on point-in-time recovery; False if the engine does not support it."""
+    conn = conn or current_connection()
+    try:
+        conn.call(
+            "UpdateContinuousBackups",
+            {
+                "TableName": table_name,
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            },
+        )
+    except Exception as err:
+        if _unsupported(err):
+            return False
+        raise translate(err, table=table_name, endpoint=conn.client.meta.endpoint_url) from err
+    return True
+
+
+def delete_table(table_name: str, *, conn: Connection | None = None) -> bool:
+    """Delete a table and wait until it is gone; False if it did not exist."""
+    conn = conn or current_connection()
+    try:
+        conn.call("DeleteTable", {"TableName": table_name})
+    except Exception as err:
+        if error_code(err) == "ResourceNotFoundException":
+            return False
+        raise translate(err, table=table_name, endpoint=conn.client.meta.endpoint_url) from err
+    deadline = time.monotonic() + _WAIT_SECONDS
+    while describe_table(table_name, conn=conn) is not None:
+        if time.monotonic() > deadline:
+            raise PortChopsError(f"{table_name} still exists after {_WAIT_SECONDS:.0f}s")
+        time.sleep(0.05)
+    return True
+
+
+def _unsupported(err: BaseException) -> bool:
+    code = error_code(err)
+    return code in {"UnknownOperationException", "UnrecognizedClientException"} or (
+        code is None and "Unknown" in str(err)
+    )
