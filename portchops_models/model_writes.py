@@ -48,9 +48,7 @@ class RepositoryWrites:
     def save(self, item: BaseModel, condition: Condition | None, *, version_check: bool) -> None:
         """`Repository.save` (the version checked unless `version_check` is false)."""
         repo = self.repository(type(item))
-        run_call(
-            writes.save(repo._bind(), item, condition, version_check=version_check), repo, "save"
-        )
+        run_call(repo, "save", writes.save, item, condition, version_check=version_check)
 
     def update(
         self,
@@ -64,14 +62,14 @@ class RepositoryWrites:
         repo = self.repository(type(item))
         guard = _with_version(repo, item, condition, version_check)
         key = repo.shape.key_of_model(item)
-        stored = run_call(writes.update_raw(repo._bind(), key, actions, guard), repo, "update")
+        stored = run_call(repo, "update", writes.update_raw, key, actions, guard)
         return {name: value for name, value in stored.items() if not is_marker(name)}
 
     def delete(self, item: BaseModel, condition: Condition | None, *, version_check: bool) -> None:
         """`Repository.delete` of the item (on the version it holds)."""
         repo = self.repository(type(item))
         guard = _with_version(repo, item, condition, version_check)
-        run_call(writes.delete(repo._bind(), item, guard), repo, "delete")
+        run_call(repo, "delete", writes.delete, item, guard)
 
     def batch(
         self, model: type[BaseModel], puts: Sequence[BaseModel], deletes: Sequence[BaseModel]
@@ -87,9 +85,9 @@ class RepositoryWrites:
                 f"{model.__name__}: key {next(iter(both))!r} is both saved and deleted in one batch"
             )
         if puts:
-            run_call(writes.batch_save(repo._bind(), puts), repo, "batch_save")
+            run_call(repo, "batch_save", writes.batch_save, puts)
         if keys:
-            run_call(writes.batch_delete(repo._bind(), keys), repo, "batch_delete")
+            run_call(repo, "batch_delete", writes.batch_delete, keys)
 
 
 def _with_version(

@@ -287,7 +287,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
             TransactionCanceled: no such user (``failed == [1]``); nothing was written.
         """
         done: UserProgress = run_call(
-            complete_lesson(self._bind(), user_id, lesson_id, score), self, "complete_lesson"
+            self, "complete_lesson", complete_lesson, user_id, lesson_id, score
         )
         return done
 

@@ -39,7 +39,7 @@ from typing import Self, TypeVar, overload
 
 from .models.base import BaseModel
 from .observe.metrics import Metrics
-from .ops.sync_runtime import RUNTIME, run_call
+from .ops.sync_runtime import RUNTIME, run
 from .ops.transactions import IDEMPOTENCY_WINDOW_SECONDS, TransactionCore, read_items
 from .transport.retry import RetryPolicy
 
@@ -99,7 +99,7 @@ class Transaction(TransactionCore):
             ServiceError: throttled, timed out or unreachable: the outcome is unknown.
             InvalidRequest: already committed, canceled or discarded.
         """
-        run_call(self._commit(RUNTIME))
+        run(self._commit(RUNTIME))
 
 
 # ---------------------------------------------------------------------- read transactions
@@ -181,4 +181,4 @@ def read_transaction(
         InvalidRequest: no pair, a bad key, or over 100 distinct items.
         TransactionCanceled: DynamoDB canceled the read (e.g. conflicts past the retries).
     """
-    return run_call(read_items(gets, retry, metrics, RUNTIME))
+    return run(read_items(gets, retry, metrics, RUNTIME))

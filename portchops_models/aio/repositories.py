@@ -285,7 +285,7 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
             TransactionCanceled: no such user (``failed == [1]``); nothing was written.
         """
         done: UserProgress = await run_call(
-            complete_lesson(self._bind(), user_id, lesson_id, score), self, "complete_lesson"
+            self, "complete_lesson", complete_lesson, user_id, lesson_id, score
         )
         return done
 

@@ -85,7 +85,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Served from the cache unless ``consistent=True``.
         """
         found: ModelT | P | None = await run_call(
-            reads.find(self._bind(), key, consistent, projection), self, "find"
+            self, "find", reads.find, key, consistent, projection
         )
         return found
 
@@ -110,17 +110,12 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found: ModelT | P = await run_call(
-            reads.get(self._bind(), key, consistent, projection), self, "get"
-        )
+        found: ModelT | P = await run_call(self, "get", reads.get, key, consistent, projection)
         return found
 
     async def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return (
-            await run_call(reads.find(self._bind(), key, consistent, None), self, "exists")
-            is not None
-        )
+        return await run_call(self, "exists", reads.find, key, consistent, None) is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -160,7 +155,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
                 keys were left.
         """
         items: list[ModelT] | list[P] = await run_call(
-            reads.batch_get(self._bind(), keys, projection, consistent), self, "batch_get"
+            self, "batch_get", reads.batch_get, keys, projection, consistent
         )
         return items
 
@@ -255,7 +250,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         it takes the cursor and that page's ``Limit`` (``None``: `limit`, as built)."""
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_query(
-            self._bind(),
+            self.shape,
+            self._current_table(),
             hash_key,
             range_key_condition,
             filter_condition,
@@ -268,9 +264,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         async def page(after: str | None, page_limit: int | None) -> Page[Any]:
             return await run_call(
-                queries.fetch_page(self._bind(), built, "Query", after, proj, page_limit),
-                self,
-                method,
+                self, method, queries.fetch_page, built, "Query", after, proj, page_limit
             )
 
         return page
@@ -393,11 +387,14 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
         return await run_call(
-            queries.count(
-                self._bind(), hash_key, range_key_condition, filter_condition, index, consistent
-            ),
             self,
             "count",
+            queries.count,
+            hash_key,
+            range_key_condition,
+            filter_condition,
+            index,
+            consistent,
         )
 
     @overload
@@ -447,7 +444,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         """
         proj = requests.check_projection(self.shape, projection)
         built = queries.build_scan(
-            self._bind(),
+            self.shape,
+            self._current_table(),
             segment=segment,
             total_segments=total_segments,
             limit=limit,
@@ -456,7 +454,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             index=index,
         )
         page: Page[ModelT] | Page[P] = await run_call(
-            queries.fetch_page(self._bind(), built, "Scan", cursor, proj), self, "scan_page"
+            self, "scan_page", queries.fetch_page, built, "Scan", cursor, proj
         )
         return page
 
@@ -502,16 +500,15 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         async def page(segment: int, cursor: str | None) -> Page[Any]:
             built = queries.build_scan(
-                self._bind(),
+                self.shape,
+                self._current_table(),
                 segment=segment,
                 total_segments=segments,
                 filter_condition=filter_condition,
                 projection=proj,
                 index=index,
             )
-            return await run_call(
-                queries.fetch_page(self._bind(), built, "Scan", cursor, proj), self, "scan"
-            )
+            return await run_call(self, "scan", queries.fetch_page, built, "Scan", cursor, proj)
 
         async def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
             return await page(0, cursor)
@@ -544,7 +541,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects,
                 naming the attribute; nothing is sent.
         """
-        saved: ModelT = await run_call(writes.save(self._bind(), item, condition), self, "save")
+        saved: ModelT = await run_call(self, "save", writes.save, item, condition)
         return saved
 
     async def create(self, item: ModelT) -> ModelT:
@@ -556,7 +553,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: an item with this key exists.
             InvalidRequest: a bad value, naming the attribute; nothing is sent.
         """
-        created: ModelT = await run_call(writes.create(self._bind(), item), self, "create")
+        created: ModelT = await run_call(self, "create", writes.create, item)
         return created
 
     async def update(
@@ -574,16 +571,14 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        updated: ModelT = await run_call(
-            writes.update(self._bind(), key, actions, condition), self, "update"
-        )
+        updated: ModelT = await run_call(self, "update", writes.update, key, actions, condition)
         return updated
 
     async def delete(
         self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None
     ) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        await run_call(writes.delete(self._bind(), key_or_item, condition), self, "delete")
+        await run_call(self, "delete", writes.delete, key_or_item, condition)
 
     async def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -597,7 +592,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return await run_call(writes.batch_save(self._bind(), items), self, "batch_save")
+        return await run_call(self, "batch_save", writes.batch_save, items)
 
     async def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -605,4 +600,4 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return await run_call(writes.batch_delete(self._bind(), keys), self, "batch_delete")
+        return await run_call(self, "batch_delete", writes.batch_delete, keys)

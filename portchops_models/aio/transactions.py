@@ -29,7 +29,7 @@ from typing import Self, TypeVar, overload
 
 from ..models.base import BaseModel
 from ..observe.metrics import Metrics
-from ..ops.aio_runtime import RUNTIME, run_call
+from ..ops.aio_runtime import RUNTIME, run
 from ..ops.transactions import IDEMPOTENCY_WINDOW_SECONDS, TransactionCore, read_items
 from ..transport.retry import RetryPolicy
 
@@ -89,7 +89,7 @@ class AsyncTransaction(TransactionCore):
             ServiceError: throttled, timed out or unreachable: the outcome is unknown.
             InvalidRequest: already committed, canceled or discarded.
         """
-        await run_call(self._commit(RUNTIME))
+        await run(self._commit(RUNTIME))
 
 
 # ---------------------------------------------------------------------- read transactions
@@ -171,4 +171,4 @@ async def read_transaction(
         InvalidRequest: no pair, a bad key, or over 100 distinct items.
         TransactionCanceled: DynamoDB canceled the read (e.g. conflicts past the retries).
     """
-    return await run_call(read_items(gets, retry, metrics, RUNTIME))
+    return await run(read_items(gets, retry, metrics, RUNTIME))

@@ -3,7 +3,7 @@
 PynamoDB's ``from_raw_data`` instantiates the model (running every attribute
 default), clears it, runs the defaults again, then sets each stored value
 through its descriptor. `model_decoder` builds the same object visiting each
-attribute once. Parity with ``from_raw_data`` is tested in ``tests/test_decoding.py``
+attribute once. Parity with ``from_raw_data`` is tested in ``tests/models/test_decoding.py``
 and checked again by the benchmarks before they time anything.
 """
 

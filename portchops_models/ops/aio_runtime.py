@@ -10,8 +10,9 @@ session per loop), so each ``asyncio.run`` and each test's loop get their own.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..cache.items import ItemCache
 from ..observe.metrics import Metrics
@@ -20,6 +21,7 @@ from ..transport import deadline
 from ..transport.connection import Connection
 from ..transport.retry import RetryPolicy
 from .base import Operation, RepositoryBase
+from .context import Bound
 from .page import Page, check_segments
 from .runtime import Runtime
 
@@ -30,10 +32,12 @@ __all__ = [
     "Fetch",
     "SegmentFetch",
     "merge_segments",
+    "run",
     "run_call",
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 V = TypeVar("V")
 K = TypeVar("K", bound=Hashable)
 
@@ -46,7 +50,16 @@ SegmentFetch = Callable[[int, str | None], Awaitable[Page[Any]]]
 class AsyncRuntime:
     """Requests awaited on the running loop (`Connection.send_async`), never a thread."""
 
-    blocking = False
+    def wait(self, policy: RetryPolicy) -> Callable[[float], Awaitable[None]]:
+        """Wait on the event loop, never blocking it: `asyncio.sleep` for the default
+        ``sleep``, and a custom one (a test's fake clock, say) in a worker thread."""
+        if policy.sleep is time.sleep:
+            return asyncio.sleep
+
+        async def wait(seconds: float) -> None:
+            await asyncio.to_thread(policy.sleep, seconds)
+
+        return wait
 
     async def send(
         self,
@@ -59,7 +72,9 @@ class AsyncRuntime:
         metrics: Metrics,
     ) -> dict[str, Any]:
         """`Connection.send_async`: the shared send path, awaited."""
-        return await conn.send_async(operation, params, table=table, retry=retry, metrics=metrics)
+        return await conn.send_async(
+            operation, params, wait=self.wait(retry), table=table, retry=retry, metrics=metrics
+        )
 
     async def fan_out(
         self,
@@ -96,16 +111,27 @@ ASYNC = RUNTIME
 
 
 async def run_call(
-    operation: Operation[T], repo: RepositoryBase[Any, Any] | None = None, method: str = ""
+    repo: RepositoryBase[Any, Any],
+    method: str,
+    operation: Callable[Concatenate[Bound[Any], P], Operation[T]],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> T:
-    """Await a shared operation under the call's ``call_timeout`` deadline, traced as
-    ``repo``'s public call `method` (`portchops_models.observe.tracing`)."""
+    """Await one public call of `repo`: under its ``call_timeout`` deadline and its trace
+    scope (`portchops_models.observe.tracing`), the repository bound inside them (so the
+    connection a first call after `configure()` builds counts against the deadline), then
+    ``operation(context, *args)``."""
     settings = current_settings()
-    with deadline.bounded(settings.call_timeout):
-        if repo is None:
-            return await operation
-        with repo._call(method, settings):
-            return await operation
+    with deadline.bounded(settings.call_timeout), repo._call(method, settings):
+        return await operation(repo._bind(), *args, **kwargs)
+
+
+async def run(operation: Operation[T]) -> T:
+    """Await an operation that is no repository's call (a transaction) under the
+    ``call_timeout`` deadline."""
+    with deadline.bounded(current_settings().call_timeout):
+        return await operation
 
 
 _DONE = object()

@@ -118,7 +118,8 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         return tracing.Call(type(self), method, settings.slow_call_seconds, self._current_table)
 
     def _current_table(self) -> str:
-        return current_connection().settings.table_name(self.shape.model.base_table_name)
+        """The model's table name under the settings in force (no connection built)."""
+        return current_settings().table_name(self.shape.model.base_table_name)
 
     def _bind(self) -> Bound[ModelT]:
         """The context of one call (`Bound`): the connection in force and all the rest."""

@@ -15,6 +15,7 @@ from pynamodb.indexes import Index
 
 from ..dynamo.cursor import decode_cursor, encode_cursor
 from ..models.projections import Projection
+from ..models.shape import TableShape
 from . import requests
 from .context import Bound
 from .page import Page, Paging, paging
@@ -37,7 +38,8 @@ IndexRef = Index[Any] | str
 
 
 def build_query(
-    ctx: Bound[Any],
+    shape: TableShape,
+    table: str,
     hash_key: object,
     range_key_condition: Condition | None,
     filter_condition: Condition | None,
@@ -50,12 +52,12 @@ def build_query(
 ) -> requests.QueryRequest:
     """The Query request (and its cursor scope) for these arguments."""
     return requests.query(
-        ctx.shape,
-        ctx.table,
+        shape,
+        table,
         hash_key,
         range_key_condition,
         filter_condition,
-        index=ctx.shape.index(index),
+        index=shape.index(index),
         limit=limit,
         newest_first=newest_first,
         consistent=consistent,
@@ -65,7 +67,8 @@ def build_query(
 
 
 def build_scan(
-    ctx: Bound[Any],
+    shape: TableShape,
+    table: str,
     *,
     segment: int,
     total_segments: int,
@@ -80,14 +83,14 @@ def build_scan(
         InvalidRequest: an unknown index (named, with the model's indexes).
     """
     return requests.scan(
-        ctx.shape,
-        ctx.table,
+        shape,
+        table,
         segment=segment,
         total_segments=total_segments,
         limit=limit,
         filter_condition=filter_condition,
         projection=projection,
-        index=ctx.shape.index(index),
+        index=shape.index(index),
     )
 
 
@@ -136,7 +139,8 @@ async def count(
     shape = ctx.shape
     ttl = shape.ttl_name is not None
     built = build_query(
-        ctx,
+        ctx.shape,
+        ctx.table,
         hash_key,
         range_key_condition,
         filter_condition,

@@ -184,7 +184,7 @@ async def rounds(
             table=table,
             operation=operation,
             on_retry=on_retry,
-            blocking=ctx.runtime.blocking,
+            wait=ctx.runtime.wait(ctx.retry),
         )
     except (ThrottledError, CallTimeout) as err:
         if not last["chunk_failed"]:

@@ -9,7 +9,7 @@ async one (`portchops_models.ops.aio_runtime`) awaits the running loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, Protocol, TypeVar
 
 from ..cache.items import ItemCache
@@ -26,8 +26,10 @@ K = TypeVar("K", bound=Hashable)
 class Runtime(Protocol):
     """The steps of an operation that differ between the sync and the async API."""
 
-    #: whether waits block the thread (sync) or await the event loop (async).
-    blocking: bool
+    def wait(self, policy: RetryPolicy) -> Callable[[float], Awaitable[None]]:
+        """How this runtime waits out a backoff of `policy` (blocking the thread, or
+        awaiting the event loop)."""
+        ...  # pragma: no cover
 
     async def send(
         self,

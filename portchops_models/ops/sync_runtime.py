@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterator
 from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..cache.items import ItemCache
 from ..observe.metrics import Metrics
@@ -32,6 +32,7 @@ from ..transport.connection import Connection
 from ..transport.drive import run_sync
 from ..transport.retry import RetryPolicy
 from .base import Operation, RepositoryBase
+from .context import Bound
 from .page import Page, check_segments
 from .runtime import Runtime
 
@@ -43,10 +44,12 @@ __all__ = [
     "SyncRuntime",
     "fan_out",
     "merge_segments",
+    "run",
     "run_call",
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 V = TypeVar("V")
 K = TypeVar("K", bound=Hashable)
 
@@ -59,7 +62,9 @@ SegmentFetch = Callable[[int, str | None], Page[Any]]
 class SyncRuntime:
     """The sync API's steps: blocking requests, batch chunks on the connection's threads."""
 
-    blocking = True
+    def wait(self, policy: RetryPolicy) -> Callable[[float], Awaitable[None]]:
+        """The policy's own ``sleep``, in the calling thread."""
+        return policy.blocking_wait
 
     async def send(
         self,
@@ -100,16 +105,27 @@ SYNC = RUNTIME
 
 
 def run_call(
-    operation: Operation[T], repo: RepositoryBase[Any, Any] | None = None, method: str = ""
+    repo: RepositoryBase[Any, Any],
+    method: str,
+    operation: Callable[Concatenate[Bound[Any], P], Operation[T]],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> T:
-    """Run a shared operation to completion under the call's ``call_timeout`` deadline,
-    traced as ``repo``'s public call `method` (`portchops_models.observe.tracing`)."""
+    """Run one public call of `repo` to completion: under its ``call_timeout`` deadline
+    and its trace scope (`portchops_models.observe.tracing`), the repository bound inside
+    them (so the connection a first call after `configure()` builds counts against the
+    deadline), then ``operation(context, *args)``."""
     settings = current_settings()
-    with deadline.bounded(settings.call_timeout):
-        if repo is None:
-            return run_sync(operation)
-        with repo._call(method, settings):
-            return run_sync(operation)
+    with deadline.bounded(settings.call_timeout), repo._call(method, settings):
+        return run_sync(operation(repo._bind(), *args, **kwargs))
+
+
+def run(operation: Operation[T]) -> T:
+    """Run an operation that is no repository's call (a transaction) to completion under
+    the ``call_timeout`` deadline."""
+    with deadline.bounded(current_settings().call_timeout):
+        return run_sync(operation)
 
 
 def fan_out(

@@ -3,7 +3,7 @@
 botocore's per-call path (event hooks, the serializer's shape walk, endpoint
 rules, urllib3) costs about 1,100 µs of CPU per GetItem; this path makes the
 same request (same URL, headers, SigV4 signature and body bytes: pinned by
-tests/test_transport.py) and returns the same answer, or raises the same
+tests/transport/test_transport.py) and returns the same answer, or raises the same
 botocore exception, for about a quarter of that. Every `Connection.call` goes
 through it; the botocore client stays for anything that asks for
 ``conn.client`` itself. See docs/transport.md for what was measured.

@@ -1,7 +1,7 @@
 """The pure half of the request path: a DynamoDB call to HTTP bytes and back, no I/O.
 
 `encode_request` makes the request botocore would send (same URL, headers,
-signature and body bytes; pinned by tests/test_transport.py) with one
+signature and body bytes; pinned by tests/transport/test_transport.py) with one
 ``json.dumps``. `decode_response` turns an answer into what botocore's client
 returns: one ``json.loads`` for the data plane (DynamoDB's JSON already has the
 shape botocore returns; numbers stay strings in ``N``, only binaries need

@@ -98,19 +98,25 @@ class Connection:
         async def once(op: str, body: dict[str, Any]) -> dict[str, Any]:
             return call(op, body)
 
-        return run_sync(self._send(once, operation, params, table, retry, metrics, blocking=True))
+        policy = retry or self.retry
+        return run_sync(
+            self._send(once, operation, params, table, policy, metrics, policy.blocking_wait)
+        )
 
     async def send_async(
         self,
         operation: str,
         params: dict[str, Any],
         *,
+        wait: Callable[[float], Awaitable[None]],
         table: str | None = None,
         retry: RetryPolicy | None = None,
         metrics: Metrics | None = None,
     ) -> dict[str, Any]:
-        """`send` for the async API: the same loop, awaiting the async transport."""
-        return await self._send(self.call_async, operation, params, table, retry, metrics)
+        """`send` for the async API: the same loop, awaiting the async transport; `wait`
+        is the async runtime's backoff (`portchops_models.ops.aio_runtime`)."""
+        policy = retry or self.retry
+        return await self._send(self.call_async, operation, params, table, policy, metrics, wait)
 
     async def _send(
         self,
@@ -118,13 +124,12 @@ class Connection:
         operation: str,
         params: dict[str, Any],
         table: str | None,
-        retry: RetryPolicy | None,
+        policy: RetryPolicy,
         metrics: Metrics | None,
-        *,
-        blocking: bool = False,
+        wait: Callable[[float], Awaitable[None]],
     ) -> dict[str, Any]:
-        """The one send path of both APIs: attempts recorded, retried, errors translated."""
-        policy = retry or self.retry
+        """The one send path of both APIs: attempts recorded, retried (waiting out each
+        backoff with the runtime's `wait`), errors translated."""
         watch = tracing.Request(operation, params, table, self.settings.slow_call_seconds)
 
         async def attempt() -> dict[str, Any]:
@@ -161,7 +166,7 @@ class Connection:
             watch.retried(err, attempt_no, delay)
 
         try:
-            return await policy.run(attempt, on_retry=on_retry, table=table, blocking=blocking)
+            return await policy.run(attempt, wait=wait, on_retry=on_retry, table=table)
         except PortChopsError as err:
             watch.failed(err)
             raise

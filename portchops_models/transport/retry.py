@@ -34,7 +34,6 @@ one dependency fewer ships with the package.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
 import random as _random
@@ -245,48 +244,41 @@ class RetryPolicy:
 
             RetryPolicy().call(lambda: client.describe_table(TableName="users"), table="users")
         """
-        return run_sync(self.run(awaitable(fn), on_retry=on_retry, table=table, blocking=True))
+        return run_sync(
+            self.run(awaitable(fn), wait=self.blocking_wait, on_retry=on_retry, table=table)
+        )
 
     async def run(
         self,
         fn: Callable[[], Awaitable[T]],
         *,
+        wait: Callable[[float], Awaitable[None]],
         on_retry: Callable[[BaseException, int, float], None] | None = None,
         table: str | None = None,
-        blocking: bool = False,
     ) -> T:
         """The one retry loop, as a coroutine: `call` for awaitable requests.
 
-        Between attempts it waits with `asyncio.sleep` (or this policy's own
-        ``sleep`` when one was injected); with ``blocking=True``, as the sync API
-        runs it (see `portchops_models.transport.drive`), with ``sleep`` itself.
+        `wait` is how the caller's runtime waits out a backoff: `blocking_wait` in
+        the calling thread (the sync API, `call`), or the async runtime's, which
+        awaits the event loop and never blocks it (`portchops_models.ops.aio_runtime`).
 
         For example:
 
-            item = await policy.run(lambda: session.get_item(key), table="users")
+            item = await policy.run(lambda: session.get_item(key), wait=wait, table="users")
         """
         try:
             result = await fn()
         except Exception as err:
             if not self.retry_on(err):
                 raise
-            return await self._retry(fn, err, on_retry, table, self._waiter(blocking))
+            return await self._retry(fn, err, on_retry, table, wait)
         if self.budget is not None:
             self.budget.release_on_success()
         return result
 
-    def _waiter(self, blocking: bool) -> Callable[[float], Awaitable[None]]:
-        return self._sleep_now if blocking else self._sleep_async
-
-    async def _sleep_now(self, seconds: float) -> None:
+    async def blocking_wait(self, seconds: float) -> None:
+        """Wait in the calling thread with this policy's ``sleep`` (the sync API's way)."""
         self.sleep(seconds)
-
-    async def _sleep_async(self, seconds: float) -> None:
-        if self.sleep is time.sleep:
-            await asyncio.sleep(seconds)
-        else:  # an injected sleep (tests): honour it, and still yield to the loop
-            self.sleep(seconds)
-            await asyncio.sleep(0)
 
     async def _retry(
         self,
@@ -390,10 +382,10 @@ class RetryPolicy:
             self.rounds(
                 pending,
                 send,
+                wait=self.blocking_wait,
                 table=table,
                 operation=operation,
                 on_retry=on_retry,
-                blocking=True,
             )
         )
 
@@ -402,13 +394,13 @@ class RetryPolicy:
         pending: list[T],
         send_round: Callable[[list[T]], Awaitable[list[T]]],
         *,
+        wait: Callable[[float], Awaitable[None]],
         table: str | None = None,
         operation: str = "batch",
         on_retry: Callable[[int, float], None] | None = None,
-        blocking: bool = False,
     ) -> None:
-        """The one resubmission loop, as a coroutine: `resubmit` for awaitable rounds."""
-        wait = self._waiter(blocking)
+        """The one resubmission loop, as a coroutine: `resubmit` for awaitable rounds
+        (`wait`: the caller's runtime's way to wait out a backoff, as in `run`)."""
         stalled = 0
         rounds = 0
         slept = 0.0

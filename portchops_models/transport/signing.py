@@ -6,7 +6,7 @@ The request shape here is fixed (``POST``, one path, five headers at most), so
 the canonical request is one f-string and the signing key, which only changes
 with the day, region and secret, is derived once per (secret, date, region):
 about 12 µs. Credentials still come from botocore's chain, refreshed there;
-tests/test_transport.py pins the result to botocore's signer byte for byte.
+tests/transport/test_transport.py pins the result to botocore's signer byte for byte.
 """
 
 from __future__ import annotations

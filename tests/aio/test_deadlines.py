@@ -1,6 +1,6 @@
 """``call_timeout`` bounds every async public call as a whole; a sidecar's 503 is retried.
 
-The async twin of tests/test_deadlines.py: the calls of `portchops_models.aio`
+The async twin of tests/transport/test_deadlines.py: the calls of `portchops_models.aio`
 (get, save, batch_get, scan, record_attempt, query, `AsyncTransaction.commit`)
 run at once on one event loop, through the fault proxy in front of moto (or
 against `DroppedSyns`), and each ends with a typed `PortChopsError` within
@@ -148,7 +148,7 @@ def test_an_exhausted_pool_ends_every_call_in_time(seeded: FaultProxy) -> None:
 
     async def hold() -> None:
         with deadline.bounded(CALL_TIMEOUT + 0.8), pytest.raises(CallTimeout):
-            await conn.send_async("ListTables", {})
+            await conn.send_async("ListTables", {}, wait=asyncio.sleep)
 
     async def scenario() -> dict[str, Outcome]:
         holders = [asyncio.create_task(hold()) for _ in range(2)]

@@ -11,7 +11,7 @@ engine tests that show the same on moto and dynalite.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any
 
 import pytest
@@ -33,8 +33,6 @@ Answer = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 class ScriptedRuntime:
     """A `Runtime` whose requests are answered by `answer`; every request is recorded."""
-
-    blocking = True
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
@@ -75,6 +73,9 @@ class ScriptedRuntime:
         loader: Callable[[], Coroutine[Any, Any, Any]],
     ) -> Any:
         return await loader()
+
+    def wait(self, policy: RetryPolicy) -> Callable[[float], Awaitable[None]]:
+        return policy.blocking_wait
 
     def operations(self) -> list[str]:
         return [operation for operation, _ in self.sent]
@@ -214,7 +215,9 @@ def test_a_keys_only_page_is_partial_and_saves_only_what_changed(settings: Setti
 
     runtime = ScriptedRuntime(answer)
     ctx = bind(runtime)
-    built = queries.build_query(ctx, "t", None, None, "by-tag", None, False, False, None)
+    built = queries.build_query(
+        ctx.shape, ctx.table, "t", None, None, "by-tag", None, False, False, None
+    )
     (partial,) = run_sync(queries.fetch_page(ctx, built, "Query", None, None)).items
     assert (partial.views, partial.balance, partial.version) == (None, None, None)
     partial.views = 3

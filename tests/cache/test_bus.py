@@ -25,7 +25,7 @@ from portchops_models.settings import Settings
 from portchops_models.testing.redis import RedisServer
 from tests.bus_agent import Watcher
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 15.0  # safety net for waits on real events; nothing asserts on it
 
 

@@ -258,7 +258,8 @@ def test_without_opentelemetry_installed_calls_work(tables: Settings) -> None:
         f"""
         import sys
         sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
-        from portchops_models import UserRepository, tracing
+        from portchops_models import UserRepository
+        from portchops_models.observe import tracing
         print(UserRepository().get({SECRET_ID!r}).user_id, tracing.tracer())
         """,
     )

@@ -20,7 +20,7 @@ from portchops_models.migrate.discovery import gaps
 from portchops_models.settings import configure
 from portchops_models.tables import delete_table, describe_table
 from portchops_models.testing.engine import LocalEngine
-from tests.test_migrate import call, logging_steps, quiet, ran, table_names
+from tests.migrate.test_migrate import call, logging_steps, quiet, ran, table_names
 
 cli = CliRunner()
 

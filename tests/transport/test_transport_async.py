@@ -30,7 +30,7 @@ from portchops_models.testing.faultproxy import FaultProxy, Faults
 from portchops_models.transport import Transport, deadline
 from portchops_models.transport.aio import AsyncPool
 from portchops_models.transport.connection import current_connection
-from tests.test_transport import _answer, _Lying, liar  # noqa: F401 (the fixture)
+from tests.transport.test_transport import _answer, _Lying, liar  # noqa: F401 (the fixture)
 
 T = TypeVar("T")
 
