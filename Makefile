@@ -39,7 +39,7 @@ demo: $(DEMO_STAMP)
 test: install lint typecheck docs unit
 
 unit: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
