@@ -15,6 +15,7 @@ The public surface, re-exported here::
     )
 """
 
+from . import _moved
 from . import model_writes as _model_writes  # noqa: F401  (the models' own writes)
 from .cache.items import CachePolicy, cached
 from .errors import (
@@ -43,6 +44,8 @@ from .transactions import Transaction, read_transaction
 from .transport.retry import RetryPolicy, retrying
 
 __version__ = "0.1.0"
+
+_moved.install()  # the paths of modules that moved into the layer folders keep working
 
 __all__ = [
     "BaseModel",
