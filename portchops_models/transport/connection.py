@@ -1,4 +1,9 @@
-"""The one pooled botocore client shared by every model and repository.
+"""The one pooled connection shared by every model and repository.
+
+A `Connection` is what one configuration of the layer talks through: the botocore
+client (`botocore_client`), the lean request path beside it (`Transport`), one slot
+per pooled connection, the batch threads and the default retry policy. Its `send`
+and `send_async` hand each request to the one send path (`send`).
 
 Why one client: a botocore client owns an HTTP connection pool. PynamoDB builds
 one per model class by default, so an app with N models holds N pools and N
@@ -19,32 +24,23 @@ and the models' own methods both use it.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import botocore.session
 from botocore.client import BaseClient
-from botocore.config import Config
-from botocore.credentials import Credentials
 
-from ..errors import PortChopsError, error_code, http_status, translate
-from ..observe import tracing
 from ..observe.metrics import Metrics
 from ..settings import Settings, current_settings, settings_generation
-from . import Transport, deadline, fallback
+from . import Transport, deadline
+from .botocore_client import build_client
 from .drive import run_sync
 from .retry import RetryPolicy
+from .send import Scope, send_path
 from .wire import PARSED_OPERATIONS, call_parsed
-from .wire import install as install_parser
 
 __all__ = ["Connection", "current_connection"]
-
-# Credentials used only against a local engine (endpoint_url set) when none are found.
-_LOCAL_CREDENTIALS = Credentials("local", "local")
-_USER_ERROR = range(400, 500)
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,9 @@ class Connection:
 
         policy = retry or self.retry
         return run_sync(
-            self._send(once, operation, params, table, policy, metrics, policy.blocking_wait)
+            send_path(
+                once, operation, params, self._scope(table, policy, metrics), policy.blocking_wait
+            )
         )
 
     async def send_async(
@@ -116,66 +114,13 @@ class Connection:
         """`send` for the async API: the same loop, awaiting the async transport; `wait`
         is the async runtime's backoff (`portchops_models.ops.aio_runtime`)."""
         policy = retry or self.retry
-        return await self._send(self.call_async, operation, params, table, policy, metrics, wait)
+        scope = self._scope(table, policy, metrics)
+        return await send_path(self.call_async, operation, params, scope, wait)
 
-    async def _send(
-        self,
-        call: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]],
-        operation: str,
-        params: dict[str, Any],
-        table: str | None,
-        policy: RetryPolicy,
-        metrics: Metrics | None,
-        wait: Callable[[float], Awaitable[None]],
-    ) -> dict[str, Any]:
-        """The one send path of both APIs: attempts recorded, retried (waiting out each
-        backoff with the runtime's `wait`), errors translated."""
-        watch = tracing.Request(operation, params, table, self.settings.slow_call_seconds)
-
-        async def attempt() -> dict[str, Any]:
-            start = time.perf_counter()
-            try:
-                response = await call(operation, params)
-            except Exception as err:
-                if metrics is not None:
-                    code = error_code(err)
-                    status = http_status(err)
-                    retryable = policy.retry_on(err)
-                    metrics.record_request(
-                        operation,
-                        table=table,
-                        seconds=time.perf_counter() - start,
-                        error_code=code or type(err).__name__,
-                        throttled=retryable and code is not None and status in _USER_ERROR,
-                        user_error=not retryable and status in _USER_ERROR,
-                    )
-                raise
-            if metrics is not None:
-                metrics.record_request(
-                    operation,
-                    table=table,
-                    seconds=time.perf_counter() - start,
-                    consumed=response.get("ConsumedCapacity"),
-                )
-            watch.answered(response)
-            return response
-
-        def on_retry(err: BaseException, attempt_no: int, delay: float) -> None:
-            if metrics is not None:
-                metrics.record_retry(operation, table=table)
-            watch.retried(err, attempt_no, delay)
-
-        try:
-            return await policy.run(attempt, wait=wait, on_retry=on_retry, table=table)
-        except PortChopsError as err:
-            watch.failed(err)
-            raise
-        except Exception as err:
-            failure = translate(err, table=table, endpoint=self.client.meta.endpoint_url)
-            watch.failed(failure)
-            raise failure from err
-        finally:
-            watch.close()
+    def _scope(self, table: str | None, policy: RetryPolicy, metrics: Metrics | None) -> Scope:
+        return Scope(
+            table, policy, metrics, self.settings.slow_call_seconds, self.client.meta.endpoint_url
+        )
 
     async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """`call` for the async API: `Transport.call_async` on the running loop's session.
@@ -222,36 +167,6 @@ class Connection:
             self.slots.release()
 
 
-def _build_client(settings: Settings) -> BaseClient:
-    session = botocore.session.get_session()
-    if settings.endpoint_url is not None and session.get_credentials() is None:
-        session.set_credentials(_LOCAL_CREDENTIALS.access_key, _LOCAL_CREDENTIALS.secret_key)
-    config = Config(
-        region_name=settings.region,
-        max_pool_connections=settings.max_pool_connections,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        retries={"mode": "standard", "total_max_attempts": 1},
-        parameter_validation=False,  # we validate before the wire; botocore's walk is slow
-        tcp_keepalive=True,
-    )
-    client = session.create_client(
-        "dynamodb",
-        region_name=settings.region,
-        endpoint_url=settings.endpoint_url,
-        config=config,
-    )
-    # botocore exposes no pool_block option: set it on the pool manager so that
-    # pools created from now on block instead of overflowing.
-    manager = cast(Any, client)._endpoint.http_session._manager
-    manager.connection_pool_kw["block"] = True
-    install_parser(client)
-    # Under a deadline, botocore's own path (a proxy's, or ``conn.client``'s) connects
-    # within the time left and reads each answer by the deadline, as the lean path does.
-    fallback.bound(client)
-    return client
-
-
 _lock = threading.Lock()
 _connection: Connection | None = None
 
@@ -268,7 +183,7 @@ def current_connection() -> Connection:
         if conn is None or conn.generation != generation:
             old = conn
             settings = current_settings()
-            conn = Connection(settings, _build_client(settings), generation)
+            conn = Connection(settings, build_client(settings), generation)
             _connection = conn
             if old is not None:
                 old.close()
