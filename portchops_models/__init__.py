@@ -17,7 +17,7 @@ The public surface, re-exported here::
 
 from . import _moved
 from . import model_writes as _model_writes  # noqa: F401  (the models' own writes)
-from .cache.items import CachePolicy, cached
+from .cache import CachePolicy, cached
 from .errors import (
     CallTimeout,
     ConditionFailed,

@@ -1,7 +1,8 @@
 """The item cache and its coherence: one layer, three concepts.
 
-- `items`: `ItemCache` (thread-safe TTL + LRU storage, single-flight loads, stale-write
-  protection), `CachePolicy` and the `cached` decorator;
+- `items`: `ItemCache`, the engine (lookups, single-flight loads, invalidation, counts),
+  over its storage (`store`), its load claims (`loads`) and its `policy`; `decorator`:
+  `cached` over it;
 - `coherence`: one invalidation registry per process, so every cache of a table sees every
   write made in the process;
 - `bus`: the Redis invalidation bus between processes (``PORTCHOPS_CACHE_BUS_URL``).
@@ -9,15 +10,10 @@
 ``from portchops_models.cache import CachePolicy, cached`` is the documented path.
 """
 
-from .items import (
-    CacheDecorator,
-    CachedFunction,
-    CacheInfo,
-    CachePolicy,
-    ItemCache,
-    LoadToken,
-    cached,
-)
+from .decorator import CacheDecorator, CachedFunction, cached
+from .items import ItemCache
+from .loads import LoadToken
+from .policy import CacheInfo, CachePolicy
 
 __all__ = [
     "CacheDecorator",

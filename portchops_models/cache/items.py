@@ -35,218 +35,18 @@ Design, after cachetools' `cached(cache, key=, lock=, condition=)`:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
-import functools
 import threading
-import time
 from collections.abc import Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Generic, Literal, NamedTuple, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast
 
-from cachetools import TTLCache
+from .loads import KeyState, Load, LoadToken
+from .policy import CacheInfo, CachePolicy
+from .store import FAILED, MISSING, Missing, NotFound, Store
 
-__all__ = [
-    "CacheDecorator",
-    "CacheInfo",
-    "CachePolicy",
-    "CachedFunction",
-    "ItemCache",
-    "LoadToken",
-    "cached",
-]
+__all__ = ["CacheInfo", "CachePolicy", "ItemCache", "LoadToken"]
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
-_P = ParamSpec("_P")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CachePolicy:
-    """How many entries a cache keeps and for how long.
-
-    Args:
-        maxsize: most entries kept (all variants and "not found" markers count); the least
-            recently used entry is evicted first. At least 1.
-        ttl: seconds an entry lives after it is stored. Greater than 0.
-        negative_ttl: seconds a "not found" result is cached; ``None`` (the default) does
-            not cache it. When set, ``0 < negative_ttl <= ttl``.
-        timer: the clock, in seconds; inject a fake one so tests never sleep.
-    """
-
-    maxsize: int = 500
-    ttl: float = 300.0
-    negative_ttl: float | None = None
-    timer: Callable[[], float] = time.monotonic
-
-    def __post_init__(self) -> None:
-        """Reject sizes and durations that cannot work."""
-        if isinstance(self.maxsize, bool) or self.maxsize < 1:
-            raise ValueError(f"maxsize must be an integer >= 1, got {self.maxsize!r}")
-        if not self.ttl > 0:
-            raise ValueError(f"ttl must be > 0 seconds, got {self.ttl!r}")
-        if self.negative_ttl is not None and not 0 < self.negative_ttl <= self.ttl:
-            raise ValueError(
-                f"negative_ttl must be None or in (0, ttl={self.ttl!r}], got {self.negative_ttl!r}"
-            )
-
-
-class CacheInfo(NamedTuple):
-    """Counters and size of a cache, like `functools.lru_cache`'s ``cache_info()``."""
-
-    hits: int
-    misses: int
-    maxsize: int
-    currsize: int
-
-
-class _Missing(enum.Enum):
-    MISSING = enum.auto()
-
-
-_MISSING: Final = _Missing.MISSING
-#: the result an async load publishes when its loader raised (waiters then look again).
-_FAILED: Final = object()
-
-
-class _NotFound:
-    """A cached "not found" result with its own expiry (negative_ttl <= ttl)."""
-
-    __slots__ = ("expires",)
-
-    def __init__(self, expires: float) -> None:
-        self.expires = expires
-
-
-class _Store(TTLCache[tuple[_K, Hashable], "_V | _NotFound"], Generic[_K, _V]):
-    """A TTLCache that also knows which variants of each item key it holds.
-
-    Every removal (explicit, LRU eviction, expiry) goes through `__delitem__` or `expire`,
-    so the index always matches the keys physically stored.
-    """
-
-    def __init__(self, policy: CachePolicy) -> None:
-        self.variants: dict[_K, set[Hashable]] = {}
-        super().__init__(policy.maxsize, policy.ttl, policy.timer)
-
-    def __setitem__(self, key: tuple[_K, Hashable], value: _V | _NotFound) -> None:
-        super().__setitem__(key, value)
-        self.variants.setdefault(key[0], set()).add(key[1])
-
-    def __delitem__(self, key: tuple[_K, Hashable]) -> None:
-        try:
-            super().__delitem__(key)  # raises KeyError after removing an expired entry
-        finally:
-            self._forget(key)
-
-    def expire(self, time: float | None = None) -> list[tuple[tuple[_K, Hashable], _V | _NotFound]]:
-        expired = super().expire(time)
-        for key, _ in expired:
-            self._forget(key)
-        return expired
-
-    def clear(self) -> None:
-        super().clear()
-        self.variants.clear()
-
-    def discard(self, key: tuple[_K, Hashable]) -> None:
-        """Remove ``key`` whether or not it is live."""
-        with contextlib.suppress(KeyError):
-            del self[key]
-
-    def discard_item(self, item_key: _K) -> None:
-        """Remove every variant of ``item_key``."""
-        for variant in list(self.variants.get(item_key, ())):
-            self.discard((item_key, variant))
-
-    def _forget(self, key: tuple[_K, Hashable]) -> None:
-        variants = self.variants.get(key[0])
-        if variants is not None:
-            variants.discard(key[1])
-            if not variants:
-                del self.variants[key[0]]
-
-
-class _KeyState:
-    """Generation of one item key with loads in flight, and how many loads hold it."""
-
-    __slots__ = ("generation", "refs")
-
-    def __init__(self) -> None:
-        self.generation = 0
-        self.refs = 0
-
-
-class LoadToken(Generic[_K]):
-    """A claim taken by `ItemCache.begin` before a batch load starts.
-
-    It records the generation of each key, so that `ItemCache.put_many` can skip the keys
-    invalidated while the load ran. A token is used once: `put_many` releases it. Use it as a
-    context manager so it is released even if the load fails::
-
-        found, missing = cache.get_many(keys, variant)
-        with cache.begin(missing) as token:
-            fetched = fetch(missing)  # {key: item} for the keys that exist
-            not_found = [key for key in missing if key not in fetched]
-            cache.put_many(fetched, variant, missing=not_found, token=token)
-    """
-
-    __slots__ = ("_epoch", "_generations", "_owner", "_release", "_released")
-
-    def __init__(
-        self,
-        *,
-        owner: object,
-        epoch: int,
-        generations: dict[_K, int],
-        release: Callable[[LoadToken[_K]], None],
-    ) -> None:
-        self._owner = owner
-        self._epoch = epoch
-        self._generations = generations
-        self._release = release
-        self._released = False
-
-    @property
-    def keys(self) -> frozenset[_K]:
-        """The item keys this token covers."""
-        return frozenset(self._generations)
-
-    @property
-    def closed(self) -> bool:
-        """Whether the token was released (by `put_many` or `close`)."""
-        return self._released
-
-    def close(self) -> None:
-        """Release the token without storing anything; closing twice is a no-op."""
-        self._release(self)
-
-    def __enter__(self) -> LoadToken[_K]:
-        """Return the token itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release the token (a no-op if `put_many` already did)."""
-        self.close()
-
-
-class _Load(Generic[_K, _V]):
-    """One loader call in flight; waiters sleep on ``done`` until it finishes."""
-
-    __slots__ = ("done", "failed", "finished", "token", "value")
-
-    def __init__(self, lock: threading.Lock, token: LoadToken[_K]) -> None:
-        self.done = threading.Condition(lock)
-        self.token = token
-        self.finished = False
-        self.failed = False
-        self.value: _V | None = None
 
 
 class ItemCache(Generic[_K, _V]):
@@ -277,9 +77,9 @@ class ItemCache(Generic[_K, _V]):
         self._on_event = on_event
         self._gate = gate
         self._lock = threading.Lock()
-        self._store: _Store[_K, _V] = _Store(self._policy)
-        self._loads: dict[_K, dict[Hashable, _Load[_K, _V]]] = {}
-        self._inflight: dict[_K, _KeyState] = {}
+        self._store: Store[_K, _V] = Store(self._policy)
+        self._loads: dict[_K, dict[Hashable, Load[_K, _V]]] = {}
+        self._inflight: dict[_K, KeyState] = {}
         self._epoch = 0  # bumped by clear(): invalidates every load in flight
         self._hits = 0
         self._misses = 0
@@ -332,12 +132,12 @@ class ItemCache(Generic[_K, _V]):
                 self._misses += 1
             self._emit(False, 1)
             return loader()
-        load: _Load[_K, _V] | None = None
+        load: Load[_K, _V] | None = None
         result: _V | None = None
         with self._lock:
             while True:
                 cached_value = self._lookup(item_key, variant)
-                if cached_value is not _MISSING:
+                if cached_value is not MISSING:
                     result = cached_value
                     break
                 pending = self._loads.get(item_key, {}).get(variant)
@@ -376,8 +176,8 @@ class ItemCache(Generic[_K, _V]):
         serving = self._open()
         with self._lock:
             for item_key in dict.fromkeys(item_keys):
-                value = self._lookup(item_key, variant) if serving else _MISSING
-                if value is _MISSING:
+                value = self._lookup(item_key, variant) if serving else MISSING
+                if value is MISSING:
                     missing.append(item_key)
                 else:
                     found[item_key] = value
@@ -504,7 +304,7 @@ class ItemCache(Generic[_K, _V]):
         while True:
             with self._lock:
                 value = self._lookup(item_key, variant)
-                if value is not _MISSING:
+                if value is not MISSING:
                     self._hits += 1
                     flight = None
                 else:
@@ -520,12 +320,12 @@ class ItemCache(Generic[_K, _V]):
                         )
                         flights[(item_key, variant)] = mine
                         self._misses += 1
-            if value is not _MISSING:
+            if value is not MISSING:
                 self._emit(True, 1)
                 return value
             if flight is not None:
                 result = await asyncio.shield(flight[0])
-                if result is _FAILED:
+                if result is FAILED:
                     continue  # its loader raised: look again, maybe load ourselves
                 with self._lock:
                     self._hits += 1
@@ -544,13 +344,13 @@ class ItemCache(Generic[_K, _V]):
         """Run the loader of a claimed async load, then publish its result to the waiters."""
         future, token = flight
         self._emit(False, 1)
-        outcome: Any = _FAILED
+        outcome: Any = FAILED
         try:
             outcome = await loader()
             return cast("_V | None", outcome)
         finally:
             with self._lock:
-                if outcome is not _FAILED and self._is_fresh(token, item_key):
+                if outcome is not FAILED and self._is_fresh(token, item_key):
                     self._put(item_key, variant, outcome)
                 flights = self._flights.get(loop, {})
                 if flights.get((item_key, variant)) is flight:
@@ -571,14 +371,14 @@ class ItemCache(Generic[_K, _V]):
         """Whether the gate lets the cache serve and store now; called without the lock."""
         return self._gate is None or self._gate()
 
-    def _lookup(self, item_key: _K, variant: Hashable) -> _V | Literal[_Missing.MISSING] | None:
+    def _lookup(self, item_key: _K, variant: Hashable) -> _V | Literal[Missing.MISSING] | None:
         key = (item_key, variant)
-        entry = self._store.get(key, _MISSING)
-        if isinstance(entry, _NotFound):
+        entry = self._store.get(key, MISSING)
+        if isinstance(entry, NotFound):
             if self._policy.timer() < entry.expires:
                 return None
             self._store.discard(key)
-            return _MISSING
+            return MISSING
         return entry
 
     def _put(self, item_key: _K, variant: Hashable, value: _V | None) -> None:
@@ -586,7 +386,7 @@ class ItemCache(Generic[_K, _V]):
         if value is not None:
             self._store[key] = value
         elif self._policy.negative_ttl is not None:
-            self._store[key] = _NotFound(self._policy.timer() + self._policy.negative_ttl)
+            self._store[key] = NotFound(self._policy.timer() + self._policy.negative_ttl)
         else:
             self._store.discard(key)  # whatever was cached there is no longer true
 
@@ -595,7 +395,7 @@ class ItemCache(Generic[_K, _V]):
         for item_key in dict.fromkeys(item_keys):
             state = self._inflight.get(item_key)
             if state is None:
-                state = self._inflight[item_key] = _KeyState()
+                state = self._inflight[item_key] = KeyState()
             state.refs += 1
             generations[item_key] = state.generation
         return LoadToken(
@@ -629,14 +429,14 @@ class ItemCache(Generic[_K, _V]):
         state = self._inflight[item_key]  # present while the token holds it
         return token._epoch == self._epoch and state.generation == token._generations[item_key]
 
-    def _claim(self, item_key: _K, variant: Hashable) -> _Load[_K, _V]:
-        load: _Load[_K, _V] = _Load(self._lock, self._begin([item_key]))
+    def _claim(self, item_key: _K, variant: Hashable) -> Load[_K, _V]:
+        load: Load[_K, _V] = Load(self._lock, self._begin([item_key]))
         self._loads.setdefault(item_key, {})[variant] = load
         return load
 
     def _run(
         self,
-        load: _Load[_K, _V],
+        load: Load[_K, _V],
         item_key: _K,
         variant: Hashable,
         loader: Callable[[], _V | None],
@@ -666,81 +466,3 @@ class ItemCache(Generic[_K, _V]):
         """Report counts to ``on_event``; called without the lock."""
         if self._on_event is not None and count:
             self._on_event(hit, count)
-
-
-class CachedFunction(Protocol[_P, _K, _V]):
-    """What `cached` returns: the function, plus cachetools-style cache accessors."""
-
-    __wrapped__: Callable[_P, _V | None]
-    __name__: str
-
-    @property
-    def cache(self) -> ItemCache[_K, _V]:
-        """The `ItemCache` the function reads through."""
-        ...
-
-    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _V | None:
-        """Call the function through the cache."""
-        ...
-
-    def cache_clear(self) -> None:
-        """Clear the whole cache (it may be shared with other functions)."""
-        ...
-
-    def cache_info(self) -> CacheInfo:
-        """Return the cache's `CacheInfo`."""
-        ...
-
-
-class CacheDecorator(Protocol[_K, _V]):
-    """What ``cached(cache, key=...)`` returns: turns a function into a `CachedFunction`."""
-
-    def __call__(self, func: Callable[_P, _V | None], /) -> CachedFunction[_P, _K, _V]:
-        """Wrap ``func``, keeping its signature."""
-        ...
-
-
-def cached(
-    cache: ItemCache[_K, _V],
-    *,
-    key: Callable[..., tuple[_K, Hashable] | None],
-) -> CacheDecorator[_K, _V]:
-    """Decorate a single-item read so that it goes through ``cache``.
-
-    ``key`` is called with the function's arguments and returns ``(item_key, variant)``, or
-    ``None`` to bypass the cache (e.g. for consistent reads), which calls the function
-    directly and counts nothing. The wrapper keeps the function's signature; mypy checks the
-    return type of ``key`` but not that its parameters match the function's (a lambda's would
-    be ``Any`` anyway).
-
-    The function returns the item, or ``None`` for "not found". The wrapper returns
-    ``V | None`` even when the function never returns ``None``, because the cache may hold a
-    "not found" marker stored by another reader (`ItemCache.put_many`); so cache the "find"
-    that returns ``None`` and raise `ItemNotFound` outside it. `cache_clear` clears the whole
-    cache, which other functions may share.
-
-    For example:
-
-        cache: ItemCache[str, User] = ItemCache()
-
-        @cached(cache, key=lambda user_id, *, consistent=False: (
-            None if consistent else (user_id, None)))
-        def find_user(user_id: str, *, consistent: bool = False) -> User | None: ...
-
-        find_user("u1"); find_user("u1")
-        assert find_user.cache_info().hits == 1
-    """
-
-    def decorator(func: Callable[_P, _V | None]) -> CachedFunction[_P, _K, _V]:
-        @functools.wraps(func)
-        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _V | None:
-            cache_key = key(*args, **kwargs)
-            if cache_key is None:
-                return func(*args, **kwargs)
-            item_key, variant = cache_key
-            return cache.get_or_load(item_key, variant, lambda: func(*args, **kwargs))
-
-        wrapper.__dict__.update(cache=cache, cache_clear=cache.clear, cache_info=cache.info)
-        return cast("CachedFunction[_P, _K, _V]", wrapper)
-
-    return decorator

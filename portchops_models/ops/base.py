@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Coroutine, Hashable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from ..cache import bus, coherence
-from ..cache.items import CachePolicy, ItemCache
+from ..cache import CachePolicy, ItemCache, bus, coherence
 from ..errors import InvalidRequest
 from ..models.base import BaseModel
 from ..models.shape import RawItem, TableShape, shape_of
