@@ -62,7 +62,7 @@ def _table(model: type[BaseModel]) -> str:
 class TransactionCore:
     """What a write transaction is, whatever sends it: its operations, token and state.
 
-    `Transaction` (here) and `AsyncTransaction` (`portchops_models.aio`) share
+    `Transaction` (`portchops_models.transactions`) and `AsyncTransaction` (`.aio`) share
     everything, the commit (`_commit`) included; they differ only in the
     runtime that sends it (blocking, or awaited on the event loop).
 
