@@ -38,6 +38,7 @@ from .models.projections import ProjectionType
 from .ops import queries, reads, requests, writes
 from .ops.base import UNSET, RepositoryBase, default_metrics
 from .ops.page import Page
+from .ops.page import paging as page_plan
 from .ops.paging import iter_pages
 from .ops.queries import IndexRef
 from .ops.runtime import Runtime
@@ -280,7 +281,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         consistent: bool,
     ) -> Iterator[Any]:
         """`iter_query`: at most `limit` items in all, `page_size` a page (checked now)."""
-        paging = queries.paging(limit, page_size, filter_condition)
+        paging = page_plan(limit, page_size, filter_condition)
         fetch = self._query(
             hash_key,
             range_key_condition,

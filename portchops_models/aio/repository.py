@@ -39,6 +39,7 @@ from ..ops.aio_paging import iter_pages
 from ..ops.aio_runtime import RUNTIME, Fetch, merge_segments, run_call
 from ..ops.base import UNSET, RepositoryBase, default_metrics
 from ..ops.page import Page
+from ..ops.page import paging as page_plan
 from ..ops.queries import IndexRef
 from ..ops.runtime import Runtime
 
@@ -283,7 +284,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         consistent: bool,
     ) -> AsyncIterator[Any]:
         """`iter_query`: at most `limit` items in all, `page_size` a page (checked now)."""
-        paging = queries.paging(limit, page_size, filter_condition)
+        paging = page_plan(limit, page_size, filter_condition)
         fetch = self._query(
             hash_key,
             range_key_condition,

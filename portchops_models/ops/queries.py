@@ -18,18 +18,9 @@ from ..models.projections import Projection
 from ..models.shape import TableShape
 from . import requests
 from .context import Bound
-from .page import Page, Paging, paging
+from .page import Page
 
-__all__ = [
-    "IndexRef",
-    "Page",
-    "Paging",
-    "build_query",
-    "build_scan",
-    "count",
-    "fetch_page",
-    "paging",
-]  # Page, Paging and paging live in `ops.page`; re-exported for the faces
+__all__ = ["IndexRef", "build_query", "build_scan", "count", "fetch_page"]
 
 T = TypeVar("T")
 
