@@ -154,6 +154,7 @@ def test_silent_below_the_levels_asked_for(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="portchops_models")
     seed(1)
+    caplog.clear()  # a seed slowed past slow_call_seconds by a loaded machine is not the get
     users = Api("sync").users(cache=None, retry=throttle_once(proxy))
     users.get(SECRET_ID)
     assert _ours(caplog) == []
