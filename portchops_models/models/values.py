@@ -128,14 +128,14 @@ def _checker(attr: Attribute[Any], name: str) -> Callable[[Any], Any] | None:
     return None
 
 
-def _is(value: object, kind: type | tuple[type, ...], name: str, what: str) -> None:
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise InvalidRequest(f"{name} must hold {what} values, got {type(value).__name__}")
+def _fits(value: object, kind: type | tuple[type, ...]) -> bool:
+    """Whether `value` is a `kind` (a bool counts as a bool only, never as a number)."""
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
 def _of_type(kind: type | tuple[type, ...], name: str, what: str) -> Callable[[Any], Any]:
     def check(value: Any) -> None:
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        if not _fits(value, kind):
             raise InvalidRequest(f"{name} must be {what}, got {type(value).__name__}")
 
     return check
@@ -163,7 +163,8 @@ def _set_of(name: str, member: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _member(kind: type | tuple[type, ...], name: str, what: str) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
-        _is(value, kind, name, what)
+        if not _fits(value, kind):
+            raise InvalidRequest(f"{name} must hold {what} values, got {type(value).__name__}")
         return value
 
     return check
