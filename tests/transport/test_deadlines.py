@@ -159,13 +159,18 @@ def test_a_connect_timeout_shorter_than_the_call_is_retried_until_the_deadline(
             UserRepository(cache=None).get("u1")
         took = time.monotonic() - start
     assert CALL_TIMEOUT - 0.05 <= took <= BOUND
-    if info.value.waited_for == "connection":
+    waited = info.value.waited_for
+    if waited == "connection":
         assert info.value.attempts >= 3  # 0.3 s each, then the last one cut to the time left
+    elif waited == "backoff":
+        # A loaded machine can stretch the connect attempts so that the deadline falls in
+        # the backoff before the next one: still retried, still bounded.
+        assert info.value.attempts >= 2
     else:
         # Under load the kernel may still complete one handshake on the full accept queue
         # (a SYN-ACK for a request it then never accepts): the call waited for an answer on
         # that connection instead, and the deadline held all the same.
-        assert info.value.waited_for == "answer"
+        assert waited == "answer", waited
 
 
 @pytest.fixture
