@@ -21,7 +21,7 @@ from .dynamo.idempotency import is_marker
 from .errors import InvalidRequest
 from .models.base import BaseModel, use_writes
 from .ops import requests, writes
-from .ops.sync_runtime import run_call
+from .ops.sync_runtime import drive
 from .repository import Repository
 
 __all__ = ["RepositoryWrites"]
@@ -48,7 +48,8 @@ class RepositoryWrites:
     def save(self, item: BaseModel, condition: Condition | None, *, version_check: bool) -> None:
         """`Repository.save` (the version checked unless `version_check` is false)."""
         repo = self.repository(type(item))
-        run_call(repo, "save", writes.save, item, condition, version_check=version_check)
+        with repo._calling("save") as ctx:
+            drive(writes.save(ctx, item, condition, version_check=version_check))
 
     def update(
         self,
@@ -62,14 +63,16 @@ class RepositoryWrites:
         repo = self.repository(type(item))
         guard = _with_version(repo, item, condition, version_check)
         key = repo.shape.key_of_model(item)
-        stored = run_call(repo, "update", writes.update_raw, key, actions, guard)
+        with repo._calling("update") as ctx:
+            stored = drive(writes.update_raw(ctx, key, actions, guard))
         return {name: value for name, value in stored.items() if not is_marker(name)}
 
     def delete(self, item: BaseModel, condition: Condition | None, *, version_check: bool) -> None:
         """`Repository.delete` of the item (on the version it holds)."""
         repo = self.repository(type(item))
         guard = _with_version(repo, item, condition, version_check)
-        run_call(repo, "delete", writes.delete, item, guard)
+        with repo._calling("delete") as ctx:
+            drive(writes.delete(ctx, item, guard))
 
     def batch(
         self, model: type[BaseModel], puts: Sequence[BaseModel], deletes: Sequence[BaseModel]
@@ -85,9 +88,11 @@ class RepositoryWrites:
                 f"{model.__name__}: key {next(iter(both))!r} is both saved and deleted in one batch"
             )
         if puts:
-            run_call(repo, "batch_save", writes.batch_save, puts)
+            with repo._calling("batch_save") as ctx:
+                drive(writes.batch_save(ctx, puts))
         if keys:
-            run_call(repo, "batch_delete", writes.batch_delete, keys)
+            with repo._calling("batch_delete") as ctx:
+                drive(writes.batch_delete(ctx, keys))
 
 
 def _with_version(

@@ -36,9 +36,10 @@ from .domain import (
 )
 from .models import User, UserProgress
 from .models.projections import ProjectionType
+from .ops import writes
 from .ops.page import Page
 from .ops.queries import IndexRef
-from .ops.sync_runtime import run_call
+from .ops.sync_runtime import drive
 from .repository import Repository
 
 __all__ = ["PASSING_SCORE", "UserProgressRepository", "UserRepository", "ProgressKey"]
@@ -71,7 +72,9 @@ class UserRepository(Repository[User, str]):
             InvalidRequest: nothing to change.
         """
         changes, only_existing = user_update(actions, name, email, condition)
-        return super().update(key, changes, condition=only_existing)
+        with self._calling("update") as ctx:
+            updated: User = drive(writes.update(ctx, key, changes, only_existing))
+        return updated
 
     @overload
     def get_by_email(self, email: str, *, projection: None = None) -> User | None: ...
@@ -267,7 +270,9 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         row as stored afterwards.
         """
         row_key, changes = progress_update(key, actions, score, status, add_attempts)
-        return super().update(row_key, changes, condition=condition)
+        with self._calling("update") as ctx:
+            row: UserProgress = drive(writes.update(ctx, row_key, changes, condition))
+        return row
 
     def record_attempt(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
         """Record one attempt atomically: attempts + 1, latest score, completion.
@@ -277,7 +282,10 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         completed and sets ``completed_at`` the first time; a later lower score
         does not undo a completion. Refreshes ``ttl``.
         """
-        return super().update(progress_key(user_id, lesson_id), attempt_actions(score))
+        row_key = progress_key(user_id, lesson_id)
+        with self._calling("record_attempt") as ctx:
+            row: UserProgress = drive(writes.update(ctx, row_key, attempt_actions(score), None))
+        return row
 
     def complete_lesson(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
         """Record the completing attempt and count it on the user, in one transaction
@@ -286,9 +294,8 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
         Raises:
             TransactionCanceled: no such user (``failed == [1]``); nothing was written.
         """
-        done: UserProgress = run_call(
-            self, "complete_lesson", complete_lesson, user_id, lesson_id, score
-        )
+        with self._calling("complete_lesson") as ctx:
+            done: UserProgress = drive(complete_lesson(ctx, user_id, lesson_id, score))
         return done
 
     @overload

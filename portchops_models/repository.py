@@ -42,9 +42,9 @@ from .ops.page import paging as page_plan
 from .ops.paging import iter_pages
 from .ops.queries import IndexRef
 from .ops.runtime import Runtime
-from .ops.sync_runtime import RUNTIME, Fetch, merge_segments, run_call
+from .ops.sync_runtime import RUNTIME, Fetch, drive, merge_segments
 
-__all__ = ["UNSET", "Repository", "IndexRef", "Page", "default_metrics", "run_call"]
+__all__ = ["UNSET", "Repository", "IndexRef", "Page", "default_metrics"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -86,7 +86,8 @@ class Repository(RepositoryBase[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
-        found: ModelT | P | None = run_call(self, "find", reads.find, key, consistent, projection)
+        with self._calling("find") as ctx:
+            found: ModelT | P | None = drive(reads.find(ctx, key, consistent, projection))
         return found
 
     @overload
@@ -108,12 +109,14 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found: ModelT | P = run_call(self, "get", reads.get, key, consistent, projection)
+        with self._calling("get") as ctx:
+            found: ModelT | P = drive(reads.get(ctx, key, consistent, projection))
         return found
 
     def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return run_call(self, "exists", reads.find, key, consistent, None) is not None
+        with self._calling("exists") as ctx:
+            return drive(reads.find(ctx, key, consistent, None)) is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -152,9 +155,10 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
-        items: list[ModelT] | list[P] = run_call(
-            self, "batch_get", reads.batch_get, keys, projection, consistent
-        )
+        with self._calling("batch_get") as ctx:
+            items: list[ModelT] | list[P] = drive(
+                reads.batch_get(ctx, keys, projection, consistent)
+            )
         return items
 
     # ------------------------------------------------------------------ query, count, scan
@@ -261,9 +265,8 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         )
 
         def page(after: str | None, page_limit: int | None) -> Page[Any]:
-            return run_call(
-                self, method, queries.fetch_page, built, "Query", after, proj, page_limit
-            )
+            with self._calling(method) as ctx:
+                return drive(queries.fetch_page(ctx, built, "Query", after, proj, page_limit))
 
         return page
 
@@ -384,16 +387,12 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Expired items still stored are left out, as on every read: the count then
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
-        return run_call(
-            self,
-            "count",
-            queries.count,
-            hash_key,
-            range_key_condition,
-            filter_condition,
-            index,
-            consistent,
-        )
+        with self._calling("count") as ctx:
+            return drive(
+                queries.count(
+                    ctx, hash_key, range_key_condition, filter_condition, index, consistent
+                )
+            )
 
     @overload
     def scan_page(
@@ -451,9 +450,10 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             projection=proj,
             index=index,
         )
-        page: Page[ModelT] | Page[P] = run_call(
-            self, "scan_page", queries.fetch_page, built, "Scan", cursor, proj
-        )
+        with self._calling("scan_page") as ctx:
+            page: Page[ModelT] | Page[P] = drive(
+                queries.fetch_page(ctx, built, "Scan", cursor, proj)
+            )
         return page
 
     @overload
@@ -506,7 +506,8 @@ class Repository(RepositoryBase[ModelT, KeyT]):
                 projection=proj,
                 index=index,
             )
-            return run_call(self, "scan", queries.fetch_page, built, "Scan", cursor, proj)
+            with self._calling("scan") as ctx:
+                return drive(queries.fetch_page(ctx, built, "Scan", cursor, proj))
 
         def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
             return page(0, cursor)
@@ -539,7 +540,8 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects,
                 naming the attribute; nothing is sent.
         """
-        saved: ModelT = run_call(self, "save", writes.save, item, condition)
+        with self._calling("save") as ctx:
+            saved: ModelT = drive(writes.save(ctx, item, condition))
         return saved
 
     def create(self, item: ModelT) -> ModelT:
@@ -551,7 +553,8 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: an item with this key exists.
             InvalidRequest: a bad value, naming the attribute; nothing is sent.
         """
-        created: ModelT = run_call(self, "create", writes.create, item)
+        with self._calling("create") as ctx:
+            created: ModelT = drive(writes.create(ctx, item))
         return created
 
     def update(
@@ -569,12 +572,14 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        updated: ModelT = run_call(self, "update", writes.update, key, actions, condition)
+        with self._calling("update") as ctx:
+            updated: ModelT = drive(writes.update(ctx, key, actions, condition))
         return updated
 
     def delete(self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        run_call(self, "delete", writes.delete, key_or_item, condition)
+        with self._calling("delete") as ctx:
+            drive(writes.delete(ctx, key_or_item, condition))
 
     def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -588,7 +593,8 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return run_call(self, "batch_save", writes.batch_save, items)
+        with self._calling("batch_save") as ctx:
+            return drive(writes.batch_save(ctx, items))
 
     def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -596,4 +602,5 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return run_call(self, "batch_delete", writes.batch_delete, keys)
+        with self._calling("batch_delete") as ctx:
+            return drive(writes.batch_delete(ctx, keys))

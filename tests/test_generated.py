@@ -49,19 +49,19 @@ def test_the_transform_maps_the_async_words() -> None:
     pair = UNASYNC.Pair("aio/x.py", "x.py", '"""Doc."""')
     source = (
         '"""Async doc."""\n'
-        "from ..ops.aio_runtime import run_call\n"
+        "from ..ops.aio_runtime import drive\n"
         "from .repository import AsyncRepository\n"
         "class A(AsyncRepository):\n"
         "    async def f(self) -> AsyncIterator[int]:\n"
         "        async with t:\n"
         "            async for x in y:\n"
-        "                return await run_call(x)\n"
+        "                return await drive(x)\n"
     )
     out = UNASYNC.transform(source, pair)
     assert out.startswith('"""Doc."""\n')
-    assert "from .ops.sync_runtime import run_call" in out
+    assert "from .ops.sync_runtime import drive" in out
     assert "from .repository import Repository" in out
     assert "    def f(self) -> Iterator[int]:" in out
     assert "        with t:" in out
     assert "            for x in y:" in out
-    assert "return run_call(x)" in out
+    assert "return drive(x)" in out

@@ -30,7 +30,8 @@ from ..domain import (
 )
 from ..models import User, UserProgress
 from ..models.projections import ProjectionType
-from ..ops.aio_runtime import run_call
+from ..ops import writes
+from ..ops.aio_runtime import drive
 from ..ops.page import Page
 from ..ops.queries import IndexRef
 from .repository import AsyncRepository
@@ -65,7 +66,9 @@ class AsyncUserRepository(AsyncRepository[User, str]):
             InvalidRequest: nothing to change.
         """
         changes, only_existing = user_update(actions, name, email, condition)
-        return await super().update(key, changes, condition=only_existing)
+        with self._calling("update") as ctx:
+            updated: User = await drive(writes.update(ctx, key, changes, only_existing))
+        return updated
 
     @overload
     async def get_by_email(self, email: str, *, projection: None = None) -> User | None: ...
@@ -265,7 +268,9 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         row as stored afterwards.
         """
         row_key, changes = progress_update(key, actions, score, status, add_attempts)
-        return await super().update(row_key, changes, condition=condition)
+        with self._calling("update") as ctx:
+            row: UserProgress = await drive(writes.update(ctx, row_key, changes, condition))
+        return row
 
     async def record_attempt(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
         """Record one attempt atomically: attempts + 1, latest score, completion.
@@ -275,7 +280,12 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         completed and sets ``completed_at`` the first time; a later lower score
         does not undo a completion. Refreshes ``ttl``.
         """
-        return await super().update(progress_key(user_id, lesson_id), attempt_actions(score))
+        row_key = progress_key(user_id, lesson_id)
+        with self._calling("record_attempt") as ctx:
+            row: UserProgress = await drive(
+                writes.update(ctx, row_key, attempt_actions(score), None)
+            )
+        return row
 
     async def complete_lesson(self, user_id: str, lesson_id: str, score: float) -> UserProgress:
         """Record the completing attempt and count it on the user, in one transaction
@@ -284,9 +294,8 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
         Raises:
             TransactionCanceled: no such user (``failed == [1]``); nothing was written.
         """
-        done: UserProgress = await run_call(
-            self, "complete_lesson", complete_lesson, user_id, lesson_id, score
-        )
+        with self._calling("complete_lesson") as ctx:
+            done: UserProgress = await drive(complete_lesson(ctx, user_id, lesson_id, score))
         return done
 
     @overload

@@ -36,14 +36,14 @@ from ..models.base import BaseModel
 from ..models.projections import ProjectionType
 from ..ops import queries, reads, requests, writes
 from ..ops.aio_paging import iter_pages
-from ..ops.aio_runtime import RUNTIME, Fetch, merge_segments, run_call
+from ..ops.aio_runtime import RUNTIME, Fetch, drive, merge_segments
 from ..ops.base import UNSET, RepositoryBase, default_metrics
 from ..ops.page import Page
 from ..ops.page import paging as page_plan
 from ..ops.queries import IndexRef
 from ..ops.runtime import Runtime
 
-__all__ = ["UNSET", "AsyncRepository", "IndexRef", "Page", "default_metrics", "run_call"]
+__all__ = ["UNSET", "AsyncRepository", "IndexRef", "Page", "default_metrics"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -85,9 +85,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
-        found: ModelT | P | None = await run_call(
-            self, "find", reads.find, key, consistent, projection
-        )
+        with self._calling("find") as ctx:
+            found: ModelT | P | None = await drive(reads.find(ctx, key, consistent, projection))
         return found
 
     @overload
@@ -111,12 +110,14 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
-        found: ModelT | P = await run_call(self, "get", reads.get, key, consistent, projection)
+        with self._calling("get") as ctx:
+            found: ModelT | P = await drive(reads.get(ctx, key, consistent, projection))
         return found
 
     async def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
-        return await run_call(self, "exists", reads.find, key, consistent, None) is not None
+        with self._calling("exists") as ctx:
+            return await drive(reads.find(ctx, key, consistent, None)) is not None
 
     # ------------------------------------------------------------------ batch reads
 
@@ -155,9 +156,10 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ThrottledError: rounds stopped making progress; ``outstanding`` says how many
                 keys were left.
         """
-        items: list[ModelT] | list[P] = await run_call(
-            self, "batch_get", reads.batch_get, keys, projection, consistent
-        )
+        with self._calling("batch_get") as ctx:
+            items: list[ModelT] | list[P] = await drive(
+                reads.batch_get(ctx, keys, projection, consistent)
+            )
         return items
 
     # ------------------------------------------------------------------ query, count, scan
@@ -264,9 +266,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         )
 
         async def page(after: str | None, page_limit: int | None) -> Page[Any]:
-            return await run_call(
-                self, method, queries.fetch_page, built, "Query", after, proj, page_limit
-            )
+            with self._calling(method) as ctx:
+                return await drive(queries.fetch_page(ctx, built, "Query", after, proj, page_limit))
 
         return page
 
@@ -387,16 +388,12 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Expired items still stored are left out, as on every read: the count then
         reads the TTL attribute of each match instead of DynamoDB's ``Select=COUNT``.
         """
-        return await run_call(
-            self,
-            "count",
-            queries.count,
-            hash_key,
-            range_key_condition,
-            filter_condition,
-            index,
-            consistent,
-        )
+        with self._calling("count") as ctx:
+            return await drive(
+                queries.count(
+                    ctx, hash_key, range_key_condition, filter_condition, index, consistent
+                )
+            )
 
     @overload
     async def scan_page(
@@ -454,9 +451,10 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             projection=proj,
             index=index,
         )
-        page: Page[ModelT] | Page[P] = await run_call(
-            self, "scan_page", queries.fetch_page, built, "Scan", cursor, proj
-        )
+        with self._calling("scan_page") as ctx:
+            page: Page[ModelT] | Page[P] = await drive(
+                queries.fetch_page(ctx, built, "Scan", cursor, proj)
+            )
         return page
 
     @overload
@@ -509,7 +507,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
                 projection=proj,
                 index=index,
             )
-            return await run_call(self, "scan", queries.fetch_page, built, "Scan", cursor, proj)
+            with self._calling("scan") as ctx:
+                return await drive(queries.fetch_page(ctx, built, "Scan", cursor, proj))
 
         async def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
             return await page(0, cursor)
@@ -542,7 +541,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             InvalidRequest: bad key, item over 400 KB, or a value DynamoDB rejects,
                 naming the attribute; nothing is sent.
         """
-        saved: ModelT = await run_call(self, "save", writes.save, item, condition)
+        with self._calling("save") as ctx:
+            saved: ModelT = await drive(writes.save(ctx, item, condition))
         return saved
 
     async def create(self, item: ModelT) -> ModelT:
@@ -554,7 +554,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ConditionFailed: an item with this key exists.
             InvalidRequest: a bad value, naming the attribute; nothing is sent.
         """
-        created: ModelT = await run_call(self, "create", writes.create, item)
+        with self._calling("create") as ctx:
+            created: ModelT = await drive(writes.create(ctx, item))
         return created
 
     async def update(
@@ -572,14 +573,16 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         twice (counters count once), and an expired item still stored is replaced
         by a fresh row rather than revived.
         """
-        updated: ModelT = await run_call(self, "update", writes.update, key, actions, condition)
+        with self._calling("update") as ctx:
+            updated: ModelT = await drive(writes.update(ctx, key, actions, condition))
         return updated
 
     async def delete(
         self, key_or_item: KeyT | ModelT, *, condition: Condition | None = None
     ) -> None:
         """Delete by key or by instance (no error if absent, unless `condition` fails)."""
-        await run_call(self, "delete", writes.delete, key_or_item, condition)
+        with self._calling("delete") as ctx:
+            await drive(writes.delete(ctx, key_or_item, condition))
 
     async def batch_save(self, items: Iterable[ModelT]) -> int:
         """Write any number of items, 25 a request, resubmitting unprocessed ones.
@@ -593,7 +596,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of items written.
         """
-        return await run_call(self, "batch_save", writes.batch_save, items)
+        with self._calling("batch_save") as ctx:
+            return await drive(writes.batch_save(ctx, items))
 
     async def batch_delete(self, keys: Iterable[KeyT]) -> int:
         """Delete any number of items by key, 25 a request; duplicate keys are collapsed.
@@ -601,4 +605,5 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         Returns:
             The number of distinct keys deleted (absent keys count too).
         """
-        return await run_call(self, "batch_delete", writes.batch_delete, keys)
+        with self._calling("batch_delete") as ctx:
+            return await drive(writes.batch_delete(ctx, keys))

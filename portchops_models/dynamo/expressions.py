@@ -22,7 +22,7 @@ MAX_EXPRESSION_BYTES = 4096
 
 
 class Expression:
-    """Placeholders for one request; `apply` writes them into the request parameters."""
+    """Placeholders for one request; `placeholders` gives the request's fields for them."""
 
     __slots__ = ("names", "values")
 
@@ -61,13 +61,15 @@ class Expression:
             raise InvalidRequest("an update needs at least one action")
         return check_size(serialized)
 
-    def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Add ExpressionAttributeNames/Values to `params` (when any) and return it."""
+    def placeholders(self) -> dict[str, Any]:
+        """The ``ExpressionAttributeNames`` / ``ExpressionAttributeValues`` of the request
+        (each only when used), for the caller to add to its parameters."""
+        fields: dict[str, Any] = {}
         if self.names:
-            params["ExpressionAttributeNames"] = {v: k for k, v in self.names.items()}
+            fields["ExpressionAttributeNames"] = {v: k for k, v in self.names.items()}
         if self.values:
-            params["ExpressionAttributeValues"] = self.values
-        return params
+            fields["ExpressionAttributeValues"] = self.values
+        return fields
 
 
 def check_size(expression: str) -> str:

@@ -45,11 +45,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
+
 __all__ = [
     "CLOCK_SKEW_SECONDS",
     "MARKER_PREFIX",
     "Marker",
     "Outcome",
+    "StaleMarkers",
     "is_marker",
     "marker",
     "reconcile",
@@ -202,6 +205,29 @@ def stale_markers(
             except (TypeError, ValueError, AttributeError):
                 stale.append(name)  # not ours to keep
     return stale
+
+
+class StaleMarkers:
+    """Per key, the stale markers an update's answer showed: the next update removes them.
+
+    One per repository (bounded: the least recently updated keys are forgotten, and
+    their markers are then pruned by a later update that sees them again).
+    """
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._found: LRUCache[Hashable, list[str]] = LRUCache(maxsize=maxsize)
+        self._lock = threading.Lock()
+
+    def take(self, key: Hashable) -> list[str]:
+        """The markers to prune in the next update of `key` (forgotten here)."""
+        with self._lock:
+            return self._found.pop(key, [])
+
+    def found(self, key: Hashable, names: list[str]) -> None:
+        """Remember `names` for the next update of `key`."""
+        if names:
+            with self._lock:
+                self._found[key] = names
 
 
 def without_markers(names: Iterable[str]) -> list[str]:

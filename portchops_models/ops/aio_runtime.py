@@ -1,7 +1,7 @@
 """The async API's runtime: steps awaited on the running event loop, never a thread.
 
 The twin of `portchops_models.ops.sync_runtime`, with the same names (`RUNTIME`,
-`run_call`, `merge_segments`, `Fetch`, `SegmentFetch`): the async faces import them
+`drive`, `run`, `merge_segments`, `Fetch`, `SegmentFetch`): the async faces import them
 from here, and the sync faces generated from them (``tools/unasync.py``) from there.
 Works under any event loop: nothing here is bound to one (the transport keeps a
 session per loop), so each ``asyncio.run`` and each test's loop get their own.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from ..cache.items import ItemCache
 from ..observe.metrics import Metrics
@@ -20,8 +20,7 @@ from ..settings import current_settings
 from ..transport import deadline
 from ..transport.connection import Connection
 from ..transport.retry import RetryPolicy
-from .base import Operation, RepositoryBase
-from .context import Bound
+from .base import Operation
 from .page import Page, check_segments
 from .runtime import Runtime
 
@@ -31,13 +30,12 @@ __all__ = [
     "AsyncRuntime",
     "Fetch",
     "SegmentFetch",
+    "drive",
     "merge_segments",
     "run",
-    "run_call",
 ]
 
 T = TypeVar("T")
-P = ParamSpec("P")
 V = TypeVar("V")
 K = TypeVar("K", bound=Hashable)
 
@@ -110,21 +108,10 @@ RUNTIME: Runtime = AsyncRuntime()
 ASYNC = RUNTIME
 
 
-async def run_call(
-    repo: RepositoryBase[Any, Any],
-    method: str,
-    operation: Callable[Concatenate[Bound[Any], P], Operation[T]],
-    /,
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> T:
-    """Await one public call of `repo`: under its ``call_timeout`` deadline and its trace
-    scope (`portchops_models.observe.tracing`), the repository bound inside them (so the
-    connection a first call after `configure()` builds counts against the deadline), then
-    ``operation(context, *args)``."""
-    settings = current_settings()
-    with deadline.bounded(settings.call_timeout), repo._call(method, settings):
-        return await operation(repo._bind(), *args, **kwargs)
+async def drive(operation: Operation[T]) -> T:
+    """Await one operation: a face writes ``await drive(op)`` inside its call scope
+    (`RepositoryBase._calling`), which the sync API runs to completion in the thread."""
+    return await operation
 
 
 async def run(operation: Operation[T]) -> T:

@@ -7,19 +7,22 @@ operations (`run_sync` or ``await``).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Hashable
+from collections.abc import Coroutine, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..cache import CachePolicy, ItemCache, bus, coherence
+from ..dynamo.idempotency import StaleMarkers
 from ..errors import InvalidRequest
 from ..models.base import BaseModel
 from ..models.shape import RawItem, TableShape, shape_of
 from ..observe import tracing
 from ..observe.metrics import Metrics
-from ..settings import Settings, current_settings
+from ..settings import current_settings
+from ..transport import deadline
 from ..transport.connection import current_connection
 from ..transport.retry import RetryPolicy
-from .context import Bound, Decoders, StaleMarkers
+from .context import Bound, Decoders
 from .runtime import Runtime
 
 __all__ = ["UNSET", "RepositoryBase", "default_metrics"]
@@ -112,9 +115,22 @@ class RepositoryBase(Generic[ModelT, KeyT]):
             self.metrics.record_cache(hit=hit, count=count)
             tracing.cache_counted(hit, count)
 
-    def _call(self, method: str, settings: Settings) -> tracing.Call:
-        """The scope of public call `method`: its span, its slow-call record (`tracing`)."""
-        return tracing.Call(type(self), method, settings.slow_call_seconds, self._current_table)
+    @contextmanager
+    def _calling(self, method: str) -> Iterator[Bound[ModelT]]:
+        """The scope of public call `method`, giving its context (`Bound`).
+
+        The call runs under its ``call_timeout`` deadline and its trace scope (span,
+        slow-call record: `portchops_models.observe.tracing`); the repository is bound
+        inside them, so the connection a first call after `configure()` builds counts
+        against the deadline. A face runs the operation in it::
+
+            with self._calling("get") as ctx:
+                return await drive(reads.get(ctx, key, consistent, projection))
+        """
+        settings = current_settings()
+        scope = tracing.Call(type(self), method, settings.slow_call_seconds, self._current_table)
+        with deadline.bounded(settings.call_timeout), scope:
+            yield self._bind()
 
     def _current_table(self) -> str:
         """The model's table name under the settings in force (no connection built)."""

@@ -2,7 +2,8 @@
 
 A public call resolves what its operation needs when it starts: the connection
 in force (and its table name), the model's shape, the runtime, the retry policy,
-the metrics, the cache, the decoders and the markers to prune. The operations
+the metrics, the cache, the decoders and the markers to prune
+(`portchops_models.dynamo.idempotency.StaleMarkers`). The operations
 in `portchops_models.ops` take this object, never the repository, so none of
 them reaches into a repository's private state and none resolves the
 connection twice.
@@ -10,15 +11,12 @@ connection twice.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from cachetools import LRUCache
-
-from ..cache import coherence
 from ..cache.items import ItemCache
+from ..dynamo.idempotency import StaleMarkers
 from ..errors import InvalidRequest
 from ..models.base import BaseModel
 from ..models.decoding import model_decoder, partial_decoder
@@ -29,7 +27,7 @@ from ..transport.connection import Connection
 from ..transport.retry import RetryPolicy
 from .runtime import Runtime
 
-__all__ = ["Bound", "Decoders", "StaleMarkers"]
+__all__ = ["Bound", "Decoders"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -50,25 +48,6 @@ class Decoders(Generic[ModelT]):
         if self._partial is None:
             self._partial = partial_decoder(cast(type[ModelT], self.shape.model))
         return self._partial
-
-
-class StaleMarkers:
-    """Per key, the stale markers an update's answer showed: the next update removes them."""
-
-    def __init__(self, maxsize: int = 10_000) -> None:
-        self._found: LRUCache[Hashable, list[str]] = LRUCache(maxsize=maxsize)
-        self._lock = threading.Lock()
-
-    def take(self, key: Hashable) -> list[str]:
-        """The markers to prune in the next update of `key` (forgotten here)."""
-        with self._lock:
-            return self._found.pop(key, [])
-
-    def found(self, key: Hashable, names: list[str]) -> None:
-        """Remember `names` for the next update of `key`."""
-        if names:
-            with self._lock:
-                self._found[key] = names
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +94,3 @@ class Bound(Generic[ModelT]):
             raise InvalidRequest(f"{what} takes a collection of keys, got {keys!r}")
         canonical = self.shape.canonical
         return list(dict.fromkeys(canonical(key) for key in keys))
-
-    def invalidate(self, keys: Iterable[Any]) -> None:
-        """Evict `keys` from every cache of the table, in this process and (bus) beyond."""
-        coherence.invalidate(self.table, keys)

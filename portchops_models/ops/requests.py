@@ -93,7 +93,7 @@ def projection_params(shape: TableShape, projection: type[Projection[Any]] | Non
     """``ProjectionExpression`` and its names for a projection (empty for whole items)."""
     expr = Expression()
     expression = _projection(shape, projection, expr)
-    return {} if expression is None else expr.apply({"ProjectionExpression": expression})
+    return {} if expression is None else {"ProjectionExpression": expression, **expr.placeholders()}
 
 
 def get_item(
@@ -215,7 +215,7 @@ def put_item(
     if combined is not None:
         expr = Expression()
         params["ConditionExpression"] = expr.condition(combined)
-        expr.apply(params)
+        params.update(expr.placeholders())
     version = None
     if shape.version_name is not None:
         version = int(raw[shape.version_attribute.attr_name]["N"])  # type: ignore[union-attr]
@@ -274,7 +274,7 @@ def delete_item(
     if combined is not None:
         expr = Expression()
         params["ConditionExpression"] = expr.condition(combined)
-        expr.apply(params)
+        params.update(expr.placeholders())
     return params
 
 
@@ -331,7 +331,7 @@ def update_item(
     combined = _conditions(*guards, condition)
     if combined is not None:
         params["ConditionExpression"] = expr.condition(combined)
-    expr.apply(params)
+    params.update(expr.placeholders())
     return params
 
 
@@ -401,7 +401,7 @@ def query(
         projected = _projection(shape, projection, expr)
         if projected is not None:
             params["ProjectionExpression"] = projected
-    expr.apply(params)
+    params.update(expr.placeholders())
     params["TableName"] = table
     params["ReturnConsumedCapacity"] = "TOTAL"
     return QueryRequest(params, _scope("query", table, params))
@@ -440,7 +440,7 @@ def scan(
     projected = _projection(shape, projection, expr)
     if projected is not None:
         params["ProjectionExpression"] = projected
-    expr.apply(params)
+    params.update(expr.placeholders())
     params["TableName"] = table
     params["ReturnConsumedCapacity"] = "TOTAL"
     return QueryRequest(params, _scope("scan", table, params))

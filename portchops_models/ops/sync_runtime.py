@@ -4,8 +4,9 @@ Everything that differs between the sync and the async API lives in a runtime
 module; this one and `portchops_models.ops.aio_runtime` define the same names:
 
 - `RUNTIME`, the `Runtime` the operations are given (send, fan-out, single-flight);
-- `run_call`, which runs one public call's operation under its ``call_timeout``
-  deadline and its trace scope;
+- `drive`, which runs one public call's operation to completion (a face calls it
+  inside the call's scope, `portchops_models.ops.base.RepositoryBase._calling`);
+- `run`, the same for a transaction, under the ``call_timeout`` deadline;
 - `merge_segments`, the parallel scan (threads here, tasks there);
 - the types of the page fetchers the faces build (`Fetch`, `SegmentFetch`).
 
@@ -22,7 +23,7 @@ import queue
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterator
 from concurrent.futures import Executor
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from ..cache.items import ItemCache
 from ..observe.metrics import Metrics
@@ -31,8 +32,7 @@ from ..transport import deadline
 from ..transport.connection import Connection
 from ..transport.drive import run_sync
 from ..transport.retry import RetryPolicy
-from .base import Operation, RepositoryBase
-from .context import Bound
+from .base import Operation
 from .page import Page, check_segments
 from .runtime import Runtime
 
@@ -43,13 +43,12 @@ __all__ = [
     "SegmentFetch",
     "SyncRuntime",
     "fan_out",
+    "drive",
     "merge_segments",
     "run",
-    "run_call",
 ]
 
 T = TypeVar("T")
-P = ParamSpec("P")
 V = TypeVar("V")
 K = TypeVar("K", bound=Hashable)
 
@@ -104,21 +103,9 @@ RUNTIME: Runtime = SyncRuntime()
 SYNC = RUNTIME
 
 
-def run_call(
-    repo: RepositoryBase[Any, Any],
-    method: str,
-    operation: Callable[Concatenate[Bound[Any], P], Operation[T]],
-    /,
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> T:
-    """Run one public call of `repo` to completion: under its ``call_timeout`` deadline
-    and its trace scope (`portchops_models.observe.tracing`), the repository bound inside
-    them (so the connection a first call after `configure()` builds counts against the
-    deadline), then ``operation(context, *args)``."""
-    settings = current_settings()
-    with deadline.bounded(settings.call_timeout), repo._call(method, settings):
-        return run_sync(operation(repo._bind(), *args, **kwargs))
+#: Run one operation to completion in this thread: what a face's ``await drive(op)``
+#: becomes in the sync API (`run_sync` itself: the operation never suspends here).
+drive = run_sync
 
 
 def run(operation: Operation[T]) -> T:

@@ -15,6 +15,7 @@ from typing import Any, cast
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
+from ..cache import coherence
 from ..dynamo import idempotency
 from ..dynamo.limits import BATCH_WRITE_MAX
 from ..errors import ConditionFailed, InvalidRequest
@@ -220,7 +221,7 @@ async def _write(
             f"{ctx.table}: {what} failed for key {key!r}", table=ctx.table, code=err.code, key=key
         ) from err
     finally:
-        ctx.invalidate([key])
+        coherence.invalidate(ctx.table, [key])
 
 
 async def batch_save(ctx: Bound[Any], items: Iterable[Any]) -> int:
@@ -260,4 +261,4 @@ async def _batch_write(
     try:
         await rounds(ctx, "BatchWriteItem", writes, BATCH_WRITE_MAX, send, collect)
     finally:
-        ctx.invalidate(keys)
+        coherence.invalidate(ctx.table, keys)

@@ -19,11 +19,12 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttrib
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 
 from portchops_models import BaseModel, ConditionFailed, ItemNotFound, Settings, configure
+from portchops_models.dynamo.idempotency import StaleMarkers
 from portchops_models.errors import InvalidRequest
 from portchops_models.metrics import Metrics
 from portchops_models.models.shape import shape_of
 from portchops_models.ops import queries, reads, writes
-from portchops_models.ops.context import Bound, Decoders, StaleMarkers
+from portchops_models.ops.context import Bound, Decoders
 from portchops_models.retry import RetryPolicy
 from portchops_models.transport.connection import Connection, current_connection
 from portchops_models.transport.drive import run_sync
