@@ -12,7 +12,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import InvalidRequest, PortChopsError, error_code, table_not_found, translate
+from ..errors import (
+    ConfigurationError,
+    InvalidRequest,
+    PortChopsError,
+    error_code,
+    table_not_found,
+    translate,
+)
 from ..models.attributes import ExpiryAttribute
 from ..models.base import BaseModel
 from ..transport.connection import Connection, current_connection
@@ -21,7 +28,9 @@ __all__ = [
     "create_table",
     "delete_table",
     "describe_table",
+    "STREAM_VIEWS",
     "enable_pitr",
+    "enable_stream",
     "enable_ttl",
     "index_spec",
     "table_spec",
@@ -208,6 +217,85 @@ def enable_pitr(table_name: str, *, conn: Connection | None = None) -> bool:
             return False
         raise translate(err, table=table_name, endpoint=conn.client.meta.endpoint_url) from err
     return True
+
+
+#: The stream view types DynamoDB offers (what each stream record carries).
+STREAM_VIEWS = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE", "OLD_IMAGE", "KEYS_ONLY")
+
+
+def enable_stream(
+    model: type[BaseModel],
+    view: str = "NEW_AND_OLD_IMAGES",
+    *,
+    conn: Connection | None = None,
+    table_name: str | None = None,
+) -> str:
+    """Turn on the DynamoDB stream of the model's table; return the stream's ARN.
+
+    Idempotent: a stream already on with the same `view` is kept and its ARN
+    returned, so a migration can call it every time. DynamoDB cannot change the
+    view of a live stream: asking for another one is an `InvalidRequest` naming
+    both (turn the stream off first, which ends the old stream's records).
+
+    Example::
+
+        arn = enable_stream(Note)                       # NEW_AND_OLD_IMAGES
+        arn = enable_stream(Note, "KEYS_ONLY")          # InvalidRequest: already NEW_AND_OLD_IMAGES
+
+    Raises:
+        InvalidRequest: `view` is not one of `STREAM_VIEWS`, or the stream is on
+            with another view.
+        TableNotFound: the table does not exist.
+        ConfigurationError: the engine has no streams (dynalite).
+    """
+    if view not in STREAM_VIEWS:
+        raise InvalidRequest(f"stream view must be one of {', '.join(STREAM_VIEWS)}, got {view!r}")
+    conn = conn or current_connection()
+    name = table_name or model.table_name()
+    for _ in range(2):  # a second pass after another process turned it on meanwhile
+        table = describe_table(name, conn=conn)
+        if table is None:
+            raise table_not_found(name)
+        arn = _live_stream(table, view)
+        if arn is not None:
+            return arn
+        try:
+            conn.call(
+                "UpdateTable",
+                {
+                    "TableName": name,
+                    "StreamSpecification": {"StreamEnabled": True, "StreamViewType": view},
+                },
+            )
+        except Exception as err:
+            if error_code(err) == "ResourceInUseException":
+                continue
+            if _unsupported(err) or "UpdateStreamEnabled" in str(err):  # dynalite's refusal
+                raise ConfigurationError(
+                    f"{name}: this engine has no DynamoDB Streams ({err}); "
+                    "use moto's server or AWS for streams"
+                ) from err
+            raise translate(err, table=name, endpoint=conn.client.meta.endpoint_url) from err
+        arn = _live_stream(wait_until_active(name, conn=conn), view)
+        if arn is not None:
+            return arn
+        raise ConfigurationError(f"{name}: UpdateTable turned no stream on: this engine has none")
+    raise PortChopsError(f"{name}: the stream kept changing while it was being turned on")
+
+
+def _live_stream(table: Mapping[str, Any], view: str) -> str | None:
+    """The ARN of the table's stream if it is on with `view` (None when it is off)."""
+    spec = table.get("StreamSpecification") or {}
+    if not spec.get("StreamEnabled"):
+        return None
+    current = spec.get("StreamViewType")
+    if current != view:
+        raise InvalidRequest(
+            f"{table.get('TableName')}: its stream is on with view {current}, not {view}; "
+            "DynamoDB cannot change a live stream's view (turn the stream off first)"
+        )
+    arn = table.get("LatestStreamArn")
+    return str(arn) if arn else None
 
 
 def delete_table(table_name: str, *, conn: Connection | None = None) -> bool:

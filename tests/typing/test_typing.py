@@ -62,6 +62,10 @@ async def handler() -> None:
     await async_progress.find("u1")  # E: a lone user_id is not a key
     await async_progress.delete("u1")  # E: a lone user_id is not a key
     await async_progress.update("u1", score=90.0)  # E: a lone user_id is not a key
+from portchops_models.streams import changes_from_event
+
+changed: User | None = changes_from_event({"Records": []}, UserProgress)[0].new  # E: another model
+changes_from_event({"Records": []}, dict)  # E: a model, not any class
 """
 
 
