@@ -14,15 +14,22 @@ and ``PORTCHOPS_CACHE_BUS_URL`` set. It answers one JSON line per command line o
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Hashable, Iterable
+from pathlib import Path
+from typing import Any
 
 from portchops_models import UserRepository
 from portchops_models.cache import bus, coherence
 from portchops_models.repository import default_metrics
-from portchops_models.settings import current_settings
+from portchops_models.settings import Settings, current_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = 15.0  # safety net for waits on real events; nothing asserts on it
 
 
 class Watcher:
@@ -94,6 +101,57 @@ def read(repo: UserRepository, user_id: str) -> dict[str, object]:
 def reply(body: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(body) + "\n")
     sys.stdout.flush()
+
+
+class Agent:
+    """Process B: ``tests/bus_agent.py`` in a child process, driven line by line."""
+
+    def __init__(self, settings: Settings) -> None:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PORTCHOPS_")},
+            "PORTCHOPS_ENDPOINT_URL": str(settings.endpoint_url),
+            "PORTCHOPS_TABLE_PREFIX": settings.table_prefix,
+            "PORTCHOPS_CACHE_BUS_URL": str(settings.cache_bus_url),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.bus_agent"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.recv() == {"ready": True}
+
+    def recv(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, "the agent exited"
+        body: dict[str, Any] = json.loads(line)
+        return body
+
+    def ask(self, *words: object) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(" ".join(map(str, words)) + "\n")
+        self.proc.stdin.flush()
+        return self.recv()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.ask_quietly("quit")
+            try:
+                self.proc.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+    def ask_quietly(self, *words: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(" ".join(map(str, words)) + "\n")
+        self.proc.stdin.flush()
 
 
 if __name__ == "__main__":

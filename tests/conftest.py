@@ -12,12 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from portchops_models.cache import bus
 from portchops_models.models import User, UserProgress
 from portchops_models.retry import RetryPolicy
 from portchops_models.settings import Settings, configure
 from portchops_models.testing.engine import DynaliteEngine, LocalEngine
 from portchops_models.testing.faultproxy import FaultProxy
 from portchops_models.testing.plugin import configured_tables
+from portchops_models.testing.redis import RedisServer
+from tests.bus_agent import WAIT, Agent
 
 MODELS = (User, UserProgress)
 
@@ -81,3 +84,33 @@ def no_sleep(seconds: float) -> None:
 def fast_retry(**changes: object) -> RetryPolicy:
     """The default retry policy with backoff sleeps skipped."""
     return RetryPolicy(sleep=no_sleep).with_(**changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of this test's own, stopped (and the process's bus closed) afterwards."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        bus.shutdown()
+        server.stop()
+
+
+@pytest.fixture
+def bus_tables(tables: Settings, redis_server: RedisServer) -> Settings:
+    """The `tables` settings plus the bus; this process's bus is subscribed."""
+    settings = configure(tables, cache_bus_url=redis_server.url)
+    live = bus.current()
+    assert live is not None
+    assert live.wait_serving(timeout=WAIT)
+    return settings
+
+
+@pytest.fixture
+def agent(bus_tables: Settings) -> Iterator[Agent]:
+    started = Agent(bus_tables)
+    try:
+        yield started
+    finally:
+        started.close()

@@ -9,6 +9,13 @@ exactly the project's tables (`MODELS`, plus the app's own models passed as
 (CreateTable, UpdateTable, DeleteTable, DescribeTable...): migrations run with
 an admin role of their own.
 
+A model that declares a stream (PynamoDB's ``Meta.stream_view_type``; `enable_stream`
+turns it on) adds what a `StreamWorker` needs: `STREAM_ACTIONS` on the table's
+streams (``table/NAME/stream/*``), ``DescribeTable`` on the table (to find the live
+stream), and `LEASE_ACTIONS` on the ``{prefix}stream-leases`` table, the shard leases
+and checkpoints (``CreateTable`` on that one table only: a worker creates it when it is
+missing). A per-user role (``leading_keys=True``) reads no streams.
+
 With ``leading_keys=True`` every statement gets a
 ``ForAllValues:StringEquals`` condition on ``dynamodb:LeadingKeys``: a caller
 may touch only items whose partition key (``userId`` for the built-in tables)
@@ -37,7 +44,9 @@ __all__ = [
     "DEFAULT_LEADING_KEY_VARIABLE",
     "DEFAULT_TABLE_ARN_PREFIX",
     "INDEX_ACTIONS",
+    "LEASE_ACTIONS",
     "MODELS",
+    "STREAM_ACTIONS",
     "TABLE_ACTIONS",
     "TRANSACTION_ACTIONS",
     "PolicyDocument",
@@ -66,6 +75,12 @@ TRANSACTION_ACTIONS: Mapping[str, tuple[str, ...]] = {
 }
 #: The operations the repositories send to an index (``IndexName`` set).
 INDEX_ACTIONS = ("Query", "Scan")
+#: What a stream worker sends to a table's streams (the DynamoDB Streams API).
+STREAM_ACTIONS = ("DescribeStream", "GetRecords", "GetShardIterator")
+#: What a stream worker sends to the table its shard leases live in.
+LEASE_ACTIONS = ("CreateTable", "DescribeTable", "Scan", "UpdateItem")
+#: The stream workers' lease table (base name; `streams.worker.STREAM_LEASES`).
+_LEASE_TABLE = "stream-leases"
 
 
 def actions_for(operation: str) -> tuple[str, ...]:
@@ -131,6 +146,7 @@ def policy_document(
     prefix = (settings or current_settings()).table_prefix
     tables: list[str] = []
     indexes: list[str] = []
+    streamed: list[str] = []
     for model in dict.fromkeys((*MODELS, *models)):
         if not model.base_table_name:
             raise ValueError(f"{model.__name__} has no base_table_name (no table of its own)")
@@ -138,6 +154,8 @@ def policy_document(
         if arn in tables:
             continue  # two classes over one table
         tables.append(arn)
+        if getattr(model.Meta, "stream_view_type", None):
+            streamed.append(arn)
         schema = model._get_schema()
         table_hash = _hash_key(schema["key_schema"])
         for index in (*schema["global_secondary_indexes"], *schema["local_secondary_indexes"]):
@@ -163,4 +181,30 @@ def policy_document(
         condition = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [leading_key_variable]}}
         for statement in statements:
             statement["Condition"] = condition
+    elif streamed:
+        statements.extend(_stream_statements(streamed, f"{table_arn_prefix}{prefix}{_LEASE_TABLE}"))
     return PolicyDocument(Version="2012-10-17", Statement=statements)
+
+
+def _stream_statements(tables: list[str], leases: str) -> list[PolicyStatement]:
+    """What reading the streams of `tables` takes (see the module docstring)."""
+    return [
+        PolicyStatement(
+            Sid="PortChopsStreams",
+            Effect="Allow",
+            Action=[f"dynamodb:{a}" for a in STREAM_ACTIONS],
+            Resource=[f"{arn}/stream/*" for arn in tables],
+        ),
+        PolicyStatement(
+            Sid="PortChopsStreamTables",
+            Effect="Allow",
+            Action=["dynamodb:DescribeTable"],
+            Resource=tables,
+        ),
+        PolicyStatement(
+            Sid="PortChopsStreamLeases",
+            Effect="Allow",
+            Action=[f"dynamodb:{a}" for a in LEASE_ACTIONS],
+            Resource=[leases],
+        ),
+    ]

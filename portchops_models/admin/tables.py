@@ -31,6 +31,7 @@ __all__ = [
     "STREAM_VIEWS",
     "enable_pitr",
     "enable_stream",
+    "stream_arn",
     "enable_ttl",
     "index_spec",
     "table_spec",
@@ -225,13 +226,15 @@ STREAM_VIEWS = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE", "OLD_IMAGE", "KEYS_ONLY")
 
 def enable_stream(
     model: type[BaseModel],
-    view: str = "NEW_AND_OLD_IMAGES",
+    view: str | None = None,
     *,
     conn: Connection | None = None,
     table_name: str | None = None,
 ) -> str:
     """Turn on the DynamoDB stream of the model's table; return the stream's ARN.
 
+    `view` defaults to the model's own ``Meta.stream_view_type`` (PynamoDB's option,
+    which the IAM policy reads too), else ``"NEW_AND_OLD_IMAGES"``.
     Idempotent: a stream already on with the same `view` is kept and its ARN
     returned, so a migration can call it every time. DynamoDB cannot change the
     view of a live stream: asking for another one is an `InvalidRequest` naming
@@ -248,6 +251,8 @@ def enable_stream(
         TableNotFound: the table does not exist.
         ConfigurationError: the engine has no streams (dynalite).
     """
+    if view is None:
+        view = getattr(model.Meta, "stream_view_type", None) or "NEW_AND_OLD_IMAGES"
     if view not in STREAM_VIEWS:
         raise InvalidRequest(f"stream view must be one of {', '.join(STREAM_VIEWS)}, got {view!r}")
     conn = conn or current_connection()
@@ -281,6 +286,29 @@ def enable_stream(
             return arn
         raise ConfigurationError(f"{name}: UpdateTable turned no stream on: this engine has none")
     raise PortChopsError(f"{name}: the stream kept changing while it was being turned on")
+
+
+def stream_arn(
+    model: type[BaseModel], *, conn: Connection | None = None, table_name: str | None = None
+) -> tuple[str, str]:
+    """The ARN and view of the model's live stream (what a stream worker reads).
+
+    Raises:
+        TableNotFound: the table does not exist.
+        ConfigurationError: the table's stream is off (`enable_stream` turns it on).
+    """
+    conn = conn or current_connection()
+    name = table_name or model.table_name()
+    table = describe_table(name, conn=conn)
+    if table is None:
+        raise table_not_found(name)
+    spec = table.get("StreamSpecification") or {}
+    arn = table.get("LatestStreamArn")
+    if not spec.get("StreamEnabled") or not arn:
+        raise ConfigurationError(
+            f"{name} has no stream on: call enable_stream({model.__name__}) first (a migration can)"
+        )
+    return str(arn), str(spec.get("StreamViewType"))
 
 
 def _live_stream(table: Mapping[str, Any], view: str) -> str | None:

@@ -28,6 +28,12 @@ migrate_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(migrate_app, name="migrate")
+streams_app = typer.Typer(
+    help="Read a model's change stream: run a handler over it, or evict changed items from "
+    "every process's cache.",
+    no_args_is_help=True,
+)
+app.add_typer(streams_app, name="streams")
 
 _TO_HELP = "Last migration to apply, e.g. 0003 (default: all)."
 _PATH_HELP = (
@@ -237,6 +243,84 @@ def migrate_work(
         work(path=path, wait=wait, threads=threads, lease_seconds=lease_seconds)
 
 
+_STREAM_MODEL_HELP = "The model whose table's stream is read, as package.module:ClassName."
+_UNTIL_IDLE_HELP = "Exit once every shard has been read to the stream's head."
+_STREAM_LEASE_HELP = (
+    "Seconds a shard's lease lasts unrenewed (a dead worker's shards move after it)."
+)
+
+
+def _model_option(reference: str) -> type[BaseModel]:
+    try:
+        return import_model(reference)
+    except ValueError as err:
+        typer.echo(f"error: --model {reference}: {' '.join(str(err).split())}", err=True)
+        raise typer.Exit(2) from None
+
+
+@streams_app.command("run")
+def streams_run(
+    model: Annotated[str, typer.Option("--model", metavar="MODULE:CLASS", help=_STREAM_MODEL_HELP)],
+    handler: Annotated[
+        str,
+        typer.Option(
+            "--handler", metavar="MODULE:FUNC", help="Called with each list[Change] batch."
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", help="The fleet's name (shared checkpoints).")],
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=1000)] = 100,
+    lease_seconds: Annotated[
+        float, typer.Option("--lease-seconds", min=0.1, help=_STREAM_LEASE_HELP)
+    ] = 30.0,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help=_UNTIL_IDLE_HELP)] = False,
+) -> None:
+    """Run a handler over a model's change stream, as one worker of a fleet: every shard,
+    in order per key, checkpointed after each batch; a failing batch is retried and a
+    record that keeps failing reported."""
+    from rich.console import Console
+
+    from .streams import run
+
+    chosen = _model_option(model)
+    try:
+        func = import_object(handler, "function")
+    except ValueError as err:
+        typer.echo(f"error: --handler {handler}: {' '.join(str(err).split())}", err=True)
+        raise typer.Exit(2) from None
+    if not callable(func):
+        typer.echo(f"error: --handler {handler}: not callable", err=True)
+        raise typer.Exit(2)
+    with _errors():
+        run(
+            chosen, func, name=name, batch_size=batch_size, lease_seconds=lease_seconds,
+            until_idle=until_idle, console=Console(),
+        )  # fmt: skip
+
+
+@streams_app.command("evict")
+def streams_evict(
+    model: Annotated[str, typer.Option("--model", metavar="MODULE:CLASS", help=_STREAM_MODEL_HELP)],
+    name: Annotated[
+        str | None, typer.Option("--name", help="The fleet's name (default: evict-<table>).")
+    ] = None,
+    lease_seconds: Annotated[
+        float, typer.Option("--lease-seconds", min=0.1, help=_STREAM_LEASE_HELP)
+    ] = 30.0,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help=_UNTIL_IDLE_HELP)] = False,
+) -> None:
+    """Publish the key of every change to a model's table on the cache bus
+    (PORTCHOPS_CACHE_BUS_URL), so writes from any origin evict every process's cache."""
+    from rich.console import Console
+
+    from .streams import evict
+
+    chosen = _model_option(model)
+    with _errors():
+        evict(
+            chosen, name=name, lease_seconds=lease_seconds, until_idle=until_idle, console=Console()
+        )
+
+
 @app.command("seed")
 def seed_command(
     users: Annotated[int, typer.Option(min=0, max=9999, help="How many demo users.")] = 25,
@@ -285,22 +369,21 @@ def iam_policy(
     typer.echo(json.dumps(doc, indent=2))
 
 
-def import_model(reference: str) -> type[BaseModel]:
-    """The model class that ``package.module:ClassName`` names.
+def import_object(reference: str, shape: str = "name") -> object:
+    """What ``package.module:name`` names (``name`` may be dotted).
 
     The module is imported as usual, from ``sys.path``; the current directory is
     put on it first if it is missing (a console script does not have it), so a
     module of the app next to where the command runs is found.
 
     Raises:
-        ValueError: no colon, the module does not import, no such attribute, or it
-            is not a `BaseModel` subclass with a ``base_table_name``.
+        ValueError: no colon, the module does not import, or no such attribute.
     """
     import importlib
 
     module_name, colon, attribute = reference.partition(":")
     if not colon or not module_name or not attribute:
-        raise ValueError("expected package.module:ClassName")
+        raise ValueError(f"expected package.module:{shape}")
     importable_from_cwd()
     try:
         found: object = importlib.import_module(module_name)
@@ -310,6 +393,17 @@ def import_model(reference: str) -> type[BaseModel]:
         if not hasattr(found, part):
             raise ValueError(f"{module_name} has no attribute {attribute}")
         found = getattr(found, part)
+    return found
+
+
+def import_model(reference: str) -> type[BaseModel]:
+    """The model class that ``package.module:ClassName`` names (see `import_object`).
+
+    Raises:
+        ValueError: the reference does not import, or it is not a `BaseModel` subclass
+            with a ``base_table_name``.
+    """
+    found = import_object(reference, "ClassName")
     if not (isinstance(found, type) and issubclass(found, BaseModel)):
         raise ValueError(f"{reference} is not a BaseModel subclass")
     if not found.base_table_name:

@@ -55,10 +55,10 @@ def _record(item: Mapping[str, Mapping[str, str]]) -> _Record:
 class _History:
     """The ``{prefix}schema-migrations`` table: step records, checkpoints and the lock."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, base: str = HISTORY_TABLE) -> None:
         s = conn.settings
         self.conn = conn
-        self.table = s.table_name(HISTORY_TABLE)
+        self.table = s.table_name(base)
         self.retry = conn.retry
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +71,7 @@ class _History:
         if table is None:
             return False
         if table.get("KeySchema") != [{"AttributeName": "id", "KeyType": "HASH"}]:
-            raise MigrationError(f"table {self.table} exists but is not a migration history")
+            raise MigrationError(f"table {self.table} exists but is not keyed by a string id")
         return True
 
     def ensure(self) -> None:

@@ -41,6 +41,8 @@ REQUESTS = logging.getLogger("portchops_models.requests")
 CALLS = logging.getLogger("portchops_models.calls")
 #: Migration steps applied, reverted or failed.
 MIGRATIONS = logging.getLogger("portchops_models.migrate")
+#: stream workers: a handler that keeps failing (WARNING), a lost shard lease (INFO).
+STREAMS = logging.getLogger("portchops_models.streams")
 
 
 def reason_of(err: BaseException) -> str:
@@ -197,5 +199,29 @@ def migration(action: str, step: str, description: str, milliseconds: float | No
             "migration_id": step,
             "migration_action": action,
             "duration_seconds": None if milliseconds is None else milliseconds / 1000,
+        },
+    )
+
+
+def handler_failing(
+    worker: str, table: str, shard: str, sequence: str, attempts: int, err: BaseException
+) -> None:
+    """WARNING: a stream worker's handler keeps failing on one record (the poison record)."""
+    if not STREAMS.isEnabledFor(logging.WARNING):
+        return
+    STREAMS.warning(
+        "stream worker %s: the handler failed %d times on record %s of shard %s (%s): %s",
+        worker,
+        attempts,
+        sequence,
+        shard,
+        table,
+        reason_of(err),
+        extra={
+            "portchops_event": "stream_handler_failing",
+            "table": table,
+            "shard_id": shard,
+            "sequence_number": sequence,
+            "attempts": attempts,
         },
     )

@@ -70,6 +70,9 @@ class MetricsSnapshot(TypedDict):
     invalidations_sent: int
     invalidations_received: int
     bus_reconnects: int
+    stream_records: int
+    stream_handler_errors: int
+    stream_lag_seconds: float
     write_to_eviction_p50_ms: float
     write_to_eviction_p99_ms: float
     write_to_eviction_max_ms: float
@@ -123,7 +126,11 @@ def _emf_name(key: str) -> str:
 
 
 def _emf_unit(key: str) -> str:
-    return "Milliseconds" if key.endswith("_ms") else "None" if "capacity" in key else "Count"
+    if key.endswith("_ms"):
+        return "Milliseconds"
+    if key.endswith("_seconds"):
+        return "Seconds"
+    return "None" if "capacity" in key else "Count"
 
 
 _RESERVED = frozenset({"_aws", "Operation", *map(_emf_name, _TOTAL_KEYS + _OPERATION_KEYS)})
@@ -151,6 +158,9 @@ def _empty() -> MetricsSnapshot:
         invalidations_sent=0,
         invalidations_received=0,
         bus_reconnects=0,
+        stream_records=0,
+        stream_handler_errors=0,
+        stream_lag_seconds=0.0,
         write_to_eviction_p50_ms=0.0,
         write_to_eviction_p99_ms=0.0,
         write_to_eviction_max_ms=0.0,
@@ -295,6 +305,23 @@ class Metrics:
         """Record a resubscription to the invalidation bus after its connection was lost."""
         with self._lock:
             self._state["bus_reconnects"] += 1
+
+    # Stream workers (portchops_models.streams.worker).
+
+    def record_stream_batch(self, records: int, *, lag_seconds: float) -> None:
+        """Record ``records`` stream records handled; ``lag_seconds`` is how far the
+        worker is behind the stream's head now (the age of the newest record it handled,
+        0 once a shard answered with nothing new)."""
+        with self._lock:
+            if isinstance(records, int) and records > 0:
+                self._state["stream_records"] += records
+            if isinstance(lag_seconds, int | float) and 0 <= lag_seconds < _MAX_SECONDS:
+                self._state["stream_lag_seconds"] = float(lag_seconds)
+
+    def record_handler_error(self) -> None:
+        """Record a stream handler that raised (the batch is delivered again)."""
+        with self._lock:
+            self._state["stream_handler_errors"] += 1
 
     def snapshot(self, *, reset: bool = False) -> MetricsSnapshot:
         """The metrics as a plain, JSON-ready dict; ``reset=True`` also zeroes them.

@@ -15,6 +15,14 @@ it), then read its records as `Change` objects, in an AWS Lambda handler with
             change.old, change.new      # Note | None
             change.expired              # True for a deletion by TTL
 
+or from any number of processes with a `StreamWorker` (one fenced lease per shard,
+checkpointed after each batch)::
+
+    StreamWorker(Note, handle_batch, name="read-model").run()
+
+`evicter(Note)` is such a worker that evicts every changed item from every
+process's cache over the Redis bus, whoever wrote it.
+
 See docs/streams.md.
 """
 
@@ -22,5 +30,17 @@ from __future__ import annotations
 
 from ..admin.tables import STREAM_VIEWS, enable_stream
 from .changes import Change, ChangeKind, changes_from_event
+from .evicter import evicter
+from .worker import STREAM_LEASES, StreamResult, StreamWorker
 
-__all__ = ["STREAM_VIEWS", "Change", "ChangeKind", "changes_from_event", "enable_stream"]
+__all__ = [
+    "STREAM_LEASES",
+    "STREAM_VIEWS",
+    "Change",
+    "ChangeKind",
+    "StreamResult",
+    "StreamWorker",
+    "changes_from_event",
+    "enable_stream",
+    "evicter",
+]

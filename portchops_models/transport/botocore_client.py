@@ -27,8 +27,10 @@ __all__ = ["build_client"]
 _LOCAL_CREDENTIALS = Credentials("local", "local")
 
 
-def build_client(settings: Settings) -> BaseClient:
-    """The botocore DynamoDB client for `settings` (see the module docstring)."""
+def build_client(settings: Settings, service: str = "dynamodb") -> BaseClient:
+    """The botocore client for `settings` (see the module docstring): DynamoDB's, or
+    with ``service="dynamodbstreams"`` its Streams API's (same endpoint when
+    ``endpoint_url`` is set, the regional streams endpoint otherwise)."""
     session = botocore.session.get_session()
     if settings.endpoint_url is not None and session.get_credentials() is None:
         session.set_credentials(_LOCAL_CREDENTIALS.access_key, _LOCAL_CREDENTIALS.secret_key)
@@ -42,7 +44,7 @@ def build_client(settings: Settings) -> BaseClient:
         tcp_keepalive=True,
     )
     client = session.create_client(
-        "dynamodb",
+        service,
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
         config=config,

@@ -105,6 +105,7 @@ class Transport:
             endpoint=self.endpoint,
             region=self.region,
             credentials=self.credentials,
+            target_prefix=self.service.target_prefix,
         )
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,9 @@ LEAN_OPERATIONS = frozenset(
     }
 )
 _TARGET_PREFIX = "DynamoDB_20120810."
+#: The Streams API's calls answered with one ``json.loads`` (records are the hot path;
+#: ``ApproximateCreationDateTime`` then stays epoch seconds, as in a Lambda event).
+_LEAN_STREAM_OPERATIONS = frozenset({"GetRecords"})
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 #: An error's message is cut to this many characters when the answer is not JSON.
 _SHORT = 120
@@ -116,6 +119,7 @@ def encode_request(
     region: str,
     credentials: Credentials | None,
     now: datetime | None = None,
+    target_prefix: str = _TARGET_PREFIX,
 ) -> HttpRequest:
     """The signed HTTP request for one DynamoDB call, as botocore makes it.
 
@@ -126,6 +130,8 @@ def encode_request(
         region: the region signed for.
         credentials: botocore credentials (refreshed here when they are about to expire).
         now: the signing time (default: now); for tests.
+        target_prefix: the ``X-Amz-Target`` prefix: DynamoDB's, or the Streams API's
+            (`Service.target_prefix`).
 
     Every header is botocore's but two kinds: ``User-Agent`` names this layer,
     and botocore's retry telemetry (``amz-sdk-invocation-id``, ``amz-sdk-request``)
@@ -143,7 +149,7 @@ def encode_request(
         if now is None
         else now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     )
-    target = _TARGET_PREFIX + operation
+    target = target_prefix + operation
     headers = {
         "X-Amz-Target": target,
         "Content-Type": _CONTENT_TYPE,
@@ -165,7 +171,8 @@ def encode_request(
 
 
 class Service:
-    """What decoding needs from botocore's DynamoDB model: parser, shapes, error classes.
+    """What coding needs from botocore's model of DynamoDB (or of its Streams API): the
+    target prefix, parser, shapes and error classes.
 
     Built once per client (`Service.of`) or once per process (`Service.default`),
     so modeled errors are instances of the client's own ``client.exceptions`` classes.
@@ -177,8 +184,12 @@ class Service:
         self.model = model
         self.exceptions = exceptions
         self.parser = create_parser("json")
+        self.target_prefix = f"{model.metadata['targetPrefix']}."
+        offered = set(model.operation_names)
         self.members = {
-            op: frozenset(model.operation_model(op).output_shape.members) for op in LEAN_OPERATIONS
+            op: frozenset(model.operation_model(op).output_shape.members)
+            for op in LEAN_OPERATIONS | _LEAN_STREAM_OPERATIONS
+            if op in offered
         }
 
     @classmethod
@@ -188,12 +199,13 @@ class Service:
 
     @classmethod
     @functools.cache
-    def default(cls) -> Service:
-        """A process-wide service, for callers without a client (loaded once)."""
+    def default(cls, name: str = "dynamodb") -> Service:
+        """A process-wide service, for callers without a client (loaded once per name:
+        ``"dynamodb"`` or ``"dynamodbstreams"``)."""
         import botocore.session
         from botocore.errorfactory import ClientExceptionsFactory
 
-        model = botocore.session.get_session().get_service_model("dynamodb")
+        model = botocore.session.get_session().get_service_model(name)
         return cls(model, ClientExceptionsFactory().create_client_exceptions(model))
 
 

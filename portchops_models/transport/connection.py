@@ -23,6 +23,7 @@ and the models' own methods both use it.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -117,6 +118,37 @@ class Connection:
         scope = self._scope(table, policy, metrics)
         return await send_path(self.call_async, operation, params, scope, wait)
 
+    def send_streams(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        table: str | None = None,
+        retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
+    ) -> dict[str, Any]:
+        """`send` for the DynamoDB Streams API (``DescribeStream``, ``GetShardIterator``,
+        ``GetRecords``): the same send path, retry policy and pool slots, on the lean
+        transport of `streams` (``GetRecords`` answers parsed with one ``json.loads``)."""
+        streams = self.streams
+
+        async def once(op: str, body: dict[str, Any]) -> dict[str, Any]:
+            return self._bounded(streams, op, body, table)
+
+        policy = retry or self.retry
+        return run_sync(
+            send_path(
+                once, operation, params, self._scope(table, policy, metrics), policy.blocking_wait
+            )
+        )
+
+    @functools.cached_property
+    def streams(self) -> Transport:
+        """The lean transport for the DynamoDB Streams API (built on first use, beside a
+        botocore ``dynamodbstreams`` client for its endpoint, credentials and errors)."""
+        client = build_client(self.settings, "dynamodbstreams")
+        return Transport.for_client(client, max_connections=self.settings.max_pool_connections)
+
     def _scope(self, table: str | None, policy: RetryPolicy, metrics: Metrics | None) -> Scope:
         return Scope(
             table, policy, metrics, self.settings.slow_call_seconds, self.client.meta.endpoint_url
@@ -140,6 +172,9 @@ class Connection:
         self.executor.shutdown(wait=False)
         self.transport.close()
         self.client.close()
+        streams = self.__dict__.get("streams")
+        if streams is not None:
+            streams.close()
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send one DynamoDB API call (e.g. ``"GetItem"``) and return the parsed response.
@@ -153,8 +188,13 @@ class Connection:
         Raises:
             CallTimeout: the deadline passed before a connection came free.
         """
+        return self._bounded(self.transport, operation, params, params.get("TableName"))
+
+    def _bounded(
+        self, transport: Transport, operation: str, params: dict[str, Any], table: str | None
+    ) -> dict[str, Any]:
+        """``transport.call`` once a pool slot is free, waiting no longer than the deadline."""
         left = deadline.remaining()
-        table = params.get("TableName")
         if left is None:
             self.slots.acquire()
         elif left <= 0 or not self.slots.acquire(timeout=left):
@@ -162,7 +202,7 @@ class Connection:
                 "connection" if left > 0 else "answer", table=table, operation=operation
             )
         try:
-            return self.transport.call(operation, params)
+            return transport.call(operation, params)
         finally:
             self.slots.release()
 

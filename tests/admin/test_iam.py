@@ -17,11 +17,19 @@ from pynamodb.indexes import (
 )
 
 from portchops_models import UserProgress
-from portchops_models.admin.iam import INDEX_ACTIONS, TABLE_ACTIONS, actions_for, policy_document
+from portchops_models.admin.iam import (
+    INDEX_ACTIONS,
+    LEASE_ACTIONS,
+    STREAM_ACTIONS,
+    TABLE_ACTIONS,
+    actions_for,
+    policy_document,
+)
 from portchops_models.metrics import Metrics
 from portchops_models.models import BaseModel, User
 from portchops_models.repositories import UserProgressRepository, UserRepository
-from portchops_models.settings import Settings
+from portchops_models.settings import Settings, current_settings
+from portchops_models.testing.faultproxy import FaultProxy
 
 ARN = "arn:aws:dynamodb:*:*:table/"
 #: Public methods that send nothing to DynamoDB.
@@ -241,3 +249,52 @@ def test_a_model_given_twice_counts_once() -> None:
 def test_a_model_without_a_table_is_refused() -> None:
     with pytest.raises(ValueError, match="BaseModel has no base_table_name"):
         policy_document(models=[BaseModel])
+
+
+class Streamed(BaseModel):
+    """A model that declares its stream (PynamoDB's Meta option)."""
+
+    class Meta:
+        stream_view_type = "NEW_AND_OLD_IMAGES"
+
+    base_table_name: ClassVar[str] = "streamed"
+    note_id = UnicodeAttribute(hash_key=True)
+
+
+def test_a_model_with_a_stream_adds_exactly_what_a_stream_worker_sends(
+    proxy: FaultProxy,
+) -> None:
+    from portchops_models.streams import Change, StreamWorker, enable_stream
+
+    enable_stream(UserProgress)
+    UserProgressRepository(cache=None).record_attempt("u1", "l1", 50)
+    seen_before = len(proxy.seen)
+
+    def handle(changes: list[Change[UserProgress]]) -> None:
+        return None
+
+    StreamWorker(UserProgress, handle, name="iam").run(until_idle=True)
+    sent = proxy.seen[seen_before:]
+    settings = current_settings()
+    leases = settings.table_name("stream-leases")
+    table = UserProgress.table_name()
+    on_streams = {r.operation for r in sent if "StreamArn" in (r.payload or {})}
+    on_streams |= {r.operation for r in sent if "ShardIterator" in (r.payload or {})}
+    on_leases = {r.operation for r in sent if (r.payload or {}).get("TableName") == leases}
+    on_table = {r.operation for r in sent if (r.payload or {}).get("TableName") == table}
+    assert on_streams == set(STREAM_ACTIONS)
+    assert on_leases <= set(LEASE_ACTIONS)
+    assert {"Scan", "UpdateItem"} <= on_leases
+    assert on_table == {"DescribeTable"}
+    assert all(r.operation for r in sent)
+
+    doc = policy_document(settings=Settings(table_prefix="prod-"), models=[Streamed])
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["PortChopsStreams"]["Resource"] == [f"{ARN}prod-streamed/stream/*"]
+    assert by_sid["PortChopsStreams"]["Action"] == [f"dynamodb:{a}" for a in STREAM_ACTIONS]
+    assert by_sid["PortChopsStreamTables"]["Action"] == ["dynamodb:DescribeTable"]
+    assert by_sid["PortChopsStreamLeases"]["Resource"] == [f"{ARN}prod-stream-leases"]
+    # without a model that declares a stream, and for a per-user role, none of it
+    assert len(policy_document(settings=Settings(table_prefix="prod-"))["Statement"]) == 2
+    per_user = policy_document(models=[Streamed], leading_keys=True)
+    assert [s["Sid"] for s in per_user["Statement"]] == ["PortChopsTables", "PortChopsIndexes"]

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,91 +20,9 @@ from portchops_models.cache.bus import Invalidation, decode_key, encode_key
 from portchops_models.repository import default_metrics
 from portchops_models.settings import Settings
 from portchops_models.testing.redis import RedisServer
-from tests.bus_agent import Watcher
+from tests.bus_agent import WAIT, Agent, Watcher
 
 ROOT = Path(__file__).resolve().parents[2]
-WAIT = 15.0  # safety net for waits on real events; nothing asserts on it
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A Redis of this test's own, stopped (and the process's bus closed) afterwards."""
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        bus.shutdown()
-        server.stop()
-
-
-@pytest.fixture
-def bus_tables(tables: Settings, redis_server: RedisServer) -> Settings:
-    """The `tables` settings plus the bus; this process's bus is subscribed."""
-    settings = configure(tables, cache_bus_url=redis_server.url)
-    live = bus.current()
-    assert live is not None
-    assert live.wait_serving(timeout=WAIT)
-    return settings
-
-
-class Agent:
-    """Process B: ``tests/bus_agent.py`` in a child process, driven line by line."""
-
-    def __init__(self, settings: Settings) -> None:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("PORTCHOPS_")},
-            "PORTCHOPS_ENDPOINT_URL": str(settings.endpoint_url),
-            "PORTCHOPS_TABLE_PREFIX": settings.table_prefix,
-            "PORTCHOPS_CACHE_BUS_URL": str(settings.cache_bus_url),
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.bus_agent"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.recv() == {"ready": True}
-
-    def recv(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, "the agent exited"
-        body: dict[str, Any] = json.loads(line)
-        return body
-
-    def ask(self, *words: object) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(" ".join(map(str, words)) + "\n")
-        self.proc.stdin.flush()
-        return self.recv()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.ask_quietly("quit")
-            try:
-                self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
-
-    def ask_quietly(self, *words: object) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(" ".join(map(str, words)) + "\n")
-        self.proc.stdin.flush()
-
-
-@pytest.fixture
-def agent(bus_tables: Settings) -> Iterator[Agent]:
-    started = Agent(bus_tables)
-    try:
-        yield started
-    finally:
-        started.close()
 
 
 def _user(user_id: str, name: str) -> User:

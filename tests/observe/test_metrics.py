@@ -230,7 +230,7 @@ def _check_emf(line: str, namespace: str) -> dict[str, object]:
             assert isinstance(doc[key], str)
     assert directive["Metrics"]
     for metric in directive["Metrics"]:
-        assert metric["Unit"] in {"Count", "Milliseconds", "None"}
+        assert metric["Unit"] in {"Count", "Milliseconds", "Seconds", "None"}
         value = doc[metric["Name"]]
         assert isinstance(value, int | float)
         assert not isinstance(value, bool)

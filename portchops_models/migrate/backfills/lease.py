@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,9 +35,9 @@ from ...errors import ConditionFailed, PortChopsError
 from ...models.shape import RawItem
 from ...transport.connection import Connection
 from ..errors import MigrationError
-from ..history import _History
+from ..history import HISTORY_TABLE, _History
 
-__all__ = ["Lease", "LeaseLost", "LeaseTable", "SegmentState"]
+__all__ = ["Lease", "LeaseLost", "LeaseTable", "Renewer", "SegmentState"]
 
 _DONE = "done"
 _PLAN, _SEGMENT = "backfill-plan", "backfill-segment"
@@ -82,12 +83,20 @@ class LeaseTable:
     Args:
         conn: the connection (`current_connection()`).
         clock: epoch seconds (injectable, so tests move time without waiting).
+        table: the base name of the table the leases live in (the prefix is added):
+            the migration history by default; stream workers keep theirs apart.
     """
 
-    def __init__(self, conn: Connection, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        clock: Callable[[], float] = time.time,
+        table: str = HISTORY_TABLE,
+    ) -> None:
         self.conn = conn
         self.clock = clock
-        self.history = _History(conn)
+        self.history = _History(conn, table)
         self.table = self.history.table
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -213,67 +222,110 @@ class LeaseTable:
     def claim(self, run: str, segment: int, *, owner: str, lease_seconds: float) -> Lease | None:
         """Take a segment that is free or whose lease expired; None if another has it
         (or it is done, or gone). The fencing counter goes up by one on every claim."""
+        return self.claim_item(
+            _segment_id(run, segment),
+            f"segment {segment} of {run}",
+            owner=owner,
+            lease_seconds=lease_seconds,
+            segment=segment,
+        )
+
+    def claim_item(
+        self,
+        item_id: str,
+        label: str,
+        *,
+        owner: str,
+        lease_seconds: float,
+        create: RawItem | None = None,
+        segment: int = 0,
+    ) -> Lease | None:
+        """Take the lease item `item_id` if it is free or its lease expired (and it is not
+        done); None if another holder has it. The fencing counter goes up by one.
+
+        Args:
+            label: names the lease in messages (e.g. ``"shard shardId-0001"``).
+            create: make the item with these attributes if it does not exist yet (stream
+                shards appear as the stream splits); without it a missing item is not
+                claimed (a backfill's segments are all written up front).
+        """
         now = self.clock()
+        names = {
+            "#o": "owner", "#x": "expires_at", "#c": "claimed_at",
+            "#f": "fence", "#st": "state", "#id": "id",
+        }  # fmt: skip
+        values: dict[str, Any] = {
+            ":me": {"S": owner}, ":x": _n(now + lease_seconds), ":now": _n(now),
+            ":one": {"N": "1"}, ":done": {"S": _DONE},
+        }  # fmt: skip
+        update = "SET #o = :me, #x = :x, #c = :now"
+        for n, (name, value) in enumerate(sorted((create or {}).items())):
+            names[f"#a{n}"], values[f":a{n}"] = name, value
+            update += f", #a{n} = :a{n}"
+        condition = (
+            "(attribute_not_exists(#st) OR #st <> :done) "
+            "AND (attribute_not_exists(#o) OR #x <= :now)"
+        )
+        if create is None:
+            condition = f"attribute_exists(#id) AND {condition}"
+        else:
+            del names["#id"]
         try:
             answer = self.call(
                 "UpdateItem",
                 {
-                    "Key": _key(run, segment),
-                    "UpdateExpression": "SET #o = :me, #x = :x, #c = :now ADD #f :one",
-                    "ConditionExpression": (
-                        "attribute_exists(#id) AND (attribute_not_exists(#st) OR #st <> :done) "
-                        "AND (attribute_not_exists(#o) OR #x <= :now)"
-                    ),
-                    "ExpressionAttributeNames": {
-                        "#o": "owner", "#x": "expires_at", "#c": "claimed_at",
-                        "#f": "fence", "#st": "state", "#id": "id",
-                    },
-                    "ExpressionAttributeValues": {
-                        ":me": {"S": owner}, ":x": _n(now + lease_seconds), ":now": _n(now),
-                        ":one": {"N": "1"}, ":done": {"S": _DONE},
-                    },
+                    "Key": {"id": {"S": item_id}},
+                    "UpdateExpression": f"{update} ADD #f :one",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
                     "ReturnValues": "ALL_NEW",
                 },
-            )  # fmt: skip
+            )
         except ConditionFailed:
             return None
         item: RawItem = answer["Attributes"]
         saved = _text(item, "position")
         return Lease(
             table=self,
-            run=run,
-            segment=segment,
+            item_id=item_id,
+            label=label,
             owner=owner,
             fence=int(_number(item, "fence")),
             lease_seconds=lease_seconds,
             position=json.loads(saved) if saved else None,
+            segment=segment,
         )
+
+    def items(self, prefix: str) -> list[RawItem]:
+        """Every lease item whose id starts with `prefix` (a consistent Scan)."""
+        return self._scan("begins_with(#id, :p)", {"#id": "id"}, {":p": {"S": prefix}})
 
 
 def _segment_id(run: str, segment: int) -> str:
     return f"{run}#{segment:06d}"
 
 
-def _key(run: str, segment: int) -> dict[str, Any]:
-    return {"id": {"S": _segment_id(run, segment)}}
-
-
 @dataclass(eq=False)
 class Lease:
-    """A segment held by one worker: every write is conditional on its fence and owner.
+    """A lease item held by one worker: every write is conditional on its fence and owner.
 
     Attributes:
-        position: the scan position to resume from (None: the segment's start).
+        item_id: the lease item's id (a backfill segment's, a stream shard's).
+        label: how messages name it (``"segment 3 of 0005/ttl@..."``).
+        position: the position to resume from (None: the start).
+        segment: a backfill segment's number (0 for other leases).
         lost: set once a write found the lease gone (renewals run on another thread).
     """
 
     table: LeaseTable
-    run: str
-    segment: int
+    item_id: str
+    label: str
     owner: str
     fence: int
     lease_seconds: float
     position: RawItem | None = None
+    segment: int = 0
     lost: bool = field(default=False)
 
     def _write(self, update: str, names: dict[str, str], values: dict[str, Any]) -> None:
@@ -283,7 +335,7 @@ class Lease:
             self.table.call(
                 "UpdateItem",
                 {
-                    "Key": _key(self.run, self.segment),
+                    "Key": {"id": {"S": self.item_id}},
                     "UpdateExpression": update,
                     "ConditionExpression": _OWNED,
                     "ExpressionAttributeNames": {"#f": "fence", "#o": "owner", **names},
@@ -300,7 +352,7 @@ class Lease:
 
     def _lost(self) -> LeaseLost:
         return LeaseLost(
-            f"lost the lease on segment {self.segment} of {self.run} (fence {self.fence}): "
+            f"lost the lease on {self.label} (fence {self.fence}): "
             "another worker took it over; its progress stands"
         )
 
@@ -348,3 +400,55 @@ class Lease:
             return
         with contextlib.suppress(LeaseLost, PortChopsError):
             self._write("REMOVE #o, #x", {"#x": "expires_at"}, {})
+
+
+class Renewer:
+    """Renews every lease it holds, each third of a lease, on a thread of its own, until
+    `stop` is set. A renewal that finds the lease taken marks it `Lease.lost` (its holder
+    stops before its next write); a transient failure is tried again at the next beat.
+
+    Args:
+        lease_seconds: the leases' length.
+        stop: set to end the thread.
+    """
+
+    def __init__(self, lease_seconds: float, stop: threading.Event) -> None:
+        self.lease_seconds = lease_seconds
+        self.stop = stop
+        self._held: set[Lease] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="portchops-lease")
+
+    def hold(self, lease: Lease) -> None:
+        """Renew `lease` from now on."""
+        with self._lock:
+            self._held.add(lease)
+
+    def drop(self, lease: Lease) -> None:
+        """Stop renewing `lease` (it was finished or handed back)."""
+        with self._lock:
+            self._held.discard(lease)
+
+    def held(self) -> list[Lease]:
+        """The leases renewed now."""
+        with self._lock:
+            return list(self._held)
+
+    def start(self) -> None:
+        """Start the renewing thread."""
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the thread to end (after `stop` was set)."""
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.lease_seconds / 3):
+            for lease in self.held():
+                try:
+                    lease.renew()
+                except LeaseLost:
+                    continue  # marked lost: its holder stops before its next write
+                except PortChopsError:
+                    continue  # transient: the next beat tries again while the lease lasts

@@ -21,12 +21,11 @@ from pynamodb.expressions.condition import Condition
 from rich.console import Console
 from rich.markup import escape
 
-from ...errors import PortChopsError
 from ...models.base import BaseModel
 from ...models.projections import Projection
 from ...models.shape import RawItem, shape_of
 from ...ops import requests
-from .lease import Lease, LeaseLost, LeaseTable
+from .lease import Lease, LeaseLost, LeaseTable, Renewer
 from .rate import Rate, SharedRate
 
 __all__ = ["BackfillResult", "Batch", "Job", "Plan", "Worker"]
@@ -171,7 +170,7 @@ class Worker:
         self.stop = threading.Event()
         self.done = threading.Event()
         self.result = BackfillResult()
-        self._held: set[Lease] = set()
+        self.renewer = Renewer(lease_seconds, self.stop)
         self._lock = threading.Lock()
 
     def run(self, advance: Callable[[int], None] = lambda n: None) -> BackfillResult:
@@ -181,8 +180,7 @@ class Worker:
         finishes its page, stores it and hands its segment back before it goes up.
         """
         started = time.perf_counter()
-        beat = threading.Thread(target=self._heartbeat, daemon=True, name="portchops-lease")
-        beat.start()
+        self.renewer.start()
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="portchops-backfill")
         futures = [pool.submit(self._loop, i, advance) for i in range(self.threads)]
         interrupted: KeyboardInterrupt | None = None
@@ -196,7 +194,7 @@ class Worker:
         finally:
             self.stop.set()
             pool.shutdown(wait=True)
-            beat.join()
+            self.renewer.join()
             self.result.seconds = time.perf_counter() - started
         if interrupted is not None:
             raise interrupted
@@ -251,14 +249,12 @@ class Worker:
     # ------------------------------------------------------------------ one segment
 
     def _segment(self, lease: Lease, advance: Callable[[int], None]) -> None:
-        with self._lock:
-            self._held.add(lease)
+        self.renewer.hold(lease)
         finished = False
         try:
             finished = self._pages(lease, advance)
         finally:
-            with self._lock:
-                self._held.discard(lease)
+            self.renewer.drop(lease)
             if not finished:
                 lease.release()
         if finished:
@@ -280,7 +276,7 @@ class Worker:
         key = f"{b.name}/segment-{lease.segment}-of-{self.plan.total}"
         while not self.stop.is_set():
             if lease.lost:
-                raise LeaseLost(f"lost the lease on segment {lease.segment} of {self.plan.run}")
+                raise LeaseLost(f"lost the lease on {lease.label}")
             started = self.leases.clock()
             params = dict(built.params)
             if lease.position:
@@ -317,17 +313,3 @@ class Worker:
             return int(b.per_page(batch, batch.items) or 0)
         assert b.per_item is not None
         return sum(int(b.per_item(batch, item) or 0) for item in batch.items)
-
-    # ------------------------------------------------------------------ renewing
-
-    def _heartbeat(self) -> None:
-        while not self.stop.wait(self.lease_seconds / 3):
-            with self._lock:
-                held = list(self._held)
-            for lease in held:
-                try:
-                    lease.renew()
-                except LeaseLost:
-                    continue  # marked lost: its loop stops before the next page
-                except PortChopsError:
-                    continue  # transient: the next beat tries again while the lease lasts
