@@ -19,6 +19,7 @@ from . import (
     backfill,
     batch_read,
     cache_skew,
+    changes,
     concurrent_gets,
     invalidation,
     parity,
@@ -44,6 +45,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "cache_skew": cache_skew,
     "invalidation": invalidation,
     "backfill": backfill,
+    "changes": changes,
 }
 
 

@@ -41,6 +41,9 @@ class Scale:
     cache_rounds: int = 3
     stream_items: int = 50_000
     backfill_rows: int = 16_000
+    change_records: int = 20_000
+    change_rounds: int = 7
+    eviction_writes: int = 200
 
     @classmethod
     def quick(cls) -> Scale:
@@ -62,6 +65,9 @@ class Scale:
             cache_gets=300,
             cache_rounds=1,
             stream_items=5000,
+            change_records=2000,
+            change_rounds=2,
+            eviction_writes=20,
         )
 
     @classmethod
@@ -85,6 +91,9 @@ class Scale:
             cache_gets=50,
             cache_rounds=1,
             stream_items=200,
+            change_records=200,
+            change_rounds=1,
+            eviction_writes=5,
         )
 
 

@@ -88,10 +88,13 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str,
     """(source, scenario, target, measured, limit, passed) for every target.
 
     Issue 12's targets first, with the run's own time against `TIME_LIMIT` (not for a
-    quick run), then the page's older rows, each group in scenario order.
+    quick run), then later issues' (``#22``...), then the page's older rows, each group
+    in scenario order.
     """
     rows = []
-    for source in ("#12", "docs"):
+    named = {t.get("source", "docs") for s in results["scenarios"] for t in s["targets"]}
+    later = sorted((n for n in named if n.startswith("#") and n != "#12"), key=lambda n: int(n[1:]))
+    for source in ("#12", *later, "docs"):
         for scenario in results["scenarios"]:
             for target in scenario["targets"]:
                 if target.get("source", "docs") == source:
@@ -108,7 +111,10 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str,
 
 
 def print_summary(console: Console, results: dict[str, Any]) -> None:
-    table = Table(title="Targets (issue 12 first, then the earlier rows)", title_justify="left")
+    table = Table(
+        title="Targets (issue 12 first, then later issues', then the earlier rows)",
+        title_justify="left",
+    )
     for header in ("source", "scenario", "target", "measured", "limit", "verdict"):
         table.add_column(header, justify="right" if header in ("measured", "limit") else "left")
     rows = summary_rows(results)
