@@ -6,7 +6,15 @@ from collections.abc import Hashable
 from typing import Any, assert_type
 
 from portchops_models import User, UserProgress
-from portchops_models.streams import Change, ChangeKind, changes_from_event, enable_stream
+from portchops_models.streams import (
+    Change,
+    ChangeKind,
+    StreamResult,
+    StreamWorker,
+    changes_from_event,
+    enable_stream,
+    evicter,
+)
 
 
 def decoded(event: dict[str, Any]) -> None:
@@ -23,3 +31,16 @@ def decoded(event: dict[str, Any]) -> None:
     assert_type(changes_from_event(event, User)[0].new, User | None)
     assert_type(enable_stream(User), str)
     assert_type(enable_stream(User, "KEYS_ONLY"), str)
+
+
+def workers() -> None:
+    def project(changes: list[Change[UserProgress]]) -> None:
+        return None
+
+    worker = StreamWorker(UserProgress, project, name="read-model")
+    assert_type(worker, StreamWorker[UserProgress])
+    result = worker.run(until_idle=True)
+    assert_type(result, StreamResult)
+    assert_type(result.records, int)
+    assert_type(result.poison, tuple[str, str] | None)
+    assert_type(evicter(User), StreamWorker[User])

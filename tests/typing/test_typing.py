@@ -62,10 +62,17 @@ async def handler() -> None:
     await async_progress.find("u1")  # E: a lone user_id is not a key
     await async_progress.delete("u1")  # E: a lone user_id is not a key
     await async_progress.update("u1", score=90.0)  # E: a lone user_id is not a key
-from portchops_models.streams import changes_from_event
+from portchops_models.streams import Change, StreamWorker, changes_from_event
 
 changed: User | None = changes_from_event({"Records": []}, UserProgress)[0].new  # E: another model
 changes_from_event({"Records": []}, dict)  # E: a model, not any class
+
+
+def of_users(changes: list[Change[User]]) -> None: ...
+
+
+StreamWorker(UserProgress, of_users, name="x")  # E: a handler of another model's changes
+StreamWorker(UserProgress, of_users)  # E: a worker needs its fleet's name
 """
 
 
