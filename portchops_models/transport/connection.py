@@ -91,16 +91,7 @@ class Connection:
         reads parsed by `read`, and errors translated into `portchops_models.errors`.
         """
         call = self.read if operation in PARSED_OPERATIONS else self.call
-
-        async def once(op: str, body: dict[str, Any]) -> dict[str, Any]:
-            return call(op, body)
-
-        policy = retry or self.retry
-        return run_sync(
-            send_path(
-                once, operation, params, self._scope(table, policy, metrics), policy.blocking_wait
-            )
-        )
+        return self._send_blocking(call, operation, params, table, retry, metrics)
 
     async def send_async(
         self,
@@ -132,15 +123,28 @@ class Connection:
         transport of `streams` (``GetRecords`` answers parsed with one ``json.loads``)."""
         streams = self.streams
 
-        async def once(op: str, body: dict[str, Any]) -> dict[str, Any]:
+        def call(op: str, body: dict[str, Any]) -> dict[str, Any]:
             return self._bounded(streams, op, body, table)
 
+        return self._send_blocking(call, operation, params, table, retry, metrics)
+
+    def _send_blocking(
+        self,
+        call: Callable[[str, dict[str, Any]], dict[str, Any]],
+        operation: str,
+        params: dict[str, Any],
+        table: str | None,
+        retry: RetryPolicy | None,
+        metrics: Metrics | None,
+    ) -> dict[str, Any]:
+        """The send path with blocking attempts (`call`), run to completion without a loop."""
+
+        async def once(op: str, body: dict[str, Any]) -> dict[str, Any]:
+            return call(op, body)
+
         policy = retry or self.retry
-        return run_sync(
-            send_path(
-                once, operation, params, self._scope(table, policy, metrics), policy.blocking_wait
-            )
-        )
+        scope = self._scope(table, policy, metrics)
+        return run_sync(send_path(once, operation, params, scope, policy.blocking_wait))
 
     @functools.cached_property
     def streams(self) -> Transport:

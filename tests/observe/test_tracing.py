@@ -285,3 +285,25 @@ def test_the_global_tracer_provider_is_used(tables: Settings) -> None:
         """,
     )
     assert out == "['GetItem', 'UserRepository.get']"
+
+
+def test_each_stream_batch_is_a_span_and_a_failing_handler_marks_it(
+    tables: Settings, spans: InMemorySpanExporter
+) -> None:
+    from portchops_models import UserProgress, UserProgressRepository
+    from portchops_models.streams import Change, StreamWorker, enable_stream
+
+    enable_stream(UserProgress)
+    UserProgressRepository(cache=None).record_attempt("u1", "l1", 50)
+
+    def refuse(changes: list[Change[UserProgress]]) -> None:
+        raise LookupError("no index")
+
+    with pytest.raises(LookupError):
+        StreamWorker(UserProgress, refuse, name="spans").run(until_idle=True)
+    handled = [s for s in spans.get_finished_spans() if s.name == "StreamWorker.handle"]
+    assert len(handled) == 1
+    assert handled[0].status.status_code is StatusCode.ERROR
+    assert handled[0].attributes is not None
+    assert handled[0].attributes["error.type"] == "LookupError"
+    assert handled[0].attributes["db.collection.name"] == UserProgress.table_name()

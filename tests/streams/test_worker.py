@@ -9,6 +9,7 @@ its checkpoint, a stopped one hands its lease back at once.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -131,7 +132,9 @@ def test_a_handler_that_raises_stops_the_run_and_loses_nothing(tables: Settings)
     assert sorted(a for *_, a in seen) == list(range(10))  # none lost, none twice
 
 
-def test_a_record_that_keeps_failing_is_named_and_the_rest_go_on(tables: Settings) -> None:
+def test_a_record_that_keeps_failing_is_named_and_the_rest_go_on(
+    tables: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     enable_stream(UserProgress)
     UserProgressRepository(cache=None).batch_save(
         [UserProgress(user_id=f"u{n}", lesson_id="l1", status="started", score=0, attempts=n)
@@ -156,7 +159,8 @@ def test_a_record_that_keeps_failing_is_named_and_the_rest_go_on(tables: Setting
         UserProgress, poisoned, name="p", batch_size=10, poll_seconds=0.001,
         retry_handler=True, metrics=metrics,
     )  # fmt: skip
-    result = worker.run(until_idle=True)
+    with caplog.at_level(logging.WARNING, logger="portchops_models.streams"):
+        result = worker.run(until_idle=True)
     # each record handled once, in order; from the third failure on, one at a time,
     # so the records before the poison one went on and the poison one is named
     assert [a for *_, a in seen] == [0, 1, 2, 3, 4]
@@ -164,6 +168,9 @@ def test_a_record_that_keeps_failing_is_named_and_the_rest_go_on(tables: Setting
     assert metrics.snapshot()["stream_handler_errors"] == 5
     assert result.poison is not None
     assert result.poison[1] == offered[3]
+    named = [r for r in caplog.records if getattr(r, "sequence_number", None) == offered[3]]
+    assert named  # the log names the poison record, from its first failure on its own
+    assert "the handler failed" in named[-1].getMessage()
 
 
 def test_bad_arguments_are_typed_errors(tables: Settings) -> None:
