@@ -11,6 +11,9 @@ and synced before the handler returns. Options:
   lines (the changes were handled, the checkpoint never written)
 - ``--hold``: after the first batch, print ``held`` and wait for SIGTERM (then leave
   as `StreamWorker.stop` says: leases handed back)
+- ``--until-distinct N``: run (not until idle) until OUT holds N distinct records,
+  whoever handled them: a fleet-wide end for workers that must wait for a shard
+  another worker holds (a dead one's lease must expire first)
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=1.0)
     parser.add_argument("--die-after", type=int, default=None)
     parser.add_argument("--hold", action="store_true")
+    parser.add_argument("--until-distinct", type=int, default=None)
     args = parser.parse_args()
     batches = 0
     first = threading.Event()
@@ -50,6 +54,10 @@ def main() -> None:
         if args.die_after is not None and batches == args.die_after:
             os.kill(os.getpid(), signal.SIGKILL)
         batches += 1
+        if args.until_distinct is not None:
+            with open(args.out, encoding="utf-8") as done:
+                if len({line.split(",")[0] for line in done}) >= args.until_distinct:
+                    worker.stop()
         if args.hold and not first.is_set():
             first.set()
             print("held", flush=True)
@@ -59,7 +67,7 @@ def main() -> None:
         poll_seconds=0.05,
     )  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    result = worker.run(until_idle=not args.hold)
+    result = worker.run(until_idle=not args.hold and args.until_distinct is None)
     print(json.dumps({"records": result.records, "lost": result.leases_lost}), flush=True)
     sys.exit(0)
 

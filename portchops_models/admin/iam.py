@@ -78,7 +78,7 @@ INDEX_ACTIONS = ("Query", "Scan")
 #: What a stream worker sends to a table's streams (the DynamoDB Streams API).
 STREAM_ACTIONS = ("DescribeStream", "GetRecords", "GetShardIterator")
 #: What a stream worker sends to the table its shard leases live in.
-LEASE_ACTIONS = ("CreateTable", "DescribeTable", "Scan", "UpdateItem")
+LEASE_ACTIONS = ("CreateTable", "DeleteItem", "DescribeTable", "Scan", "UpdateItem")
 #: The stream workers' lease table (base name; `streams.worker.STREAM_LEASES`).
 _LEASE_TABLE = "stream-leases"
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..observe.metrics import Metrics
 from ..transport.connection import Connection
 
-__all__ = ["Shard", "ShardReader", "readable"]
+__all__ = ["Shard", "ShardReader", "ShardSource", "readable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,24 @@ def readable(shards: Iterable[Shard], finished: set[str]) -> list[Shard]:
         if shard.shard_id not in finished
         and (shard.parent is None or shard.parent in finished or shard.parent not in ids)
     ]
+
+
+class ShardSource(Protocol):
+    """Where a stream worker reads shards from: `ShardReader` (the Streams API), or a
+    source of your own (a replay of recorded records, a test's stream of many shards)."""
+
+    def shards(self) -> list[Shard]:
+        """Every shard, parents listed before their children."""
+        ...
+
+    def iterator(self, shard_id: str, after: str | None) -> str:
+        """A position just after sequence number `after` (None: the shard's oldest record)."""
+        ...
+
+    def records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to `limit` records from `iterator`, and the next position (None: the shard
+        is closed and read to its end)."""
+        ...
 
 
 class ShardReader:

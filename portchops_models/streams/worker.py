@@ -27,9 +27,11 @@ records before it are handled and checkpointed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -46,7 +48,7 @@ from ..observe import logs, tracing
 from ..observe.metrics import Metrics
 from ..transport.connection import Connection, current_connection
 from .changes import Change, decoder_for
-from .shards import Shard, ShardReader, readable
+from .shards import Shard, ShardReader, ShardSource, readable
 
 __all__ = ["STREAM_LEASES", "StreamResult", "StreamWorker"]
 
@@ -56,6 +58,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 #: policy names it too).
 STREAM_LEASES = "stream-leases"
 _DONE = "done"
+#: The kind of a worker's presence item (``<name>#<arn>#~<owner>``) in the lease table.
+_WORKER = "stream-worker"
 #: Failures of one batch before it is delivered a record at a time.
 _BISECT_AFTER = 3
 _MAX_BACKOFF = 30.0
@@ -131,6 +135,8 @@ class StreamWorker(Generic[ModelT]):
         metrics: where records, lag, handler errors and requests are counted.
         console: where progress and reports are printed (default: nowhere).
         conn: the connection (default: the configured one).
+        source: where shards are read (default: the table's stream, through the Streams
+            API); leases and checkpoints are kept as for the table's stream.
     """
 
     def __init__(
@@ -146,6 +152,7 @@ class StreamWorker(Generic[ModelT]):
         metrics: Metrics | None = None,
         console: Console | None = None,
         conn: Connection | None = None,
+        source: ShardSource | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or "#" in name:
             raise InvalidRequest(
@@ -179,6 +186,7 @@ class StreamWorker(Generic[ModelT]):
         self.metrics = metrics
         self.console = console or Console(quiet=True)
         self.conn = conn
+        self.source = source
         self.owner = owner_name()
         self.result = StreamResult()
         self._stop = threading.Event()
@@ -192,8 +200,8 @@ class StreamWorker(Generic[ModelT]):
 
     def run(self, *, until_idle: bool = False) -> StreamResult:
         """Read and hand on changes until `stop`, or with ``until_idle`` until this worker
-        has read every readable shard to the stream's head (shards held by others are
-        waited for: handed back, or taken over once their lease expires).
+        has nothing left to do: its shards read to the stream's head, no free shard, no
+        shard of a worker that is gone (shards of live workers are theirs).
 
         Raises:
             ConfigurationError: the table's stream is off.
@@ -204,7 +212,7 @@ class StreamWorker(Generic[ModelT]):
         arn, _view = stream_arn(self.model, conn=conn, table_name=table)
         self._table, self._arn = table, arn
         self._prefix = f"{self.name}#{arn}#"
-        self._reader = ShardReader(conn, arn, table=table, metrics=self.metrics)
+        self._reader = self.source or ShardReader(conn, arn, table=table, metrics=self.metrics)
         self._leases = LeaseTable(conn, table=STREAM_LEASES)
         self._leases.ensure()
         self._stop.clear()
@@ -212,6 +220,7 @@ class StreamWorker(Generic[ModelT]):
         started = time.perf_counter()
         renewer.start()
         try:
+            self._announced = -math.inf
             while not self._stop.is_set():
                 progressed, pending = self._round()
                 if progressed:
@@ -224,6 +233,7 @@ class StreamWorker(Generic[ModelT]):
             renewer.join()
             for held in list(self._held.values()):
                 self._let_go(held)
+            self._withdraw()
             self.result.seconds = time.perf_counter() - started
         return self.result
 
@@ -234,9 +244,13 @@ class StreamWorker(Generic[ModelT]):
         shard held. Returns (whether any record was handed on, whether work is left that
         this worker could do: a readable shard it does not hold, or a failing batch)."""
         shards = self._reader.shards()
+        self._announce()
         finished, taken, owners = self._lease_states()
         ready = readable(shards, finished)
-        share = fair_share(len(ready), len(owners | {self.owner}))
+        share = fair_share(len(ready), len(owners))
+        for held in list(self._held.values())[share:]:  # workers joined: hand the surplus on
+            self._let_go(held)
+            self.console.print(f"  handed {escape(held.lease.label)} on to a worker that joined")
         for shard in ready:
             if len(self._held) >= share:
                 break
@@ -248,26 +262,63 @@ class StreamWorker(Generic[ModelT]):
                 break
             progressed |= self._read(held)
         failing = any(held.failures for held in self._held.values())
-        elsewhere = any(shard.shard_id not in self._held for shard in ready)
-        return progressed, failing or elsewhere
+        left = [s.shard_id for s in ready if s.shard_id not in self._held]
+        # a shard nobody live holds is work for this worker: free, or a gone worker's
+        # (its lease expires, then this worker takes it over from the checkpoint)
+        orphaned = [s for s in left if taken.get(s) not in owners]
+        # a worker over its share hands shards on at its next round: wait for them
+        counts = Counter(holder for holder in taken.values() if holder != self.owner)
+        owed = len(self._held) < share and any(n > share for n in counts.values())
+        return progressed, failing or bool(orphaned) or owed
 
-    def _lease_states(self) -> tuple[set[str], set[str], set[str]]:
-        """(finished shard ids, shard ids under a live lease, owners of live leases) of
-        this fleet on this stream."""
+    def _announce(self) -> None:
+        """Say this worker is here (each third of a lease: one small write), so workers
+        that hold every shard hand some on to it."""
+        now = self._leases.clock()
+        if now - self._announced < self.lease_seconds / 3:
+            return
+        self._leases.call(
+            "UpdateItem",
+            {
+                "Key": {"id": {"S": self._presence()}},
+                "UpdateExpression": "SET #k = :k, #x = :x",
+                "ExpressionAttributeNames": {"#k": "kind", "#x": "expires_at"},
+                "ExpressionAttributeValues": {
+                    ":k": {"S": _WORKER},
+                    ":x": {"N": f"{now + self.lease_seconds:.3f}"},
+                },
+            },
+        )
+        self._announced = now
+
+    def _withdraw(self) -> None:
+        """Remove this worker's presence (best effort: it expires anyway)."""
+        with contextlib.suppress(PortChopsError):
+            self._leases.call("DeleteItem", {"Key": {"id": {"S": self._presence()}}})
+
+    def _presence(self) -> str:
+        return f"{self._prefix}~{self.owner}"
+
+    def _lease_states(self) -> tuple[set[str], dict[str, str], set[str]]:
+        """(finished shard ids, the worker holding each shard under a live lease, live
+        workers) of this fleet on this stream."""
         now = self._leases.clock()
         finished: set[str] = set()
-        taken: set[str] = set()
-        owners: set[str] = set()
+        taken: dict[str, str] = {}
+        owners: set[str] = {self.owner}
         for item in self._leases.items(self._prefix):
             shard = item["id"]["S"][len(self._prefix) :]
+            if item.get("kind", {}).get("S") == _WORKER:
+                if float(item.get("expires_at", {}).get("N", "0")) > now:
+                    owners.add(shard[1:])
+                continue
             if item.get("state", {}).get("S") == _DONE:
                 finished.add(shard)
                 continue
             owner = item.get("owner", {}).get("S")
             expires = float(item.get("expires_at", {}).get("N", "0"))
             if owner and expires > now:
-                taken.add(shard)
-                owners.add(owner.rsplit("/", 1)[0])
+                taken[shard] = owner.rsplit("/", 1)[0]
         return finished, taken, owners
 
     def _claim(self, shard: Shard) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,12 @@ from portchops_models import (
     UserProgress,
     UserProgressRepository,
 )
+from portchops_models.migrate.backfills.lease import LeaseTable
 from portchops_models.settings import Settings
 from portchops_models.streams import Change, StreamWorker, enable_stream
 from portchops_models.streams.shards import Shard, readable
 from portchops_models.streams.worker import fair_share
+from portchops_models.transport.connection import current_connection
 from tests.bus_agent import ROOT, WAIT
 
 pytestmark = pytest.mark.timeout(180)
@@ -229,7 +232,7 @@ def test_a_worker_killed_mid_batch_is_taken_over_from_its_checkpoint(
     killed = _agent(tables, out, "--batch", "3", "--die-after", "2", "--lease", "1")
     assert killed.wait(timeout=WAIT) == -9
     assert len(_lines(out)) == 9  # batches 0, 1 checkpointed; batch 2 handled, then SIGKILL
-    survivor = _agent(tables, out, "--batch", "3", "--lease", "1")
+    survivor = _agent(tables, out, "--batch", "3", "--lease", "1", "--until-distinct", "20")
     stdout, _ = survivor.communicate(timeout=WAIT * 4)
     assert survivor.returncode == 0, stdout
     sequences = [line[0] for line in _lines(out)]
@@ -248,7 +251,7 @@ def test_two_processes_share_the_stream_and_sigterm_hands_the_lease_back(
     holder = _agent(tables, out, "--batch", "2", "--lease", "60", "--hold")
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "held"
-    waiting = _agent(tables, out, "--batch", "2", "--lease", "60")
+    waiting = _agent(tables, out, "--batch", "2", "--lease", "60", "--until-distinct", "10")
     holder.terminate()  # SIGTERM: the lease goes back now, not in 60 s
     stdout, _ = holder.communicate(timeout=WAIT)
     assert holder.returncode == 0
@@ -292,3 +295,110 @@ def test_fair_shares_cover_every_shard(shards: int, workers: int) -> None:
     share = fair_share(shards, workers)
     assert share * workers >= shards
     assert (share - 1) * workers < shards or shards == 0
+
+
+# ---------------------------------------------------------------------- many shards
+
+
+class ManyShards:
+    """A `ShardSource` of recorded records in several shards (moto serves one): roots
+    ``r0``..``r3`` and, after the closed ``r0``, its children ``c0`` and ``c1``."""
+
+    def __init__(self, per_shard: int) -> None:
+        self.layout: dict[str, tuple[str | None, bool]] = {
+            "r0": (None, True), "r1": (None, False), "r2": (None, False), "r3": (None, False),
+            "c0": ("r0", False), "c1": ("r0", False),
+        }  # fmt: skip
+        self.by_shard: dict[str, list[dict[str, Any]]] = {}
+        for number, shard in enumerate(self.layout):
+            self.by_shard[shard] = [
+                _record(f"u{number}-{n}", str(10**6 * (number + 1) + n)) for n in range(per_shard)
+            ]
+
+    def shards(self) -> list[Shard]:
+        return [Shard(s, parent, closed) for s, (parent, closed) in self.layout.items()]
+
+    def iterator(self, shard_id: str, after: str | None) -> str:
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in self.by_shard[shard_id]]
+        start = 0 if after is None else numbers.index(after) + 1
+        return f"{shard_id}@{start}"
+
+    def records_of(self, shard_id: str) -> list[str]:
+        return [r["dynamodb"]["SequenceNumber"] for r in self.by_shard[shard_id]]
+
+    def records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        shard_id, _, start = iterator.partition("@")
+        batch = self.by_shard[shard_id][int(start) : int(start) + limit]
+        end = int(start) + len(batch)
+        closed = self.layout[shard_id][1]
+        if closed and end == len(self.by_shard[shard_id]):
+            return batch, None
+        return batch, f"{shard_id}@{end}"
+
+
+def _until(condition: Any) -> None:
+    """Wait for a condition on the lease table (polled: it is another component's state)."""
+    pause = threading.Event()
+    for _ in range(int(WAIT / 0.01)):
+        if condition():
+            return
+        pause.wait(0.01)
+    raise AssertionError("the lease table never reached the state waited for")
+
+
+def _record(user_id: str, sequence: str) -> dict[str, Any]:
+    image = {"userId": {"S": user_id}, "lessonId": {"S": "l1"}, "status": {"S": "started"},
+             "score": {"N": "1"}, "attempts": {"N": "1"}}  # fmt: skip
+    return {
+        "eventName": "INSERT",
+        "dynamodb": {"Keys": {"userId": image["userId"], "lessonId": image["lessonId"]},
+                     "NewImage": image, "SequenceNumber": sequence},
+    }  # fmt: skip
+
+
+def test_a_worker_that_joins_gets_its_share_and_children_wait_for_their_parent(
+    tables: Settings,
+) -> None:
+    enable_stream(UserProgress)
+    source = ManyShards(per_shard=6)
+    handled: list[tuple[str, str]] = []  # (worker, sequence number), in handling order
+    lock = threading.Lock()
+    joined = threading.Event()
+
+    def handler(worker: str) -> Any:
+        def handle(changes: list[Change[UserProgress]]) -> None:
+            if worker == "A":  # A holds every shard until B is there to take its share
+                assert joined.wait(WAIT)
+            with lock:
+                handled.extend((worker, c.sequence_number) for c in changes)
+
+        return handle
+
+    workers = {
+        name: StreamWorker(UserProgress, handler(name), name="fleet", batch_size=2,
+                           poll_seconds=0.01, source=source)
+        for name in ("A", "B")
+    }  # fmt: skip
+    threads = {
+        n: threading.Thread(target=w.run, kwargs={"until_idle": True}) for n, w in workers.items()
+    }
+    leases = LeaseTable(current_connection(), table="stream-leases")
+    leases.ensure()  # what each worker does first; here before the test reads it
+    threads["A"].start()
+    _until(lambda: any(i.get("owner") for i in leases.items("fleet#")))  # A holds the shards
+    threads["B"].start()
+    _until(lambda: sum(i["kind"]["S"] == "stream-worker" for i in leases.items("fleet#")) == 2)
+    joined.set()  # B has said it is there: A hands shards on at its next round
+    for thread in threads.values():
+        thread.join(WAIT * 4)
+        assert not thread.is_alive()
+    sequences = [seq for _, seq in handled]
+    every = [seq for shard in source.layout for seq in source.records_of(shard)]
+    assert sorted(sequences) == sorted(every)  # every record once, across the two
+    assert workers["A"].result.records > 0
+    assert workers["B"].result.records > 0  # B got a share
+    last_of_parent = max(sequences.index(seq) for seq in source.records_of("r0"))
+    first_of_children = min(
+        sequences.index(seq) for c in ("c0", "c1") for seq in source.records_of(c)
+    )
+    assert last_of_parent < first_of_children
