@@ -343,7 +343,7 @@ class InvalidationBus:
             client = None
             try:
                 client = self._client()
-                pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+                pubsub = client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # newer redis-py types it
                 pubsub.subscribe(self.channel)
                 self._listen(pubsub, resumed=served)
             except (self._redis.RedisError, OSError) as err:

@@ -379,8 +379,11 @@ class StreamWorker(Generic[ModelT]):
             except Exception as err:
                 self._handler_failed(held, batch, err)
                 return False
-            held.failures = 0
-            self._failing = None
+            if not bisect:  # one by one until the whole batch went through
+                held.failures = 0
+            failing = self._failing
+            if failing is not None and failing.record == batch[-1].sequence_number:
+                self._failing = None  # the record that kept failing went through at last
             try:
                 held.lease.checkpoint({"after": {"S": batch[-1].sequence_number}}, len(batch))
             except LeaseLost:
@@ -388,6 +391,7 @@ class StreamWorker(Generic[ModelT]):
                 return False
             self.result.records += len(batch)
             self.result.batches += 1
+        held.failures = 0
         return True
 
     def _handler_failed(self, held: _Held, batch: list[Change[ModelT]], err: Exception) -> None:

@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import io
 import re
+import sys
 import threading
 import time
 import uuid
@@ -677,6 +678,9 @@ def load_backfill() -> Any:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # registered like `portchops migrate` registers it: pydantic resolves a
+    # generic model built at import time (Projection[UserProgress]) by module name
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -174,6 +174,7 @@ def test_a_record_that_keeps_failing_is_named_and_the_rest_go_on(
     named = [r for r in caplog.records if getattr(r, "sequence_number", None) == offered[3]]
     assert named  # the log names the poison record, from its first failure on its own
     assert "the handler failed" in named[-1].getMessage()
+    assert [r.attempts for r in named] == [1, 2]  # type: ignore[attr-defined]
 
 
 def test_bad_arguments_are_typed_errors(tables: Settings) -> None:
