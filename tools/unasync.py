@@ -122,6 +122,26 @@ transactions: use moto or DynamoDB.
         "ops/paging.py",
         '''"""Paging through a query's pages: every item, one page in memory at a time."""''',
     ),
+    Pair(
+        "entities/aio.py",
+        "entities/collection.py",
+        '''"""`Collection`: the items several entities keep in one partition, in one Query.
+
+Subclass it and list the entities (they share a table and a partition template)::
+
+    class Profile(Collection):
+        entities = (Student, Mark, Badge)
+
+    page = Profile().query("s1")   # one Query of partition STUDENT#s1
+    page.of(Student)               # -> list[Student]
+    page.of(Mark)                  # -> list[Mark]
+    page.skipped                   # items of other entity types, left out
+
+Pages come with cursors as a repository's queries do (``cursor=``); `query_all`
+follows them. Each call runs under ``call_timeout``, with the connection's
+retries, metrics and trace span, like any repository call.
+"""''',
+    ),
 )
 
 #: Whole-word replacements, applied in order (code and docstrings alike).
@@ -130,6 +150,7 @@ WORDS = (
     ("AsyncUserRepository", "UserRepository"),
     ("AsyncRepository", "Repository"),
     ("AsyncTransaction", "Transaction"),
+    ("AsyncCollection", "Collection"),
     ("AsyncIterator", "Iterator"),
     ("AsyncIterable", "Iterable"),
     ("StopAsyncIteration", "StopIteration"),

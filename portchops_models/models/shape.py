@@ -44,6 +44,7 @@ from ..dynamo.limits import HASH_KEY_MAX_BYTES, RANGE_KEY_MAX_BYTES, check_key_p
 from ..errors import InvalidRequest
 from .attributes import ExpiryAttribute, UpdatedAtAttribute
 from .base import BaseModel
+from .entity import TYPE_ATTRIBUTE, EntityKeys, EntityTable, entity_keys
 from .values import check_actions
 
 __all__ = ["IndexShape", "KeyAttribute", "RawItem", "TableShape", "shape_of"]
@@ -135,6 +136,9 @@ class TableShape:
         indexes: the secondary indexes by name.
         index_keys: the key attributes of the indexes that are not keys of the table,
             by DynamoDB name (an item that holds one must hold a valid key value).
+        entity: an entity's key templates (`portchops_models.models.entity`): its keys
+            are natural keys, composed into and parsed from the stored ones; ``None``
+            for a model that owns its table.
     """
 
     model: type[BaseModel]
@@ -145,6 +149,7 @@ class TableShape:
     indexes: Mapping[str, IndexShape]
     _stamps: tuple[_Stamp, ...] = field(repr=False)
     index_keys: Mapping[str, KeyAttribute] = field(default_factory=dict, repr=False)
+    entity: EntityKeys | None = None
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -182,6 +187,12 @@ class TableShape:
 
     def raw_key(self, key: object) -> RawItem:
         """The DynamoDB ``Key`` of a Python key, checked before the wire."""
+        if self.entity is not None and self.range_key is not None:
+            pk, sk = self.entity.render(key)
+            return {
+                self.hash_key.name: self.hash_key.encode(pk),
+                self.range_key.name: self.range_key.encode(sk),
+            }
         parts = self.key_parts(key)
         raw = {self.hash_key.name: self.hash_key.encode(parts[0])}
         if self.range_key is not None:
@@ -202,6 +213,10 @@ class TableShape:
 
     def key_of(self, item: Mapping[str, Mapping[str, Any]]) -> Hashable:
         """The Python key of a raw item (or raw key)."""
+        if self.entity is not None and self.range_key is not None:
+            return self.entity.natural_of(
+                item[self.hash_key.name]["S"], item[self.range_key.name]["S"]
+            )
         hash_part = self.hash_key.decode(item[self.hash_key.name])
         if self.range_key is None:
             return hash_part
@@ -209,6 +224,8 @@ class TableShape:
 
     def key_of_model(self, item: BaseModel) -> Hashable:
         """The Python key of a model instance (as it would be written)."""
+        if self.entity is not None:
+            return self.entity.natural_of_model(item)
         hash_part = getattr(item, self.hash_key.python_name)
         if self.range_key is None:
             return hash_part  # type: ignore[no-any-return]
@@ -227,6 +244,8 @@ class TableShape:
 
     def check_actions(self, actions: Sequence[Action]) -> None:
         """Refuse update actions this model cannot take (`models.values.check_actions`)."""
+        if self.entity is not None:
+            _check_entity_actions(self.entity, actions)
         version = self.version_attribute
         check_actions(
             self.model,
@@ -256,7 +275,10 @@ class TableShape:
 
     def unexpired(self, items: list[RawItem], now: float) -> list[RawItem]:
         """The items whose TTL has not passed at `now` (all of them without a TTL): a page's
-        worth of `expired` in one loop."""
+        worth of `expired` in one loop. An entity keeps only the items of its own type
+        (others share its table, and may share a partition or an index)."""
+        if self.entity is not None:
+            items = self.own(items)
         name = self.ttl_name
         if name is None:
             return items
@@ -273,6 +295,13 @@ class TableShape:
                     pass
             keep(item)
         return live
+
+    def own(self, items: list[RawItem]) -> list[RawItem]:
+        """The items of this entity's type (all of them for a model that owns its table)."""
+        if self.entity is None:
+            return items
+        wanted = {"S": self.entity.name}
+        return [item for item in items if item.get(TYPE_ATTRIBUTE) == wanted]
 
     @property
     def stamped_names(self) -> tuple[str, ...]:
@@ -365,7 +394,44 @@ def shape_of(model: type[BaseModel]) -> TableShape:
         indexes=indexes,
         _stamps=tuple(stamps),
         index_keys=index_keys,
+        entity=(
+            entity_keys(model)
+            if issubclass(model, EntityTable) and model.__entity__ is not None
+            else None
+        ),
     )
+
+
+def _check_entity_actions(keys: EntityKeys, actions: Sequence[Action]) -> None:
+    """An update may not change what an entity's stored keys are composed from."""
+    attributes = keys.model.get_attributes()
+    python_of = {attr.attr_name: python for python, attr in attributes.items()}
+    fed = keys.template_fields
+    for action in actions:
+        path = action.values[0]
+        top = getattr(path, "path", [None])[0]
+        python = python_of.get(top) if isinstance(top, str) else None
+        if python is None:
+            continue  # check_actions names it
+        if python in keys.natural:
+            raise InvalidRequest(
+                f"{python} is part of {keys.model.__name__}'s key: it cannot be updated"
+            )
+        if python in keys.computed:
+            raise InvalidRequest(
+                f"{python} is composed by the layer from {keys.model.__name__}'s templates: "
+                "it cannot be updated"
+            )
+        if python in keys.unique:
+            raise InvalidRequest(
+                f"{python} is unique in {keys.model.__name__}: save() the item to change it "
+                "(its guard item moves in the same transaction)"
+            )
+        if python in fed:
+            raise InvalidRequest(
+                f"{python} feeds the key of index {fed[python]!r} of {keys.model.__name__}: "
+                "save() the item to change it (an update would leave the index key stale)"
+            )
 
 
 def _projection_type(index: Index[Any]) -> str:

@@ -32,6 +32,7 @@ from ..dynamo.limits import check_item
 from ..errors import InvalidRequest, PortChopsError
 from ..models.base import BaseModel
 from ..models.decoding import partial_of
+from ..models.entity import TYPE_ATTRIBUTE
 from ..models.projections import Projection
 from ..models.shape import IndexShape, RawItem, TableShape
 
@@ -85,7 +86,9 @@ def _projection(
     checked = check_projection(shape, projection)
     if checked is None:
         return None
-    extra = (shape.ttl_name,) if shape.ttl_name else ()
+    extra: tuple[str, ...] = (shape.ttl_name,) if shape.ttl_name else ()
+    if shape.entity is not None:
+        extra += (TYPE_ATTRIBUTE,)
     return expr.projection((*shape.key_names, *checked.attribute_names(), *extra))
 
 
@@ -371,8 +374,12 @@ def query(
     """
     key_attr = index.hash_key if index is not None else shape.hash_key
     expr = Expression()
-    key_value = key_attr.encode(hash_key)
-    key_condition = f"{expr.name(key_attr.name)} = {expr.value(key_value)}"
+    if shape.entity is not None:
+        key_condition = _entity_partition(shape, index, hash_key, range_key_condition, expr)
+        filter_condition = _own_type(shape, filter_condition)
+    else:
+        key_value = key_attr.encode(hash_key)
+        key_condition = f"{expr.name(key_attr.name)} = {expr.value(key_value)}"
     if range_key_condition is not None:
         if not isinstance(range_key_condition, Condition):
             raise InvalidRequest(
@@ -435,6 +442,7 @@ def scan(
         params["IndexName"] = index.name
     if limit is not None:
         params["Limit"] = check_limit(limit)
+    filter_condition = _own_type(shape, filter_condition)
     if filter_condition is not None:
         params["FilterExpression"] = expr.condition(_conditions(filter_condition))  # type: ignore[arg-type]
     projected = _projection(shape, projection, expr)
@@ -444,6 +452,41 @@ def scan(
     params["TableName"] = table
     params["ReturnConsumedCapacity"] = "TOTAL"
     return QueryRequest(params, _scope("scan", table, params))
+
+
+def _entity_partition(
+    shape: TableShape,
+    index: IndexShape | None,
+    value: object,
+    range_key_condition: Condition | None,
+    expr: Expression,
+) -> str:
+    """An entity's key condition: its partition, and its sort key's literal prefix."""
+    keys = shape.entity
+    assert keys is not None
+    if range_key_condition is not None:
+        raise InvalidRequest(
+            f"{shape.model.__name__}: an entity's sort key is composed by the layer; "
+            "narrow the query with filter_condition on its attributes instead"
+        )
+    name = index.name if index is not None else None
+    _template, partition = keys.partition(value, name)
+    hash_attr = index.hash_key if index is not None else shape.hash_key
+    range_attr = index.range_key if index is not None else shape.range_key
+    condition = f"{expr.name(hash_attr.name)} = {expr.value(hash_attr.encode(partition))}"
+    sort = keys.sort_template(name)
+    if sort is not None and sort.prefix and range_attr is not None:
+        prefix = expr.value({"S": sort.prefix})
+        condition += f" AND begins_with({expr.name(range_attr.name)}, {prefix})"
+    return condition
+
+
+def _own_type(shape: TableShape, condition: Condition | None) -> Condition | None:
+    """`condition`, and only items of the shape's entity type (for an entity)."""
+    if shape.entity is None:
+        return condition
+    mine = cast(Condition, getattr(shape.model, shape.entity.type_python) == shape.entity.name)
+    return _conditions(mine, condition)
 
 
 def _scope(kind: str, table: str, params: Params) -> tuple[str, ...]:
