@@ -48,6 +48,7 @@ __all__ = [
     "ThrottledError",
     "TransactionCanceled",
     "TransactionInProgress",
+    "UniqueViolation",
     "RETRYABLE_CODES",
     "cancellation_reasons",
     "error_chain",
@@ -146,6 +147,31 @@ class ConditionFailed(PortChopsError):
     ) -> None:
         super().__init__(message, table=table, code=code)
         self.key = key
+
+
+class UniqueViolation(ConditionFailed):
+    """A write would give a unique attribute a value another item already holds.
+
+    Nothing was written. ``attribute`` and ``value`` name the clash::
+
+        try:
+            students.save(Student(student_id="s2", email="ada@example.com"))
+        except UniqueViolation as taken:
+            print(f"{taken.attribute} {taken.value!r} is taken")
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attribute: str,
+        value: object,
+        table: str | None = None,
+        key: object = None,
+    ) -> None:
+        super().__init__(message, table=table, code="ConditionalCheckFailed", key=key)
+        self.attribute = attribute
+        self.value = value
 
 
 class InvalidRequest(PortChopsError, ValueError):

@@ -46,10 +46,20 @@ from ..errors import InvalidRequest
 from .base import BaseModel
 from .templates import FieldKind, KeyTemplate
 
-__all__ = ["Entity", "EntityKeys", "EntityTable", "entity_keys", "overloaded_index"]
+__all__ = [
+    "Entity",
+    "EntityKeys",
+    "EntityTable",
+    "GUARD_TYPE",
+    "entity_keys",
+    "guard_entity",
+    "overloaded_index",
+]
 
 #: The DynamoDB name of the attribute that holds an item's entity type.
 TYPE_ATTRIBUTE = "_type"
+#: The entity type of the guard items that hold unique values.
+GUARD_TYPE = "_unique"
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class EntityKeys:
     type_python: str
     indexes: Mapping[str, IndexTemplates]
     unique: tuple[str, ...]
+    table_class: type[EntityTable]
 
     @property
     def computed(self) -> frozenset[str]:
@@ -306,8 +317,11 @@ def entity_keys(model: type[BaseModel]) -> EntityKeys:
             range=None if range_text is None else KeyTemplate.compile(range_text, kinds),
         )
     for name in declared.unique:
-        if name not in attributes or name in base:
-            raise InvalidRequest(f"{model.__name__}: unique attribute {name!r} is not its own")
+        if name not in kinds:
+            raise InvalidRequest(
+                f"{model.__name__}: unique attribute {name!r} is not one of its own str or "
+                "number attributes"
+            )
     return EntityKeys(
         model=model,
         name=declared.name,
@@ -319,6 +333,7 @@ def entity_keys(model: type[BaseModel]) -> EntityKeys:
         type_python="entity_type",
         indexes=indexes,
         unique=tuple(declared.unique),
+        table_class=cast(type[EntityTable], table_class),
     )
 
 
@@ -327,3 +342,25 @@ def _python_name(attributes: Mapping[str, Attribute[Any]], attr: Attribute[Any])
         if candidate.attr_name == attr.attr_name:
             return python
     raise InvalidRequest(f"no attribute stored as {attr.attr_name!r}")
+
+
+@functools.cache
+def guard_entity(table_class: type[EntityTable]) -> type[EntityTable]:
+    """The entity of a table's unique-value guards (one item per value held).
+
+    A guard is keyed ``UNIQUE#{of}#{attribute}#{value}`` / ``UNIQUE`` and names its
+    owner's stored key, so only the owner moves or drops it.
+    """
+    namespace: dict[str, Any] = {
+        "__module__": table_class.__module__,
+        "__qualname__": f"{table_class.__qualname__}Guard",
+        "__doc__": f"A unique value held on {table_class.__name__}'s table.",
+        "__entity__": Entity(GUARD_TYPE, pk="UNIQUE#{of}#{attribute}#{value}", sk="UNIQUE"),
+        "of": UnicodeAttribute(),
+        "attribute": UnicodeAttribute(),
+        "value": UnicodeAttribute(),
+        "owner_pk": UnicodeAttribute(),
+        "owner_sk": UnicodeAttribute(),
+    }
+    guard: type[EntityTable] = type(f"{table_class.__name__}Guard", (table_class,), namespace)
+    return guard

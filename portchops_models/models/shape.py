@@ -296,6 +296,17 @@ class TableShape:
             keep(item)
         return live
 
+    def refuse_unguarded(self, what: str) -> None:
+        """Raise `InvalidRequest` for `what` (a batch, a transaction's save) on an entity
+        with unique attributes: only its repository's save and delete move its guards."""
+        keys = self.entity
+        if keys is not None and keys.unique:
+            raise InvalidRequest(
+                f"{self.model.__name__} has unique attributes ({', '.join(keys.unique)}): "
+                f"{what} cannot keep their guards; save() or delete() each item through "
+                "its repository (one transaction with its guards)"
+            )
+
     def own(self, items: list[RawItem]) -> list[RawItem]:
         """The items of this entity's type (all of them for a model that owns its table)."""
         if self.entity is None:

@@ -556,14 +556,24 @@ def _transact_entry(params: Params) -> Params:
 
 
 def transact_put(
-    shape: TableShape, table: str, item: BaseModel, *, condition: Condition | None = None
+    shape: TableShape,
+    table: str,
+    item: BaseModel,
+    *,
+    condition: Condition | None = None,
+    version_check: bool = True,
+    marker: Marker | None = None,
 ) -> tuple[Params, int | None]:
     """A ``Put`` entry of a whole item (version checked and bumped, like `put_item`).
 
     Stamp the item (`TableShape.stamp`) first. Returns the entry and the version
-    the item will have once the transaction commits.
+    the item will have once the transaction commits. A `marker` goes into the
+    item (a conditional put), so a resend canceled by its own landed attempt can
+    be told from a real failure.
     """
-    params, version = put_item(shape, table, item, condition=condition)
+    params, version = put_item(
+        shape, table, item, condition=condition, version_check=version_check, marker=marker
+    )
     return {"Put": _transact_entry(params)}, version
 
 

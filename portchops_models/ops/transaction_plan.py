@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
+from ..dynamo.idempotency import Marker
 from ..dynamo.limits import TRANSACT_MAX, item_size
 from ..errors import (
     CancellationReason,
@@ -160,10 +161,18 @@ def _operation(
 
 
 def put_operation(
-    shape: TableShape, table: str, item: BaseModel, *, condition: Condition | None = None
+    shape: TableShape,
+    table: str,
+    item: BaseModel,
+    *,
+    condition: Condition | None = None,
+    version_check: bool = True,
+    marker: Marker | None = None,
 ) -> Operation:
     """A ``Put`` of a whole (already stamped) item; its version checked and bumped."""
-    entry, version = requests.transact_put(shape, table, item, condition=condition)
+    entry, version = requests.transact_put(
+        shape, table, item, condition=condition, version_check=version_check, marker=marker
+    )
     return _operation("Put", shape, table, entry, item, version)
 
 

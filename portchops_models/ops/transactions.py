@@ -127,6 +127,7 @@ class TransactionCore:
         if not isinstance(item, BaseModel):
             raise InvalidRequest(f"save takes a model instance, got {type(item).__name__}")
         shape = shape_of(type(item))
+        shape.refuse_unguarded("a transaction's save")
         shape.stamp(item)
         self._add(plan.put_operation(shape, _table(type(item)), item, condition=condition))
 
@@ -152,6 +153,7 @@ class TransactionCore:
     ) -> None:
         """Delete the item under `key` (no error if absent, unless `condition` fails)."""
         shape = shape_of(model)
+        shape.refuse_unguarded("a transaction's delete")
         self._add(plan.delete_operation(shape, _table(model), key, condition=condition))
 
     def check(self, model: type[BaseModel], key: Hashable, condition: Condition) -> None:

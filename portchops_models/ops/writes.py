@@ -22,7 +22,7 @@ from ..errors import ConditionFailed, InvalidRequest
 from ..models.base import BaseModel
 from ..models.decoding import partial_of
 from ..models.shape import RawItem
-from . import requests
+from . import requests, unique
 from .context import Bound
 from .reads import rounds
 
@@ -59,6 +59,8 @@ async def save(
     snapshot = partial_of(item)
     if snapshot is not None and isinstance(item, shape.model):
         return await save_partial(ctx, item, snapshot, condition)
+    if shape.entity is not None and shape.entity.unique:
+        return await unique.save(ctx, item, condition, version_check=version_check)
     if isinstance(item, shape.model):
         shape.stamp(item)
     key = shape.canonical(_model_key(shape, item))
@@ -200,6 +202,8 @@ async def _delete_expired(ctx: Bound[Any], key: Hashable, stored: RawItem) -> No
 async def delete(ctx: Bound[Any], key_or_item: object, condition: Condition | None) -> None:
     """DeleteItem by key or instance (no error if absent, unless `condition` fails)."""
     shape = ctx.shape
+    if shape.entity is not None and shape.entity.unique:
+        return await unique.delete(ctx, key_or_item, condition)
     raw = shape.key_of_model(key_or_item) if isinstance(key_or_item, BaseModel) else key_or_item
     key = shape.canonical(raw)
     params = requests.delete_item(shape, ctx.table, key, condition=condition)
@@ -229,6 +233,7 @@ async def batch_save(ctx: Bound[Any], items: Iterable[Any]) -> int:
     if isinstance(items, BaseModel) or not isinstance(items, Iterable):
         raise InvalidRequest(f"batch_save takes a collection of items, got {items!r}")
     shape = ctx.shape
+    shape.refuse_unguarded("batch_save")
     listed = list(items)
     for item in listed:
         if isinstance(item, shape.model):
@@ -240,9 +245,10 @@ async def batch_save(ctx: Bound[Any], items: Iterable[Any]) -> int:
 
 async def batch_delete(ctx: Bound[Any], keys: Iterable[Any]) -> int:
     """BatchWriteItem deletes of any number of distinct keys."""
-    unique = ctx.keys(keys, "batch_delete")
-    deletes = [{"DeleteRequest": {"Key": ctx.shape.raw_key(k)}} for k in unique]
-    await _batch_write(ctx, deletes, unique)
+    ctx.shape.refuse_unguarded("batch_delete")
+    distinct = ctx.keys(keys, "batch_delete")
+    deletes = [{"DeleteRequest": {"Key": ctx.shape.raw_key(k)}} for k in distinct]
+    await _batch_write(ctx, deletes, distinct)
     return len(deletes)
 
 
