@@ -23,6 +23,7 @@ from typing import Any, Generic, Literal, TypeVar
 from ..errors import InvalidRequest
 from ..models.base import BaseModel
 from ..models.decoding import model_decoder
+from ..models.entity import TYPE_ATTRIBUTE
 from ..models.shape import RawItem, shape_of
 
 __all__ = ["Change", "ChangeDecoder", "ChangeKind", "changes_from_event", "decoder_for"]
@@ -110,9 +111,30 @@ class ChangeDecoder(Generic[ModelT]):
         )
 
     def decode_all(self, records: Iterable[Mapping[str, Any]]) -> list[Change[ModelT]]:
-        """Every record, in order."""
+        """Every record, in order; for an entity, every record of its own type (the
+        others share its table and are left out, never decoded as it)."""
         decode = self.decode
-        return [decode(record, n) for n, record in enumerate(records)]
+        if self._shape.entity is None:
+            return [decode(record, n) for n, record in enumerate(records)]
+        mine = self._mine
+        return [decode(record, n) for n, record in enumerate(records) if mine(record)]
+
+    def _mine(self, record: Mapping[str, Any]) -> bool:
+        """Whether a record of an entity table is of this entity: by the type its image
+        holds, else (a KEYS_ONLY stream) by whether its keys parse as this entity's."""
+        body = record.get("dynamodb") if isinstance(record, Mapping) else None
+        if not isinstance(body, Mapping):
+            return True  # decode names what is wrong with it
+        keys = self._shape.entity
+        assert keys is not None
+        for image in (body.get("NewImage"), body.get("OldImage")):
+            if isinstance(image, Mapping) and TYPE_ATTRIBUTE in image:
+                return bool(image[TYPE_ATTRIBUTE] == {"S": keys.name})
+        try:
+            self._shape.key_of(body["Keys"])
+        except (InvalidRequest, KeyError, TypeError):
+            return False
+        return True
 
     def _image(self, image: object) -> ModelT | None:
         if image is None:

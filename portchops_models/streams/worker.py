@@ -351,9 +351,12 @@ class StreamWorker(Generic[ModelT]):
             raise
         if records:
             changes = self.decoder.decode_all(records)
-            if not self._deliver(held, changes):
+            if not changes:  # an entity table's records of other entities only
+                if not self._checkpoint(held, records[-1]["dynamodb"]["SequenceNumber"], 0):
+                    return False
+            elif not self._deliver(held, changes):
                 return False  # delivered again next round, from the same checkpoint
-            held.lag = _lag(changes[-1].created_at)
+            held.lag = _lag(changes[-1].created_at) if changes else 0.0
         else:
             held.lag = 0.0
         if self.metrics is not None:
@@ -384,14 +387,20 @@ class StreamWorker(Generic[ModelT]):
             failing = self._failing
             if failing is not None and failing.record == batch[-1].sequence_number:
                 self._failing = None  # the record that kept failing went through at last
-            try:
-                held.lease.checkpoint({"after": {"S": batch[-1].sequence_number}}, len(batch))
-            except LeaseLost:
-                self._lost(held)
+            if not self._checkpoint(held, batch[-1].sequence_number, len(batch)):
                 return False
             self.result.records += len(batch)
             self.result.batches += 1
         held.failures = 0
+        return True
+
+    def _checkpoint(self, held: _Held, sequence: str, count: int) -> bool:
+        """Record that the shard was handled up to `sequence`; False if the lease is lost."""
+        try:
+            held.lease.checkpoint({"after": {"S": sequence}}, count)
+        except LeaseLost:
+            self._lost(held)
+            return False
         return True
 
     def _handler_failed(self, held: _Held, batch: list[Change[ModelT]], err: Exception) -> None:

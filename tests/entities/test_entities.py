@@ -214,3 +214,26 @@ def test_bad_declarations_are_refused_at_first_use() -> None:
         shape_of(Wrong)
     with pytest.raises(InvalidRequest, match="separated by text"):
         shape_of(Glued)
+
+
+def test_caches_and_exactly_once_updates_work_for_entities(
+    school: Settings, engine_url: str
+) -> None:
+    from portchops_models.testing.faultproxy import FaultProxy, Faults
+
+    marks = Marks()  # cached by default
+    marks.save(Mark(student_id="s1", lesson="l", try_no=1, score=0))
+    assert marks.get(("s1", "l", 1)).score == 0
+    assert marks.cache is not None
+    hits = marks.cache.hits
+    assert marks.get(("s1", "l", 1)).score == 0
+    assert marks.cache.hits == hits + 1  # served by the cache, keyed by the natural key
+    with FaultProxy(upstream=engine_url, seed=11) as proxy:
+        configure(school, endpoint_url=proxy.endpoint_url)
+        proxy.faults = Faults(lost_answer=0.5, operations=frozenset({"UpdateItem"}))
+        for _ in range(6):
+            marks.update(("s1", "l", 1), [Mark.score.add(1)])
+        lost = proxy.stats.lost_answers
+        configure(school)
+    assert lost > 0
+    assert marks.get(("s1", "l", 1)).score == 6  # each add applied once, the cache evicted

@@ -121,3 +121,39 @@ def test_lost_answers_leave_no_stray_guard_and_no_double_write(
     )
     versions = {s.student_id: s.version for s in Students().scan()}
     assert versions == {"s0": 2, "s1": 1, "s2": 1, "s3": 1, "s4": 1}
+
+
+def test_the_policy_covers_one_entity_table_and_what_its_writes_send(
+    school: Settings, portchops_engine: str
+) -> None:
+    from portchops_models.admin.iam import (
+        INDEX_ACTIONS,
+        TABLE_ACTIONS,
+        actions_for,
+        policy_document,
+    )
+    from tests.school_model import Mark, Marks, Profile
+
+    with FaultProxy(upstream=portchops_engine, seed=3) as proxy:
+        configure(school, endpoint_url=proxy.endpoint_url)
+        students = Students(cache=None)
+        ada = students.save(Student(student_id="s1", email="a@example.com"))
+        ada.email = "b@example.com"
+        students.save(ada)
+        Marks().save(Mark(student_id="s1", lesson="l", try_no=1))
+        Profile().query("s1")
+        students.query("b@example.com", index="gsi1")
+        students.delete(ada)
+        sent = list(proxy.seen)
+        configure(school)
+    on_table = {
+        a for r in sent if "IndexName" not in (r.payload or {}) for a in actions_for(r.operation)
+    }
+    on_index = {r.operation for r in sent if "IndexName" in (r.payload or {})}
+    assert on_table <= set(TABLE_ACTIONS)
+    assert {"GetItem", "PutItem", "DeleteItem"} <= on_table  # a unique save: read, then its writes
+    assert on_index <= set(INDEX_ACTIONS)
+    doc = policy_document(settings=Settings(table_prefix="prod-"), models=[Student, Mark])
+    tables = doc["Statement"][0]["Resource"]
+    assert tables.count("arn:aws:dynamodb:*:*:table/prod-school") == 1
+    assert "arn:aws:dynamodb:*:*:table/prod-school/index/gsi1" in doc["Statement"][1]["Resource"]

@@ -73,6 +73,16 @@ def of_users(changes: list[Change[User]]) -> None: ...
 
 StreamWorker(UserProgress, of_users, name="x")  # E: a handler of another model's changes
 StreamWorker(UserProgress, of_users)  # E: a worker needs its fleet's name
+from tests.school_model import AsyncProfile, Mark, Marks, Profile, Student, Students
+
+Marks().get(("s1", "intro", "2"))  # E: try_no is an int
+Marks().get(("s1", "intro"))  # E: a mark's natural key has three parts
+Students().get(("s1", "PROFILE"))  # E: a student's key is its student_id
+marks: list[Student] = Profile().query("s1").of(Mark)  # E: marks are not students
+Profile().query("s1").of(dict)  # E: a model, not any class
+not_a_page: int = Profile().query("s1")  # E: a CollectionPage
+async def entity_handler() -> None:
+    await AsyncProfile().query("s1").of(Student)  # E: the page must be awaited first
 """
 
 
