@@ -52,7 +52,8 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The sync API (repository.py, repositories.py, transactions.py, ops/paging.py) is generated
+# The sync API (repository.py, repositories.py, transactions.py, ops/paging.py,
+# entities/collection.py) is generated
 # from the async one; tests/test_generated.py fails when it is stale.
 generate: $(STAMP)
 	$(BIN)/python tools/unasync.py

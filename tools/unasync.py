@@ -1,9 +1,9 @@
 """Generate the sync API from the async one: one source for every public method.
 
 The async faces (``portchops_models/aio/repository.py``, ``repositories.py``,
-``transactions.py``) and the async pager (``ops/aio_paging.py``) are the
-source. Each sync twin is the same text with the async words replaced by their
-sync counterparts (``async def`` -> ``def``, ``await x`` -> ``x``,
+``transactions.py``, ``entities/aio.py``) and the async pager
+(``ops/aio_paging.py``) are the source. Each sync twin is the same text with
+the async words replaced by their sync counterparts (``async def`` -> ``def``, ``await x`` -> ``x``,
 ``AsyncIterator`` -> ``Iterator``, ``AsyncRepository`` -> ``Repository``, the
 async runtime module -> the sync one: `portchops_models.ops.sync_runtime` and
 `portchops_models.ops.aio_runtime` define the same names), a module docstring of
