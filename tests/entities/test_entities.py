@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pynamodb.attributes import UnicodeAttribute
@@ -237,3 +238,34 @@ def test_caches_and_exactly_once_updates_work_for_entities(
         configure(school)
     assert lost > 0
     assert marks.get(("s1", "l", 1)).score == 6  # each add applied once, the cache evicted
+
+
+def test_migrations_and_the_test_kit_create_one_table_for_all_entities(
+    portchops_engine: str, tmp_path: Path
+) -> None:
+    from portchops_models.migrate import downgrade, upgrade
+    from portchops_models.tables import describe_table
+    from portchops_models.testing.plugin import configured_tables
+    from tests.migrate.test_migrate import quiet
+
+    with configured_tables(portchops_engine, (Student, Mark, Badge)) as settings:
+        table = describe_table(settings.table_name("school"))
+        assert table is not None
+        assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1"]
+        Marks().save(Mark(student_id="s1", lesson="l", try_no=1))
+    (tmp_path / "0001_school.py").write_text(
+        '"""The school table, for every entity on it."""\n\n'
+        "from tests.school_model import Mark, Student\n\n\n"
+        "def up(ctx):\n    ctx.create_table(Student)\n    ctx.create_table(Mark)\n\n\n"
+        "def down(ctx):\n    ctx.drop_table(Student)\n"
+    )
+    prefix = f"m{uuid.uuid4().hex[:10]}-"
+    configured = configure(endpoint_url=portchops_engine, table_prefix=prefix)
+    try:
+        upgrade(path=tmp_path, console=quiet())
+        assert describe_table(configured.table_name("school")) is not None
+        Marks().save(Mark(student_id="s1", lesson="l", try_no=1))
+        downgrade("0000", path=tmp_path, console=quiet())
+        assert describe_table(configured.table_name("school")) is None
+    finally:
+        delete_table(configured.table_name("schema-migrations"), conn=current_connection())
