@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from portchops_models import InvalidRequest, ItemNotFound
 from portchops_models.entities import Entity
 from portchops_models.models.shape import shape_of
 from portchops_models.settings import Settings, configure
-from portchops_models.tables import create_table, delete_table
+from portchops_models.tables import delete_table
 from portchops_models.transport.connection import current_connection
 from tests.school_model import (
     AsyncProfile,
@@ -29,29 +28,6 @@ from tests.school_model import (
     Student,
     Students,
 )
-
-
-def _school(endpoint_url: str) -> Iterator[Settings]:
-    prefix = f"e{uuid.uuid4().hex[:10]}-"
-    configured = configure(endpoint_url=endpoint_url, table_prefix=prefix)
-    create_table(Student)
-    create_table(Mark)  # the same table: nothing more to create
-    yield configured
-    configure(configured)
-    delete_table(configured.table_name(School.base_table_name), conn=current_connection())
-
-
-@pytest.fixture
-def school(engine_url: str) -> Iterator[Settings]:
-    """A fresh `school` table (one for all three entities), on each engine."""
-    yield from _school(engine_url)
-
-
-@pytest.fixture
-def moto_school(portchops_engine: str) -> Iterator[Settings]:
-    """The same on moto only: a `Student` (unique email) is saved in a transaction,
-    which dynalite does not have."""
-    yield from _school(portchops_engine)
 
 
 def raw_item(settings: Settings, pk: str, sk: str) -> dict[str, dict[str, str]] | None:

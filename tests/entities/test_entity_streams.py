@@ -3,15 +3,13 @@ of one entity see its changes only, typed and keyed by its natural key."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Hashable, Iterator
 
 import pytest
 
-from portchops_models.settings import Settings, configure
+from portchops_models.settings import Settings
 from portchops_models.streams import Change, StreamWorker, changes_from_event, enable_stream
-from portchops_models.tables import create_table, delete_table
-from portchops_models.transport.connection import current_connection
+from tests.entities.conftest import school_on
 from tests.school_model import Badge, Badges, Mark, Marks, School, Student, Students
 
 pytestmark = pytest.mark.timeout(180)
@@ -19,15 +17,10 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 def school(portchops_engine: str) -> Iterator[Settings]:
-    prefix = f"s{uuid.uuid4().hex[:10]}-"
-    configured = configure(endpoint_url=portchops_engine, table_prefix=prefix)
-    create_table(Mark)
-    enable_stream(Mark)
-    yield configured
-    configure(configured)
-    conn = current_connection()
-    for table in ("school", "stream-leases"):
-        delete_table(configured.table_name(table), conn=conn)
+    """The school table on moto with its stream on (and the workers' lease table after)."""
+    for configured in school_on(portchops_engine, "stream-leases"):
+        enable_stream(Mark)
+        yield configured
 
 
 def test_a_worker_of_one_entity_sees_only_its_changes(school: Settings) -> None:

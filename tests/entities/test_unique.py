@@ -3,28 +3,14 @@ transaction (moto: dynalite has no transactions), also under lost answers."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
 from portchops_models import ConditionFailed, InvalidRequest, Transaction
 from portchops_models.errors import UniqueViolation
 from portchops_models.settings import Settings, configure
-from portchops_models.tables import create_table, delete_table
 from portchops_models.testing.faultproxy import FaultProxy, Faults
 from portchops_models.transport.connection import current_connection
-from tests.school_model import School, Student, Students
-
-
-@pytest.fixture
-def school(portchops_engine: str) -> Iterator[Settings]:
-    prefix = f"u{uuid.uuid4().hex[:10]}-"
-    configured = configure(endpoint_url=portchops_engine, table_prefix=prefix)
-    create_table(Student)
-    yield configured
-    configure(configured)
-    delete_table(configured.table_name(School.base_table_name), conn=current_connection())
+from tests.school_model import Student, Students
 
 
 def stored(settings: Settings) -> dict[str, list[str]]:
@@ -40,38 +26,38 @@ def guards(settings: Settings) -> list[str]:
     return sorted(pk for pk in stored(settings) if pk.startswith("UNIQUE#"))
 
 
-def test_a_second_student_with_the_same_email_is_refused(school: Settings) -> None:
+def test_a_second_student_with_the_same_email_is_refused(moto_school: Settings) -> None:
     students = Students()
     students.save(Student(student_id="s1", email="ada@example.com"))
     with pytest.raises(UniqueViolation) as refused:
         students.save(Student(student_id="s2", email="ada@example.com"))
     assert (refused.value.attribute, refused.value.value) == ("email", "ada@example.com")
     assert not students.exists("s2")
-    assert guards(school) == ["UNIQUE#student#email#ada@example.com"]
+    assert guards(moto_school) == ["UNIQUE#student#email#ada@example.com"]
     with pytest.raises(UniqueViolation):  # create() too
         students.create(Student(student_id="s3", email="ada@example.com"))
 
 
-def test_changing_the_email_moves_its_guard_and_frees_the_old_one(school: Settings) -> None:
+def test_changing_the_email_moves_its_guard_and_frees_the_old_one(moto_school: Settings) -> None:
     students = Students()
     ada = students.save(Student(student_id="s1", email="ada@example.com"))
     ada.email = "ada@lovelace.org"
     students.save(ada)
-    assert guards(school) == ["UNIQUE#student#email#ada@lovelace.org"]
+    assert guards(moto_school) == ["UNIQUE#student#email#ada@lovelace.org"]
     students.save(Student(student_id="s2", email="ada@example.com"))  # free again
-    assert len(guards(school)) == 2
+    assert len(guards(moto_school)) == 2
 
 
-def test_deleting_frees_the_email(school: Settings) -> None:
+def test_deleting_frees_the_email(moto_school: Settings) -> None:
     students = Students()
     students.save(Student(student_id="s1", email="ada@example.com"))
     students.delete(students.get("s1"))
-    assert stored(school) == {}
+    assert stored(moto_school) == {}
     students.save(Student(student_id="s2", email="ada@example.com"))
-    assert guards(school) == ["UNIQUE#student#email#ada@example.com"]
+    assert guards(moto_school) == ["UNIQUE#student#email#ada@example.com"]
 
 
-def test_a_stale_version_writes_neither_item_nor_guard(school: Settings) -> None:
+def test_a_stale_version_writes_neither_item_nor_guard(moto_school: Settings) -> None:
     students = Students()
     students.save(Student(student_id="s1", email="a@example.com"))
     stale = students.get("s1")
@@ -81,11 +67,11 @@ def test_a_stale_version_writes_neither_item_nor_guard(school: Settings) -> None
     stale.email = "b@example.com"
     with pytest.raises(ConditionFailed):
         students.save(stale)
-    assert guards(school) == ["UNIQUE#student#email#a@example.com"]
+    assert guards(moto_school) == ["UNIQUE#student#email#a@example.com"]
     assert students.get("s1", consistent=True).email == "a@example.com"
 
 
-def test_writes_that_cannot_move_guards_are_refused(school: Settings) -> None:
+def test_writes_that_cannot_move_guards_are_refused(moto_school: Settings) -> None:
     students = Students()
     with pytest.raises(InvalidRequest, match="unique attributes"):
         students.batch_save([Student(student_id="s1", email="a@example.com")])
@@ -95,14 +81,14 @@ def test_writes_that_cannot_move_guards_are_refused(school: Settings) -> None:
         students.update("s1", [Student.email.set("x@example.com")])
     with pytest.raises(InvalidRequest, match="unique attributes"), Transaction() as tx:
         tx.save(Student(student_id="s1", email="a@example.com"))
-    assert stored(school) == {}
+    assert stored(moto_school) == {}
 
 
 def test_lost_answers_leave_no_stray_guard_and_no_double_write(
-    school: Settings, portchops_engine: str
+    moto_school: Settings, portchops_engine: str
 ) -> None:
     with FaultProxy(upstream=portchops_engine, seed=7) as proxy:
-        configure(school, endpoint_url=proxy.endpoint_url)
+        configure(moto_school, endpoint_url=proxy.endpoint_url)
         proxy.faults = Faults(lost_answer=0.4, operations=frozenset({"TransactWriteItems"}))
         students = Students()
         for n in range(6):
@@ -114,9 +100,9 @@ def test_lost_answers_leave_no_stray_guard_and_no_double_write(
             students.save(Student(student_id="s9", email="1@example.com"))
         students.delete(students.get("s5", consistent=True))
         lost = proxy.stats.lost_answers
-        configure(school)
+        configure(moto_school)
     assert lost > 0
-    assert guards(school) == sorted(
+    assert guards(moto_school) == sorted(
         f"UNIQUE#student#email#{e}@example.com" for e in ("zero", "1", "2", "3", "4")
     )
     versions = {s.student_id: s.version for s in Students().scan()}
@@ -124,7 +110,7 @@ def test_lost_answers_leave_no_stray_guard_and_no_double_write(
 
 
 def test_the_policy_covers_one_entity_table_and_what_its_writes_send(
-    school: Settings, portchops_engine: str
+    moto_school: Settings, portchops_engine: str
 ) -> None:
     from portchops_models.admin.iam import (
         INDEX_ACTIONS,
@@ -135,7 +121,7 @@ def test_the_policy_covers_one_entity_table_and_what_its_writes_send(
     from tests.school_model import Mark, Marks, Profile
 
     with FaultProxy(upstream=portchops_engine, seed=3) as proxy:
-        configure(school, endpoint_url=proxy.endpoint_url)
+        configure(moto_school, endpoint_url=proxy.endpoint_url)
         students = Students(cache=None)
         ada = students.save(Student(student_id="s1", email="a@example.com"))
         ada.email = "b@example.com"
@@ -145,7 +131,7 @@ def test_the_policy_covers_one_entity_table_and_what_its_writes_send(
         students.query("b@example.com", index="gsi1")
         students.delete(ada)
         sent = list(proxy.seen)
-        configure(school)
+        configure(moto_school)
     on_table = {
         a for r in sent if "IndexName" not in (r.payload or {}) for a in actions_for(r.operation)
     }
