@@ -24,6 +24,7 @@ from . import (
     invalidation,
     parity,
     point_reads,
+    profile,
     projection,
     query_cpu,
     report,
@@ -46,6 +47,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "invalidation": invalidation,
     "backfill": backfill,
     "changes": changes,
+    "profile": profile,
 }
 
 

@@ -44,6 +44,8 @@ class Scale:
     change_records: int = 20_000
     change_rounds: int = 7
     eviction_writes: int = 200
+    profile_users: int = 20
+    profile_rounds: int = 9
 
     @classmethod
     def quick(cls) -> Scale:
@@ -68,6 +70,7 @@ class Scale:
             change_records=2000,
             change_rounds=2,
             eviction_writes=20,
+            profile_rounds=3,
         )
 
     @classmethod
@@ -94,6 +97,8 @@ class Scale:
             change_records=200,
             change_rounds=1,
             eviction_writes=5,
+            profile_users=2,
+            profile_rounds=1,
         )
 
 

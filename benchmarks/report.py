@@ -322,6 +322,18 @@ def _cache_skew(panel: _Panel) -> None:
     )
 
 
+def _profile(panel: _Panel) -> None:
+    s = panel.scenario
+    rows = [(r["contender"], r["wall_ms"], r["tables"] == 1) for r in s["rows"]]
+    panel.bars(rows, " ms")
+    panel.title(
+        f"13. Profile page: a user and {s['setup']['rows_per_user']} rows",
+        f"one table {s['extra']['speedup_vs_sequential']:.2f}x two read in turn, "
+        f"{s['extra']['speedup_vs_concurrent']:.2f}x two at once",
+        "wall ms per page",
+    )
+
+
 _PANELS = {
     "point_reads": _point_reads,
     "batch_read": _batch_read,
@@ -331,6 +343,7 @@ _PANELS = {
     "streaming": _streaming,
     "concurrent_gets": _concurrent_gets,
     "cache_skew": _cache_skew,
+    "profile": _profile,
 }
 
 

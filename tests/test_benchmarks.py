@@ -1,9 +1,10 @@
 """Smoke tests of the benchmark harness (``make bench``): the parity check, the minimal
 client that is the benchmarks' lower bound, and the summary's verdicts.
 
-The timed scenarios themselves are not run here (they take minutes); these tests
-keep the parts that decide what the numbers mean honest: the lower bound reads what
-botocore reads, and a contender that could not be measured never passes.
+The timed scenarios themselves are not run here (they take minutes), except the
+profile page's at a tiny scale, for what it counts; these tests keep the parts that
+decide what the numbers mean honest: the lower bound reads what botocore reads, and a
+contender that could not be measured never passes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks import parity, report
+from benchmarks import parity, profile, report
 from benchmarks.cache_skew import zipf_sequences
 from benchmarks.common import (
     PROGRESS_TABLE,
@@ -42,6 +43,17 @@ def test_parity_check_finds_no_difference(bench):
     result = parity.run(bench)
     assert [r["first"] for r in result.rows if r["differences"]] == []
     assert all(t.passed for t in result.targets)
+
+
+def test_profile_page_is_one_request_on_one_table_and_two_on_two(bench):
+    result = profile.run(bench)
+    assert [(r["tables"], r["requests"]) for r in result.rows] == [(1, 1), (2, 2), (2, 2)]
+    assert not [n for n in result.notes if "returned pages" in n]  # every page: user + 50 rows
+    assert [t.source for t in result.targets] == ["#23", "#23"]
+    assert result.targets[1].passed
+    tables = raw_client(bench.engine_url).list_tables()["TableNames"]
+    assert "bench-app" not in tables  # the scenario drops the table it made
+    assert USERS_TABLE in tables
 
 
 def test_minimal_client_reads_what_botocore_reads(bench):
