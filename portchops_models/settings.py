@@ -95,7 +95,14 @@ class Settings(BaseSettings):
         "extra); unset = caches are coherent within one process only.",
     )
 
-    @field_validator("cursor_secret")
+    cache_bus_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the cache bus's messages (HMAC-SHA256, at least 16 characters; the "
+        "same on every process); unset = unsigned messages, acted on from anyone who can "
+        "publish on the Redis.",
+    )
+
+    @field_validator("cursor_secret", "cache_bus_secret")
     @classmethod
     def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty or short secret is a mistake (an unset variable expanded to ""), not a
@@ -242,7 +249,7 @@ def _build(settings: Settings | None, overrides: dict[str, object]) -> Settings:
             raise ConfigurationError(str(first.get("ctx", {}).get("error", first["msg"]))) from None
         field = str(first["loc"][0])
         value = first.get("input")
-        if field in ("cursor_secret", "cache_bus_url"):
+        if field in ("cursor_secret", "cache_bus_url", "cache_bus_secret"):
             value = "**********"  # a secret (or a URL that may hold one) is never printed
         raise ConfigurationError(f"{ENV_PREFIX}{field.upper()}={value!s}: {first['msg']}") from None
 

@@ -17,11 +17,19 @@ runs one `InvalidationBus`, started on first use and following `configure()`:
   heartbeat within ``3 * heartbeat`` seconds) every cache is dropped and reads go to
   DynamoDB uncached; after resubscribing, the caches are dropped once more (invalidations
   sent meanwhile were missed) and caching resumes.
-- **Messages** carry the sender's ``origin`` (a process ignores its own: it already evicted
-  them), a sequence number, the table, the canonical keys (tagged as DynamoDB types, so
-  ``2`` and ``Decimal("2.0")`` stay one key) and ``at``, the sender's wall clock when the
-  write finished. A message older than the receiver's last full drop (by more than
-  ``clock_skew`` seconds) is ignored: that drop already covered it.
+- **Messages** (`portchops_models.cache.messages`) carry the sender's ``origin`` (a process
+  ignores its own: it already evicted them), a sequence number, the table, the canonical
+  keys (tagged as DynamoDB types, so ``2`` and ``Decimal("2.0")`` stay one key) and ``at``,
+  the sender's wall clock, for the write-to-eviction metric only: every message received
+  is acted on, so a writer whose clock is behind still evicts. With ``cache_bus_secret``
+  set they are signed (HMAC-SHA256) and only signed ones are acted on; a forged, malformed
+  or oversized message is dropped and counted (``bus_rejected``), and decoding one costs a
+  bounded time whatever it holds.
+- **Floods.** A subscriber more than `FLOOD_BACKLOG` messages behind stops serving, drops
+  every cache and catches up unread, then serves again: it never serves stale items while
+  behind (counted as ``bus_floods``).
+- **Credentials** come from the URL (``redis://USER:PASSWORD@host:port/db``, ``rediss://``
+  for TLS); `InvalidationBus.start` fails with `ConfigurationError` if Redis refuses them.
 
 Writes that bypass this layer (the console, other services) are not seen: see
 docs/caching.md for the choices (a short TTL, or a DynamoDB Streams consumer publishing here).
@@ -30,9 +38,7 @@ docs/caching.md for the choices (a short TTL, or a DynamoDB Streams consumer pub
 from __future__ import annotations
 
 import atexit
-import base64
 import itertools
-import json
 import logging
 import os
 import threading
@@ -40,8 +46,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -49,6 +53,7 @@ from ..errors import ConfigurationError
 from ..observe.metrics import Metrics
 from ..settings import current_settings
 from . import coherence
+from .messages import Invalidation, chunked, decode_key, encode_key, verify
 
 if TYPE_CHECKING:
     import redis
@@ -68,118 +73,9 @@ log = logging.getLogger("portchops_models")
 
 #: The Redis channel every process publishes on and subscribes to.
 CHANNEL: Final = "portchops-models:invalidations"
-_VERSION: Final = 1
-
-# ---------------------------------------------------------------------- messages
-
-
-def encode_key(key: Hashable) -> list[Any]:
-    """A canonical item key as JSON: ``["S", "u1"]``, or a list of such parts for a tuple.
-
-    Parts are tagged like DynamoDB types: ``S`` (str), ``N`` (int, Decimal, float; as text),
-    ``B`` (bytes; base64). Raises ``TypeError`` for anything else.
-    """
-    if isinstance(key, tuple):
-        return [_encode_part(part) for part in key]
-    return _encode_part(key)
-
-
-def decode_key(raw: object) -> Hashable:
-    """The key `encode_key` encoded (numbers come back as int or Decimal, equal by value).
-
-    Raises ``ValueError`` if ``raw`` is not an encoded key.
-    """
-    if isinstance(raw, list) and raw and isinstance(raw[0], list):
-        return tuple(_decode_part(part) for part in raw)
-    return _decode_part(raw)
-
-
-def _encode_part(part: object) -> list[str]:
-    if isinstance(part, str):
-        return ["S", part]
-    if isinstance(part, bytes):
-        return ["B", base64.b64encode(part).decode("ascii")]
-    if isinstance(part, int | Decimal | float) and not isinstance(part, bool):
-        if isinstance(part, Decimal | float) and not Decimal(part).is_finite():
-            raise TypeError(f"a key number must be finite, got {part!r}")
-        return ["N", str(part)]
-    raise TypeError(f"cannot send a key part of type {type(part).__name__}: {part!r}")
-
-
-def _decode_part(raw: object) -> Hashable:
-    if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(x, str) for x in raw)):
-        raise ValueError(f"not an encoded key part: {raw!r}")
-    kind, text = str(raw[0]), str(raw[1])
-    if kind == "S":
-        return text
-    if kind == "B":
-        try:
-            return base64.b64decode(text.encode("ascii"), validate=True)
-        except (ValueError, UnicodeEncodeError) as err:
-            raise ValueError(f"bad binary key part: {text!r}") from err
-    if kind == "N":
-        try:
-            number = Decimal(text)
-        except InvalidOperation as err:
-            raise ValueError(f"bad number key part: {text!r}") from err
-        if not number.is_finite():
-            raise ValueError(f"bad number key part: {text!r}")
-        return int(number) if number == number.to_integral_value() else number
-    raise ValueError(f"unknown key part type {kind!r}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Invalidation:
-    """One message on the bus.
-
-    Attributes:
-        origin: the sending process's id (`InvalidationBus.origin`).
-        seq: the sender's sequence number (1, 2, ...), for tracing and de-duplication.
-        at: the sender's wall clock (epoch seconds) when the write finished or failed.
-        table: the full table name; ``None`` with ``clear``.
-        keys: the canonical item keys the write touched.
-        clear: drop every cache of every table (sent when the sender lost track of keys).
-    """
-
-    origin: str
-    seq: int
-    at: float
-    table: str | None
-    keys: tuple[Hashable, ...] = ()
-    clear: bool = False
-
-    def encode(self) -> bytes:
-        """The message as compact JSON bytes."""
-        body: dict[str, Any] = {"v": _VERSION, "o": self.origin, "s": self.seq, "at": self.at}
-        if self.clear:
-            body["clear"] = True
-        else:
-            body["t"] = self.table
-            body["k"] = [encode_key(key) for key in self.keys]
-        return json.dumps(body, separators=(",", ":")).encode()
-
-    @classmethod
-    def decode(cls, data: bytes | str) -> Invalidation:
-        """Parse a message; raises ``ValueError`` for anything that is not one."""
-        try:
-            body = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ValueError("not JSON") from err
-        if not isinstance(body, dict) or body.get("v") != _VERSION:
-            raise ValueError("not a version 1 invalidation")
-        origin, seq, at = body.get("o"), body.get("s"), body.get("at")
-        if not isinstance(origin, str) or not isinstance(seq, int) or isinstance(seq, bool):
-            raise ValueError("bad origin or sequence number")
-        if not isinstance(at, int | float) or isinstance(at, bool):
-            raise ValueError("bad timestamp")
-        if body.get("clear") is True:
-            return cls(origin=origin, seq=seq, at=float(at), table=None, clear=True)
-        table, keys = body.get("t"), body.get("k")
-        if not isinstance(table, str) or not isinstance(keys, list):
-            raise ValueError("bad table or keys")
-        decoded = tuple(decode_key(key) for key in keys)
-        return cls(origin=origin, seq=seq, at=float(at), table=table, keys=decoded)
-
+#: Messages waiting on the subscription at once past which the subscriber stops
+#: serving, drops every cache and catches up unread (a flood, or a stalled process).
+FLOOD_BACKLOG: Final = 1000
 
 # ---------------------------------------------------------------------- the bus
 
@@ -214,8 +110,8 @@ class InvalidationBus:
             times are counted.
         heartbeat: seconds between pings on the subscription; no answer within three
             heartbeats counts as a lost connection.
-        clock_skew: seconds of wall-clock difference tolerated between machines when
-            ignoring messages older than the last full drop.
+        secret: the bus secret (``cache_bus_secret``): messages are signed with it and
+            only messages signed with it are acted on. ``None``: unsigned messages.
         max_pending: keys kept for publishing while Redis is unreachable; past it they
             collapse into one "clear everything".
         timeout: seconds to connect to Redis and to wait for an answer.
@@ -229,7 +125,7 @@ class InvalidationBus:
         channel: str = CHANNEL,
         metrics: Metrics | None = None,
         heartbeat: float = 1.0,
-        clock_skew: float = 1.0,
+        secret: str | bytes | None = None,
         max_pending: int = 10_000,
         timeout: float = 2.0,
         sleep_cap: float = 1.0,
@@ -240,7 +136,7 @@ class InvalidationBus:
         self.metrics = metrics
         self.origin = uuid.uuid4().hex
         self.heartbeat = heartbeat
-        self.clock_skew = clock_skew
+        self._secret = secret.encode() if isinstance(secret, str) else secret
         self.max_pending = max_pending
         self.timeout = timeout
         self.sleep_cap = sleep_cap
@@ -248,7 +144,6 @@ class InvalidationBus:
         self._serving = False  # the gate, read without the lock on every cache lookup
         self._reported = False  # what `wait_serving` sees: set once the caches are dropped
         self._closed = threading.Event()
-        self._cleared_at = 0.0  # wall clock of the last full drop (on each subscription)
         self._pending: deque[tuple[bytes, int]] = deque()  # (payload, number of keys)
         self._pending_keys = 0
         self._collapses = 0
@@ -261,7 +156,14 @@ class InvalidationBus:
     # -- public --------------------------------------------------------------------
 
     def start(self) -> InvalidationBus:
-        """Start both threads; returns the bus. Caches serve once the subscription is up."""
+        """Start both threads; returns the bus. Caches serve once the subscription is up.
+
+        Raises:
+            ConfigurationError: Redis refused the URL's credentials (a wrong password or
+                ACL user), checked once here: an unreachable Redis is not an error (the
+                caches stay off until it answers).
+        """
+        self._check_credentials()
         for thread in self._threads:
             thread.start()
         return self
@@ -305,15 +207,16 @@ class InvalidationBus:
         now = time.time()
         keys = tuple(item_keys)
         try:
-            payload = Invalidation(
+            message = Invalidation(
                 origin=self.origin, seq=next(self._seq), at=now, table=table, keys=keys
-            ).encode()
+            )
+            payloads = chunked(message, self._secret)
         except (TypeError, ValueError):  # keys that cannot travel: everyone clears instead
             log.warning("cache bus: cannot send keys of %s; asking for a full clear", table)
-            payload, keys = self._clear_payload(now), ()
+            payloads = [(self._clear_payload(now), 0)]
         with self._state:
-            self._pending.append((payload, len(keys)))
-            self._pending_keys += len(keys)
+            self._pending.extend(payloads)
+            self._pending_keys += sum(count for _payload, count in payloads)
             if self._pending_keys > self.max_pending:  # Redis away too long: collapse
                 self._pending = deque([(self._clear_payload(now), 0)])
                 self._pending_keys = 0
@@ -322,7 +225,9 @@ class InvalidationBus:
 
     def _clear_payload(self, now: float) -> bytes:
         seq = next(self._seq)
-        return Invalidation(origin=self.origin, seq=seq, at=now, table=None, clear=True).encode()
+        clear = Invalidation(origin=self.origin, seq=seq, at=now, table=None, clear=True)
+        ((payload, _count),) = chunked(clear, self._secret)
+        return payload
 
     # -- subscriber ------------------------------------------------------------------
 
@@ -374,29 +279,58 @@ class InvalidationBus:
                 last_seen = now
                 kind = message.get("type")
                 if kind == "subscribe":
-                    self._cleared_at = time.time()
                     coherence.drop_all()  # what we missed before subscribing is gone now
                     self._set_serving(True)
                     if resumed and self.metrics is not None:
                         self.metrics.record_bus_reconnect()
                 elif kind == "message":
                     self._receive(message.get("data"))
+                    self._catch_up(pubsub)
+                    last_seen = time.monotonic()
             if now - last_seen > 3 * self.heartbeat:
                 raise self._redis.ConnectionError("no answer to the heartbeat")
             if now - last_ping >= self.heartbeat:
                 pubsub.ping()
                 last_ping = now
 
+    def _catch_up(self, pubsub: Any) -> None:
+        """Serve the messages already waiting; past `FLOOD_BACKLOG` of them, stop serving,
+        drop every cache and read the rest unread, then serve again (never stale reads
+        while the subscriber is behind)."""
+        waiting = 0
+        while (message := pubsub.get_message(timeout=0)) is not None:
+            waiting += 1
+            if waiting < FLOOD_BACKLOG:
+                if message.get("type") == "message":
+                    self._receive(message.get("data"))
+                continue
+            if waiting == FLOOD_BACKLOG:
+                self._serving = False  # the gate shuts first, then the caches empty
+                coherence.drop_all()
+                log.warning("cache bus: over %d messages behind; caches dropped", FLOOD_BACKLOG)
+                if self.metrics is not None:
+                    self.metrics.record_bus_flood()
+        if waiting >= FLOOD_BACKLOG:
+            coherence.drop_all()  # whatever was cached while catching up
+            self._set_serving(True)
+
     def _receive(self, data: object) -> None:
-        if not isinstance(data, bytes | str):
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, bytes):
             return
         try:
-            message = Invalidation.decode(data)
+            message = Invalidation.decode(verify(data, self._secret))
         except ValueError as err:
-            log.debug("cache bus: ignored a malformed message (%s)", err)
+            log.debug("cache bus: dropped a message (%s)", err)
+            if self.metrics is not None:
+                self.metrics.record_bus_rejected()
             return
-        if message.origin == self.origin or message.at + self.clock_skew < self._cleared_at:
-            return  # our own (evicted already), or older than our last full drop
+        # Every message received is acted on, whatever the sender's clock says: Redis
+        # delivers only what was published after we subscribed, and an eviction too many
+        # is harmless where one ignored is a stale read.
+        if message.origin == self.origin:
+            return  # our own: evicted already
         if message.clear or message.table is None:
             coherence.drop_all()
         else:
@@ -410,6 +344,38 @@ class InvalidationBus:
         with self._state:
             self._serving = self._reported = serving
             self._state.notify_all()
+
+    def _check_credentials(self) -> None:
+        redis = self._redis
+        client = redis.Redis.from_url(
+            self.url,
+            socket_connect_timeout=min(self.timeout, 0.5),
+            socket_timeout=min(self.timeout, 0.5),
+            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+        )
+        try:
+            client.ping()
+        except redis.AuthenticationError as err:
+            if urlsplit(self.url).password is None:
+                raise ConfigurationError(
+                    f"cache bus {_where(self.url)}: Redis asks for a password; give "
+                    "redis://:PASSWORD@host:port/db (or USER:PASSWORD for an ACL user)"
+                ) from err
+            raise ConfigurationError(
+                f"cache bus {_where(self.url)}: Redis refused the credentials in "
+                f"PORTCHOPS_CACHE_BUS_URL ({err}); give redis://USER:PASSWORD@host:port/db"
+            ) from err
+        except redis.ResponseError as err:
+            if "NOAUTH" in str(err) or "WRONGPASS" in str(err):
+                raise ConfigurationError(
+                    f"cache bus {_where(self.url)}: Redis asks for a password; give "
+                    "redis://:PASSWORD@host:port/db (or USER:PASSWORD for an ACL user)"
+                ) from err
+            raise
+        except (redis.RedisError, OSError):
+            pass  # unreachable now: the threads keep trying, caches off meanwhile
+        finally:
+            _quietly(client.close)
 
     # -- publisher -------------------------------------------------------------------
 
@@ -477,36 +443,41 @@ def use_metrics(metrics: Metrics) -> None:
 
 
 def current() -> InvalidationBus | None:
-    """The bus for the settings in force: started on first use, replaced on a new URL.
+    """The bus for the settings in force: started on first use, replaced on a new URL
+    or secret.
 
     ``None`` when ``cache_bus_url`` is not set (a bus left from earlier settings is closed).
 
     Raises:
-        ConfigurationError: the URL is set but the ``redis`` package is missing.
+        ConfigurationError: the URL is set but the ``redis`` package is missing, or Redis
+            refused its credentials.
     """
-    url = current_settings().cache_bus_url
+    settings = current_settings()
+    url = settings.cache_bus_url
+    given = settings.cache_bus_secret
+    secret = None if given is None else given.get_secret_value().encode()
     bus = _active
-    if bus is not None and bus.url == url:
+    if bus is not None and bus.url == url and bus._secret == secret:
         return bus
-    return _follow(url)
+    return _follow(url, secret)
 
 
 def shutdown() -> None:
     """Close the process's bus (the next use starts it again if the settings still name one)."""
-    _follow(None)
+    _follow(None, None)
 
 
-def _follow(url: str | None) -> InvalidationBus | None:
+def _follow(url: str | None, secret: bytes | None) -> InvalidationBus | None:
     global _active
     with _lock:
-        if _active is not None and _active.url == url:
+        if _active is not None and _active.url == url and _active._secret == secret:
             return _active
         old, _active = _active, None
         if old is not None:
             old.close()
             coherence.drop_all()  # nothing cached under the old bus may outlive it
         if url is not None:
-            _active = InvalidationBus(url, metrics=_metrics).start()
+            _active = InvalidationBus(url, metrics=_metrics, secret=secret).start()
         return _active
 
 

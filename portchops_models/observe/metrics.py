@@ -70,6 +70,8 @@ class MetricsSnapshot(TypedDict):
     invalidations_sent: int
     invalidations_received: int
     bus_reconnects: int
+    bus_rejected: int
+    bus_floods: int
     stream_records: int
     stream_handler_errors: int
     stream_lag_seconds: float
@@ -158,6 +160,8 @@ def _empty() -> MetricsSnapshot:
         invalidations_sent=0,
         invalidations_received=0,
         bus_reconnects=0,
+        bus_rejected=0,
+        bus_floods=0,
         stream_records=0,
         stream_handler_errors=0,
         stream_lag_seconds=0.0,
@@ -305,6 +309,16 @@ class Metrics:
         """Record a resubscription to the invalidation bus after its connection was lost."""
         with self._lock:
             self._state["bus_reconnects"] += 1
+
+    def record_bus_rejected(self) -> None:
+        """Record a bus message dropped unread: unsigned, forged, malformed or oversized."""
+        with self._lock:
+            self._state["bus_rejected"] += 1
+
+    def record_bus_flood(self) -> None:
+        """Record a backlog of bus messages turned into one drop of every cache."""
+        with self._lock:
+            self._state["bus_floods"] += 1
 
     # Stream workers (portchops_models.streams.worker).
 

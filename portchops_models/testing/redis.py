@@ -53,7 +53,13 @@ class RedisServer(_Served):
     back at the same URL with `start`.
     """
 
-    def __init__(self, *, executable: Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        executable: Path | None = None,
+        host: str = "127.0.0.1",
+        password: str | None = None,
+    ) -> None:
         found = executable or find_redis_server()
         if found is None:
             raise FileNotFoundError(
@@ -62,16 +68,23 @@ class RedisServer(_Served):
             )
         self.executable = found
         self.host = host
+        self.password = password
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._drain: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0`` (valid once started; kept across restarts)."""
+        """``redis://127.0.0.1:PORT/0``, with ``:PASSWORD@`` when the server has one (valid
+        once started; kept across restarts)."""
+        return self.url_with(self.password)
+
+    def url_with(self, password: str | None) -> str:
+        """The server's URL carrying `password` (a wrong one, say, to test refusals)."""
         if not self.port:
             raise RuntimeError("the server was never started; call start() or use `with`")
-        return f"redis://{self.host}:{self.port}/0"
+        auth = "" if password is None else f":{password}@"
+        return f"redis://{auth}{self.host}:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -100,6 +113,7 @@ class RedisServer(_Served):
                     "no",
                     "--protected-mode",
                     "no",
+                    *(() if self.password is None else ("--requirepass", self.password)),
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

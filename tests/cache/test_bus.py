@@ -161,7 +161,7 @@ def _publish(server: RedisServer, *messages: bytes) -> None:
         client.close()
 
 
-def test_own_old_and_malformed_messages_are_ignored(
+def test_own_and_malformed_messages_are_ignored_and_a_skewed_clock_still_evicts(
     bus_tables: Settings, redis_server: RedisServer
 ) -> None:
     live = bus.current()
@@ -177,14 +177,16 @@ def test_own_old_and_malformed_messages_are_ignored(
     coherence.register(watcher, table)
     watcher.arm("u2")
     now = time.time()
-    own = Invalidation(origin=live.origin, seq=1, at=now, table=table, keys=("u1",))
-    old = Invalidation(origin="other", seq=1, at=now - 3600, table=table, keys=("u1",))
+    own = Invalidation(origin=live.origin, seq=1, at=now, table=table, keys=("u3",))
+    behind = Invalidation(origin="other", seq=1, at=now - 3600, table=table, keys=("u1",))
     fresh = Invalidation(origin="other", seq=2, at=now, table=table, keys=("u2",))
-    _publish(redis_server, own.encode(), old.encode(), b"{junk", b'{"v": 99}', fresh.encode())
+    _publish(redis_server, own.encode(), behind.encode(), b"{junk", b'{"v": 99}', fresh.encode())
     # The fresh message comes last on the channel: once it evicted u2, the rest were read.
     assert watcher.event.wait(WAIT)
     found, missing = repo.cache.get_many(["u1", "u2", "u3"], None)
-    assert (sorted(found), missing) == (["u1", "u3"], ["u2"])
+    # own: ignored (evicted at the write); an hour behind by its sender's clock: acted on
+    assert (sorted(found), missing) == (["u3"], ["u1", "u2"])
+    assert default_metrics().snapshot()["bus_rejected"] >= 2  # the junk and the wrong version
     clear = Invalidation(origin="other", seq=3, at=time.time(), table=None, clear=True)
     _publish(redis_server, clear.encode())
     assert watcher.cleared.wait(WAIT)
