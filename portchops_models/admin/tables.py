@@ -25,6 +25,7 @@ from ..models.base import BaseModel
 from ..transport.connection import Connection, current_connection
 
 __all__ = [
+    "MIGRATION_HISTORY_TABLE",
     "create_table",
     "delete_table",
     "describe_table",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 _WAIT_SECONDS = 300.0
+#: Base name of the migration runner's history table (`portchops_models.migrate.history`);
+#: named here, below the runner, so the per-role policies can grant it.
+MIGRATION_HISTORY_TABLE = "schema-migrations"
 
 
 def _key_schema(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:

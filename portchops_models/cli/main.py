@@ -347,26 +347,77 @@ def iam_policy(
     model: Annotated[
         list[str] | None, typer.Option("--model", metavar="MODULE:CLASS", help=_MODEL_HELP)
     ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            metavar="ROLE",
+            help="reader, writer, stream-worker or migrator (repeatable): only what that "
+            "role's code sends, on the --model tables only.",
+        ),
+    ] = None,
+    builtin: Annotated[
+        bool,
+        typer.Option("--builtin", help="With --role: the package's User and UserProgress too."),
+    ] = False,
+    scans: Annotated[
+        bool, typer.Option("--scans", help="With --role: the code scans (grant Scan).")
+    ] = False,
+    identity_model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--identity-model",
+            metavar="MODULE:CLASS",
+            help="With --role: a model keyed by the caller's identity (dynamodb:LeadingKeys).",
+        ),
+    ] = None,
 ) -> None:
-    """Print the runtime IAM policy (JSON): data-plane actions on the project's tables
-    (User, UserProgress and every --model), and Query on their indexes."""
+    """Print an IAM policy (JSON). Without --role: the runtime policy, data-plane actions on
+    the project's tables (User, UserProgress and every --model) and Query on their
+    indexes. With --role: least privilege for that role, on the models named."""
     from ..admin.iam import policy_document
+    from ..admin.roles import ROLES, role_policy
 
+    models = _models("--model", model)
+    identity = _models("--identity-model", identity_model)
+    with _errors():
+        if role:
+            unknown = [r for r in role if r not in ROLES]
+            if unknown:
+                typer.echo(f"error: --role {unknown[0]}: one of {', '.join(ROLES)}", err=True)
+                raise typer.Exit(2)
+            try:
+                doc = role_policy(
+                    role,  # type: ignore[arg-type]  # checked against ROLES above
+                    [*models, *identity],
+                    builtin=builtin,
+                    scans=scans,
+                    identity=identity,
+                    leading_key_variable=leading_key_variable,
+                    table_arn_prefix=table_arn_prefix,
+                )
+            except ValueError as err:
+                typer.echo(f"error: {err}", err=True)
+                raise typer.Exit(2) from None
+        else:
+            doc = policy_document(
+                table_arn_prefix=table_arn_prefix,
+                leading_keys=leading_keys,
+                leading_key_variable=leading_key_variable,
+                models=models,
+            )
+    typer.echo(json.dumps(doc, indent=2))
+
+
+def _models(option: str, references: list[str] | None) -> list[type[BaseModel]]:
     models: list[type[BaseModel]] = []
-    for reference in model or []:
+    for reference in references or []:
         try:
             models.append(import_model(reference))
         except ValueError as err:
-            typer.echo(f"error: --model {reference}: {' '.join(str(err).split())}", err=True)
+            typer.echo(f"error: {option} {reference}: {' '.join(str(err).split())}", err=True)
             raise typer.Exit(2) from None
-    with _errors():
-        doc = policy_document(
-            table_arn_prefix=table_arn_prefix,
-            leading_keys=leading_keys,
-            leading_key_variable=leading_key_variable,
-            models=models,
-        )
-    typer.echo(json.dumps(doc, indent=2))
+    return models
 
 
 def import_object(reference: str, shape: str = "name") -> object:

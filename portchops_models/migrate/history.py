@@ -14,7 +14,7 @@ from .discovery import Migration, _parse_id
 from .errors import MigrationError
 
 #: Base name of the history table (the prefix is added).
-HISTORY_TABLE = "schema-migrations"
+HISTORY_TABLE = tables.MIGRATION_HISTORY_TABLE
 _CHECKPOINT = "checkpoint:"
 
 
