@@ -21,6 +21,7 @@ from . import (
     cache_skew,
     changes,
     concurrent_gets,
+    encryption,
     invalidation,
     parity,
     point_reads,
@@ -48,6 +49,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "backfill": backfill,
     "changes": changes,
     "profile": profile,
+    "encryption": encryption,
 }
 
 

@@ -15,6 +15,8 @@ custom endpoint (a local engine, a VPC endpoint) takes any region name.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import functools
 import importlib.util
@@ -30,6 +32,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .errors import ConfigurationError
 
 __all__ = [
+    "ENCRYPTION_KEY_BYTES",
     "ENV_PREFIX",
     "OTHER_VARIABLES",
     "Settings",
@@ -37,12 +40,25 @@ __all__ = [
     "configure",
     "current_settings",
     "dynamodb_regions",
+    "parse_encryption_keys",
     "settings_generation",
 ]
 
 ENV_PREFIX = "PORTCHOPS_"
 #: ``PORTCHOPS_*`` variables that are not settings but are read directly elsewhere.
 OTHER_VARIABLES = frozenset({"PORTCHOPS_DYNALITE"})
+#: The size of a local encryption key (`parse_encryption_keys`).
+ENCRYPTION_KEY_BYTES = 32
+#: Fields whose value is never printed (a secret, or a URL that may hold one).
+_SECRET_FIELDS = frozenset(
+    {
+        "cursor_secret",
+        "cache_bus_url",
+        "cache_bus_secret",
+        "encryption_keys",
+        "encryption_lookup_key",
+    }
+)
 #: The shortest accepted ``cursor_secret``.
 MIN_SECRET_LENGTH = 16
 
@@ -102,7 +118,30 @@ class Settings(BaseSettings):
         "publish on the Redis.",
     )
 
-    @field_validator("cursor_secret", "cache_bus_secret")
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Local keys of encrypted attributes, id=BASE64 (32 random bytes) separated "
+        "by commas: the first encrypts, every one decrypts (needs the [encryption] extra).",
+    )
+    encryption_kms_key_id: str | None = Field(
+        default=None,
+        description="AWS KMS key (id, ARN or alias) of encrypted attributes, instead of local "
+        "keys: each item's content key is a KMS data key.",
+    )
+    encryption_lookup_key: SecretStr | None = Field(
+        default=None,
+        description="Keys the blind indexes of encrypted attributes (HMAC-SHA256, at least 16 "
+        "characters, the same in every process; changing it means rewriting them).",
+    )
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_encryption_keys(value.get_secret_value())
+        return value
+
+    @field_validator("cursor_secret", "cache_bus_secret", "encryption_lookup_key")
     @classmethod
     def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty or short secret is a mistake (an unset variable expanded to ""), not a
@@ -249,7 +288,7 @@ def _build(settings: Settings | None, overrides: dict[str, object]) -> Settings:
             raise ConfigurationError(str(first.get("ctx", {}).get("error", first["msg"]))) from None
         field = str(first["loc"][0])
         value = first.get("input")
-        if field in ("cursor_secret", "cache_bus_url", "cache_bus_secret"):
+        if field in _SECRET_FIELDS:
             value = "**********"  # a secret (or a URL that may hold one) is never printed
         raise ConfigurationError(f"{ENV_PREFIX}{field.upper()}={value!s}: {first['msg']}") from None
 
@@ -301,3 +340,30 @@ def settings_generation() -> int:
     """A number that changes on every `configure()`; caches of clients compare it."""
     current_settings()
     return _generation
+
+
+def parse_encryption_keys(text: str) -> dict[str, bytes]:
+    """``id=base64,id=base64`` as ``{id: key}``, in order (the first encrypts).
+
+    Raises:
+        ValueError: an entry without ``=``, an empty or repeated id, a key that is not
+            base64 of exactly 32 bytes.
+    """
+    keys: dict[str, bytes] = {}
+    for entry in text.split(","):
+        key_id, sep, encoded = entry.strip().partition("=")
+        key_id = key_id.strip()
+        if not sep or not key_id or not key_id.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("entries are id=BASE64 (an id of letters, digits, - and _)")
+        if key_id in keys:
+            raise ValueError(f"key id {key_id!r} appears twice")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"key {key_id!r} is not base64") from None
+        if len(key) != ENCRYPTION_KEY_BYTES:
+            raise ValueError(
+                f"key {key_id!r} is {len(key)} bytes; it must be {ENCRYPTION_KEY_BYTES}"
+            )
+        keys[key_id] = key
+    return keys

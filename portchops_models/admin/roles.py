@@ -14,6 +14,10 @@ only with ``builtin=True``):
   control plane (create, update, delete, TTL, point-in-time recovery), the data a
   backfill reads and rewrites, and the migration history table.
 
+A model with encrypted attributes (`portchops_models.models.encryption`) under a KMS key
+(``encryption_kms_key_id``) adds ``kms:Decrypt`` on that key, and ``kms:GenerateDataKey``
+for the roles that write (writer, migrator); local keys need no IAM.
+
 ``identity`` names the models whose partition key is the caller's identity: only their
 statements carry ``dynamodb:LeadingKeys`` (and drop Scan, and the indexes keyed
 otherwise); other tables are granted without it, never as if keyed by the caller.
@@ -148,7 +152,31 @@ def role_policy(
                     [f"{table_arn_prefix}{prefix}{_STREAM_LEASES}"],
                 )
             )
+    kms_key = (settings or current_settings()).encryption_kms_key_id
+    if kms_key and any(getattr(m, "encrypted", ()) for m in named):
+        actions = {"kms:Decrypt"}
+        if {"writer", "migrator"} & set(wanted):
+            actions.add("kms:GenerateDataKey")
+        statements.append(_kms_statement(kms_key, sorted(actions)))
     return PolicyDocument(Version="2012-10-17", Statement=statements)
+
+
+def _kms_statement(key: str, actions: list[str]) -> PolicyStatement:
+    """What sealing (``GenerateDataKey``) and opening (``Decrypt``) items takes of `key`:
+    a key ARN as is, a key id in any region and account, an alias through the
+    ``kms:RequestAlias`` condition (an alias is not a resource)."""
+    statement = PolicyStatement(
+        Sid="PortChopsFieldEncryption", Effect="Allow", Action=actions, Resource=[]
+    )
+    if key.startswith("arn:aws:kms:") and ":key/" in key:
+        statement["Resource"] = [key]
+    elif key.startswith("alias/") or ":alias/" in key:
+        statement["Resource"] = ["arn:aws:kms:*:*:key/*"]
+        alias = key[key.index("alias/") :]
+        statement["Condition"] = {"StringEquals": {"kms:RequestAlias": [alias]}}
+    else:
+        statement["Resource"] = [f"arn:aws:kms:*:*:key/{key}"]
+    return statement
 
 
 def _table_arns(models: Sequence[type[BaseModel]], prefix: str, arn_prefix: str) -> list[str]:

@@ -52,6 +52,8 @@ class BaseModel(Model):
     """
 
     base_table_name: ClassVar[str] = ""
+    #: Python names of the attributes encrypted client-side (`portchops_models.models.encryption`).
+    encrypted: ClassVar[tuple[str, ...]] = ()
     _bound_generation: ClassVar[int] = -1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -24,6 +24,8 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
+from .encryption import encryption_of
+
 __all__ = ["model_decoder", "partial_decoder", "partial_of"]
 
 #: Where a partial item keeps the raw item it was read from.
@@ -44,6 +46,20 @@ def model_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
     version...), which then runs. Models with a discriminator or their own construction
     hooks keep ``from_raw_data``.
     """
+    plain = _plain_decoder(model)
+    sealed = encryption_of(model)
+    if sealed is None:
+        return plain
+    open_item = sealed.open
+
+    def decode_sealed(item: RawItem) -> ModelT:
+        return plain(open_item(item))
+
+    return decode_sealed
+
+
+def _plain_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
+    """The decoder of plaintext items (`model_decoder` opens encrypted ones first)."""
     untyped: Any = model
     standard = (
         not untyped._discriminator
@@ -67,10 +83,15 @@ def partial_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
     1000 is stored would be a lie), and the object remembers the raw item it was read
     from (`partial_of`), so a save writes only what it holds.
     """
-    decode = model_decoder(model)
+    decode = _plain_decoder(model)
     names = [(python, attr.attr_name) for python, attr in model.get_attributes().items()]
+    sealed = encryption_of(model)
 
     def decode_partial(item: RawItem) -> ModelT:
+        # An index that projects no encrypted attribute holds nothing to open (nor the
+        # signature, which covers attributes it does not project).
+        if sealed is not None and sealed.holds_encrypted(item):
+            item = sealed.open(item)
         obj = decode(item)
         values = obj.attribute_values
         for python, name in names:

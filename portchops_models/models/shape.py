@@ -41,9 +41,10 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import Index, LocalSecondaryIndex
 
 from ..dynamo.limits import HASH_KEY_MAX_BYTES, RANGE_KEY_MAX_BYTES, check_key_part, number_text
-from ..errors import InvalidRequest
+from ..errors import ConfigurationError, InvalidRequest
 from .attributes import ExpiryAttribute, UpdatedAtAttribute
 from .base import BaseModel
+from .encryption import FieldEncryption, encryption_of
 from .entity import TYPE_ATTRIBUTE, EntityKeys, EntityTable, entity_keys
 from .values import check_actions
 
@@ -136,6 +137,8 @@ class TableShape:
         indexes: the secondary indexes by name.
         index_keys: the key attributes of the indexes that are not keys of the table,
             by DynamoDB name (an item that holds one must hold a valid key value).
+        encryption: the model's encrypted attributes and blind indexes
+            (`portchops_models.models.encryption`); ``None`` when it has none.
         entity: an entity's key templates (`portchops_models.models.entity`): its keys
             are natural keys, composed into and parsed from the stored ones; ``None``
             for a model that owns its table.
@@ -150,6 +153,7 @@ class TableShape:
     _stamps: tuple[_Stamp, ...] = field(repr=False)
     index_keys: Mapping[str, KeyAttribute] = field(default_factory=dict, repr=False)
     entity: EntityKeys | None = None
+    encryption: FieldEncryption | None = None
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -246,6 +250,8 @@ class TableShape:
         """Refuse update actions this model cannot take (`models.values.check_actions`)."""
         if self.entity is not None:
             _check_entity_actions(self.entity, actions)
+        if self.encryption is not None:
+            self.encryption.refuse_update(_action_names(actions))
         version = self.version_attribute
         check_actions(
             self.model,
@@ -410,7 +416,34 @@ def shape_of(model: type[BaseModel]) -> TableShape:
             if issubclass(model, EntityTable) and model.__entity__ is not None
             else None
         ),
+        encryption=_encryption(model),
     )
+
+
+def _encryption(model: type[BaseModel]) -> FieldEncryption | None:
+    """The model's field encryption; none of its encrypted attributes may feed a stored
+    key (an entity's key templates, index templates or unique guards hold plaintext)."""
+    sealed = encryption_of(model)
+    if sealed is not None and issubclass(model, EntityTable) and model.__entity__ is not None:
+        keys = entity_keys(model)
+        fed = {*keys.natural, *keys.template_fields, *keys.unique}
+        clash = sorted(fed & set(model.encrypted))
+        if clash:
+            raise ConfigurationError(
+                f"{model.__name__}.{clash[0]} is encrypted but feeds a key, an index key or a "
+                "unique guard, which would store it in plaintext"
+            )
+    return sealed
+
+
+def _action_names(actions: Sequence[Action]) -> list[str]:
+    """The top-level attribute each update action targets."""
+    names: list[str] = []
+    for action in actions:
+        path = getattr(action.values[0], "path", None) if action.values else None
+        if isinstance(path, list) and path:
+            names.append(str(path[0]))
+    return names
 
 
 def _check_entity_actions(keys: EntityKeys, actions: Sequence[Action]) -> None:

@@ -56,6 +56,18 @@ __all__ = [
 Params = dict[str, Any]
 
 
+def _placeholders(shape: TableShape, expr: Expression, what: str) -> Params:
+    """The expression's placeholders, once no part of it names an encrypted attribute
+    (nor, in an update, a signed one: `portchops_models.models.encryption`)."""
+    sealed = shape.encryption
+    if sealed is not None:
+        if what == "an update":
+            sealed.refuse_update(expr.names)
+        else:
+            sealed.refuse_names(expr.names, what)
+    return expr.placeholders()
+
+
 def check_limit(limit: object) -> int:
     """A page limit must be a positive int."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -96,7 +108,9 @@ def projection_params(shape: TableShape, projection: type[Projection[Any]] | Non
     """``ProjectionExpression`` and its names for a projection (empty for whole items)."""
     expr = Expression()
     expression = _projection(shape, projection, expr)
-    return {} if expression is None else {"ProjectionExpression": expression, **expr.placeholders()}
+    if expression is None:
+        return {}
+    return {"ProjectionExpression": expression, **_placeholders(shape, expr, "a projection")}
 
 
 def get_item(
@@ -152,6 +166,8 @@ def serialize_item(shape: TableShape, item: object, table: str) -> RawItem:
                 raise InvalidRequest(f"{table}: {attr.python_name} is required (a key)")
             attr.encode(attr.decode(raw[attr.name]))
     shape.check_index_keys(raw)
+    if shape.encryption is not None:
+        return shape.encryption.seal(raw)
     return raw
 
 
@@ -218,7 +234,7 @@ def put_item(
     if combined is not None:
         expr = Expression()
         params["ConditionExpression"] = expr.condition(combined)
-        params.update(expr.placeholders())
+        params.update(_placeholders(shape, expr, "a condition"))
     version = None
     if shape.version_name is not None:
         version = int(raw[shape.version_attribute.attr_name]["N"])  # type: ignore[union-attr]
@@ -277,7 +293,7 @@ def delete_item(
     if combined is not None:
         expr = Expression()
         params["ConditionExpression"] = expr.condition(combined)
-        params.update(expr.placeholders())
+        params.update(_placeholders(shape, expr, "a condition"))
     return params
 
 
@@ -334,7 +350,7 @@ def update_item(
     combined = _conditions(*guards, condition)
     if combined is not None:
         params["ConditionExpression"] = expr.condition(combined)
-    params.update(expr.placeholders())
+    params.update(_placeholders(shape, expr, "an update"))
     return params
 
 
@@ -379,6 +395,8 @@ def query(
         filter_condition = _own_type(shape, filter_condition)
     else:
         key_value = key_attr.encode(hash_key)
+        if shape.encryption is not None and key_attr.name in shape.encryption.blind:
+            key_value = {"S": shape.encryption.lookup(key_attr.name, hash_key)}
         key_condition = f"{expr.name(key_attr.name)} = {expr.value(key_value)}"
     if range_key_condition is not None:
         if not isinstance(range_key_condition, Condition):
@@ -408,7 +426,7 @@ def query(
         projected = _projection(shape, projection, expr)
         if projected is not None:
             params["ProjectionExpression"] = projected
-    params.update(expr.placeholders())
+    params.update(_placeholders(shape, expr, "a query's conditions or projection"))
     params["TableName"] = table
     params["ReturnConsumedCapacity"] = "TOTAL"
     return QueryRequest(params, _scope("query", table, params))
@@ -448,7 +466,7 @@ def scan(
     projected = _projection(shape, projection, expr)
     if projected is not None:
         params["ProjectionExpression"] = projected
-    params.update(expr.placeholders())
+    params.update(_placeholders(shape, expr, "a scan's filter or projection"))
     params["TableName"] = table
     params["ReturnConsumedCapacity"] = "TOTAL"
     return QueryRequest(params, _scope("scan", table, params))

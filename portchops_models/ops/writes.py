@@ -107,7 +107,7 @@ async def save_partial(
     combined = guard if condition is None else guard & condition
     stored = await update_raw(ctx, key, actions, combined)
     held = item.attribute_values
-    decoded = shape.model.from_raw_data(stored).attribute_values
+    decoded = ctx.decoders.model(stored).attribute_values
     for python in list(held):  # what the item holds, as stored now (version, stamps)
         if python in decoded:
             held[python] = decoded[python]
@@ -121,7 +121,7 @@ async def update(
     condition: Condition | None,
 ) -> Any:
     """One atomic UpdateItem, applied once; the item as stored afterwards."""
-    return ctx.shape.model.from_raw_data(await update_raw(ctx, key, actions, condition))
+    return ctx.decoders.model(await update_raw(ctx, key, actions, condition))
 
 
 async def update_raw(

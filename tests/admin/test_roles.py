@@ -296,3 +296,41 @@ def test_the_command_prints_a_role_policy_and_names_a_bad_role() -> None:
     none = runner.invoke(app, ["iam-policy", "--role", "reader"])
     assert none.exit_code == 2
     assert "name the models" in none.output
+
+
+@pytest.mark.parametrize(
+    ("key", "resource", "condition"),
+    [
+        (
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd",
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd",
+            None,
+        ),
+        ("1234abcd-12ab", "arn:aws:kms:*:*:key/1234abcd-12ab", None),
+        (
+            "alias/members",
+            "arn:aws:kms:*:*:key/*",
+            {"StringEquals": {"kms:RequestAlias": ["alias/members"]}},
+        ),
+    ],
+)
+def test_an_encrypted_model_under_kms_adds_only_the_kms_actions_its_role_needs(
+    key: str, resource: str, condition: object
+) -> None:
+    from tests.member_model import Member
+
+    settings = Settings(encryption_kms_key_id=key)
+    reader = role_policy(["reader"], [Member], settings=settings)
+    writer = role_policy(["writer"], [Member], settings=settings)
+    (kms,) = [s for s in reader["Statement"] if s["Sid"] == "PortChopsFieldEncryption"]
+    assert kms["Action"] == ["kms:Decrypt"]
+    assert kms["Resource"] == [resource]
+    assert kms.get("Condition") == condition
+    (kms,) = [s for s in writer["Statement"] if s["Sid"] == "PortChopsFieldEncryption"]
+    assert kms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # local keys, or a model that encrypts nothing: no KMS at all
+    for doc in (
+        role_policy(["writer"], [Member]),
+        role_policy(["writer"], [Lesson], settings=settings),
+    ):
+        assert not any(a.startswith("kms:") for s in doc["Statement"] for a in s["Action"])
