@@ -9,7 +9,8 @@ Two sources, both through `dynamodb-encryption-sdk` (the ``[encryption]`` extra)
   From each key a wrapping key (AES-256 key wrap of each item's own content key) and a
   signing key (HMAC-SHA256) are derived; each item records the id it was sealed with.
 - **AWS KMS** (``PORTCHOPS_ENCRYPTION_KMS_KEY_ID=arn:aws:kms:...``): each item's content
-  key is a KMS data key (``kms:GenerateDataKey`` to write, ``kms:Decrypt`` to read);
+  key is a KMS data key (``kms:GenerateDataKey`` to write, ``kms:Decrypt`` to read),
+  through botocore's credential chain (against a local engine, at its endpoint);
   KMS rotates the key material, and a new key id decrypts old items as long as the
   role may still use the old key.
 
@@ -104,7 +105,10 @@ def _build(settings: Settings) -> Keyring:
             AwsKmsCryptographicMaterialsProvider,
         )
 
-        provider = AwsKmsCryptographicMaterialsProvider(key_id=settings.encryption_kms_key_id)
+        provider = AwsKmsCryptographicMaterialsProvider(
+            key_id=settings.encryption_kms_key_id,
+            regional_clients={settings.region: _kms_client(settings)},
+        )
         return Keyring(provider, "kms", lookup_key)
     if settings.encryption_keys is None:
         raise ConfigurationError(
@@ -113,6 +117,19 @@ def _build(settings: Settings) -> Keyring:
         )
     keys = parse_encryption_keys(settings.encryption_keys.get_secret_value())
     return Keyring(_LocalProvider.of(keys), next(iter(keys)), lookup_key)
+
+
+def _kms_client(settings: Settings) -> Any:
+    """A botocore KMS client: the credential chain and region of the settings; against a
+    local engine (``endpoint_url`` set) its endpoint too, as moto's server serves KMS."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    if settings.endpoint_url is not None and session.get_credentials() is None:
+        session.set_credentials("local", "local")
+    return session.create_client(
+        "kms", region_name=settings.region, endpoint_url=settings.endpoint_url
+    )
 
 
 def _derive(key: bytes, purpose: bytes) -> bytes:

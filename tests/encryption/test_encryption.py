@@ -338,3 +338,34 @@ def test_an_entity_may_not_encrypt_what_feeds_its_keys_or_guards() -> None:
 
     with pytest.raises(ConfigurationError, match="email is encrypted but feeds"):
         shape_of(SealedStudent)
+
+
+def test_under_a_kms_key_items_are_sealed_with_data_keys(
+    proxy: FaultProxy, portchops_engine: str
+) -> None:
+    import botocore.session
+
+    session = botocore.session.Session()
+    session.set_credentials("local", "local")
+    kms = session.create_client("kms", region_name="us-east-1", endpoint_url=portchops_engine)
+    key_arn = kms.create_key(Description="members")["KeyMetadata"]["Arn"]
+    configure(
+        current_settings(),
+        encryption_kms_key_id=key_arn,
+        encryption_lookup_key=LOOKUP,
+        endpoint_url=portchops_engine,  # KMS is served at the engine's endpoint
+    )
+    create_table(Member)
+    try:
+        members = MemberRepository(cache=None)
+        members.save(ada())
+        raw = raw_item("m1")
+        assert set(raw["email"]) == {"B"}
+        sealed = encryption_of(Member)
+        assert sealed is not None
+        assert sealed.key_id(raw) == "kms"
+        assert members.get("m1").email == "Ada@Example.com"
+        found = members.get_by_email("ada@example.com")
+        assert found is not None
+    finally:
+        delete_table(Member.table_name())
