@@ -33,6 +33,7 @@ from pynamodb.models import BatchWrite, Model
 from ..errors import ConfigurationError, InvalidRequest, TableNotFound
 from ..transport.connection import Connection, current_connection
 from .values import guard
+from .versions import upcast_raw
 
 _M = TypeVar("_M", bound="BaseModel")
 #: The key `BaseModel.exists` reads, by key type: any value does, no item needs to be there.
@@ -54,6 +55,10 @@ class BaseModel(Model):
     base_table_name: ClassVar[str] = ""
     #: Python names of the attributes encrypted client-side (`portchops_models.models.encryption`).
     encrypted: ClassVar[tuple[str, ...]] = ()
+    #: The shape version of the model's items (`portchops_models.models.versions`):
+    #: ``None`` stamps nothing; an int is stamped on every write and older items are
+    #: read through the model's upcasters.
+    schema_version: ClassVar[int | None] = None
     _bound_generation: ClassVar[int] = -1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -64,6 +69,13 @@ class BaseModel(Model):
             cls.Meta = type("Meta", (), {})  # type: ignore[assignment]
         cls._bound_generation = -1
         guard(cls)  # every value its attributes serialise is checked (`values`)
+
+    @classmethod
+    def from_raw_data(cls: type[_M], data: dict[str, Any]) -> _M:
+        """PynamoDB's decoding (the models' own ``get``, ``query``, ``scan``), after the
+        model's upcasters (`portchops_models.models.versions`): older items read as the
+        current shape."""
+        return super().from_raw_data(upcast_raw(cls, data))
 
     @classmethod
     def table_name(cls) -> str:

@@ -24,7 +24,9 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
+from .base import BaseModel
 from .encryption import encryption_of
+from .versions import versions_of
 
 __all__ = ["model_decoder", "partial_decoder", "partial_of"]
 
@@ -32,6 +34,11 @@ __all__ = ["model_decoder", "partial_decoder", "partial_of"]
 _PARTIAL = "_portchops_partial"
 
 ModelT = TypeVar("ModelT", bound=Model)
+#: ``from_raw_data`` as PynamoDB and `BaseModel` (which only upcasts first) define it.
+_STANDARD_FROM_RAW = (
+    cast(Any, Model.from_raw_data).__func__,
+    cast(Any, BaseModel.from_raw_data).__func__,
+)
 RawItem = dict[str, dict[str, Any]]
 
 
@@ -46,7 +53,7 @@ def model_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
     version...), which then runs. Models with a discriminator or their own construction
     hooks keep ``from_raw_data``.
     """
-    plain = _plain_decoder(model)
+    plain = _upcasting(model, _plain_decoder(model))
     sealed = encryption_of(model)
     if sealed is None:
         return plain
@@ -65,7 +72,7 @@ def _plain_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
         not untyped._discriminator
         and untyped.__new__ is object.__new__
         and untyped.__init__ is Model.__init__
-        and untyped.from_raw_data.__func__ is cast(Any, Model.from_raw_data).__func__
+        and untyped.from_raw_data.__func__ in _STANDARD_FROM_RAW
         and untyped._instantiate.__func__ is cast(Any, AttributeContainer._instantiate).__func__
         and untyped._container_deserialize is AttributeContainer._container_deserialize
         and untyped._set_defaults is AttributeContainer._set_defaults
@@ -86,12 +93,16 @@ def partial_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
     decode = _plain_decoder(model)
     names = [(python, attr.attr_name) for python, attr in model.get_attributes().items()]
     sealed = encryption_of(model)
+    versions = versions_of(model)
+    upcast = versions.upcast if versions is not None and versions.upcasts else None
 
     def decode_partial(item: RawItem) -> ModelT:
         # An index that projects no encrypted attribute holds nothing to open (nor the
         # signature, which covers attributes it does not project).
         if sealed is not None and sealed.holds_encrypted(item):
             item = sealed.open(item)
+        if upcast is not None:
+            item = upcast(item)
         obj = decode(item)
         values = obj.attribute_values
         for python, name in names:
@@ -101,6 +112,21 @@ def partial_decoder(model: type[ModelT]) -> Callable[[RawItem], ModelT]:
         return obj
 
     return decode_partial
+
+
+def _upcasting(
+    model: type[ModelT], decode: Callable[[RawItem], ModelT]
+) -> Callable[[RawItem], ModelT]:
+    """`decode` after the model's upcasters (`portchops_models.models.versions`), if any."""
+    versions = versions_of(model)
+    if versions is None or not versions.upcasts:
+        return decode
+    upcast = versions.upcast
+
+    def decode_current(item: RawItem) -> ModelT:
+        return decode(upcast(item))
+
+    return decode_current
 
 
 def partial_of(item: object) -> RawItem | None:

@@ -29,6 +29,7 @@ from pynamodb.attributes import Attribute
 from pynamodb.models import Model
 
 from ..errors import InvalidRequest
+from .versions import upcast_raw
 
 __all__ = ["Projection", "ProjectionType"]
 
@@ -88,6 +89,8 @@ class Projection(PydanticModel, Generic[ModelT]):
     def from_raw(cls, item: Mapping[str, Mapping[str, object]]) -> Self:
         """Build a validated projection from a raw DynamoDB item (missing attributes -> absent)."""
         values: dict[str, Any] = {}
+        if cls.__model__ is not None:  # an older item, read whole (`requests.projection_params`)
+            item = upcast_raw(cls.__model__, cast(dict[str, dict[str, Any]], item))
         for name, attr in cls.__attributes__.items():
             raw = item.get(attr.attr_name)
             if raw is None or "NULL" in raw:

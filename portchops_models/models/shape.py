@@ -47,6 +47,7 @@ from .base import BaseModel
 from .encryption import FieldEncryption, encryption_of
 from .entity import TYPE_ATTRIBUTE, EntityKeys, EntityTable, entity_keys
 from .values import check_actions
+from .versions import SchemaVersions, versions_of
 
 __all__ = ["IndexShape", "KeyAttribute", "RawItem", "TableShape", "shape_of"]
 
@@ -142,6 +143,8 @@ class TableShape:
         entity: an entity's key templates (`portchops_models.models.entity`): its keys
             are natural keys, composed into and parsed from the stored ones; ``None``
             for a model that owns its table.
+        versions: the model's schema version and upcasters
+            (`portchops_models.models.versions`); ``None`` when it declares none.
     """
 
     model: type[BaseModel]
@@ -154,6 +157,7 @@ class TableShape:
     index_keys: Mapping[str, KeyAttribute] = field(default_factory=dict, repr=False)
     entity: EntityKeys | None = None
     encryption: FieldEncryption | None = None
+    versions: SchemaVersions | None = None
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -417,7 +421,21 @@ def shape_of(model: type[BaseModel]) -> TableShape:
             else None
         ),
         encryption=_encryption(model),
+        versions=_versions(model),
     )
+
+
+def _versions(model: type[BaseModel]) -> SchemaVersions | None:
+    """The model's schema versions; an encrypted model cannot be upcast (its items are
+    signed over the attribute names and values of the version that wrote them)."""
+    versions = versions_of(model)
+    if versions is not None and versions.upcasts and model.encrypted:
+        raise ConfigurationError(
+            f"{model.__name__} has encrypted attributes and schema_version "
+            f"{versions.current}: upcasting would break the signature of its older items; "
+            "keep its schema_version at 1 and migrate with a reencrypting backfill"
+        )
+    return versions
 
 
 def _encryption(model: type[BaseModel]) -> FieldEncryption | None:

@@ -35,6 +35,7 @@ from ..models.decoding import partial_of
 from ..models.entity import TYPE_ATTRIBUTE
 from ..models.projections import Projection
 from ..models.shape import IndexShape, RawItem, TableShape
+from ..models.versions import STAMP
 
 __all__ = [
     "QueryRequest",
@@ -97,6 +98,10 @@ def _projection(
     """The ProjectionExpression for `projection`: its fields, the keys and the TTL."""
     checked = check_projection(shape, projection)
     if checked is None:
+        return None
+    if shape.versions is not None and shape.versions.upcasts:
+        # An older item's upcasters may need any attribute: read it whole, then upcast
+        # and project it (`Projection.from_raw`).
         return None
     extra: tuple[str, ...] = (shape.ttl_name,) if shape.ttl_name else ()
     if shape.entity is not None:
@@ -167,8 +172,40 @@ def serialize_item(shape: TableShape, item: object, table: str) -> RawItem:
             attr.encode(attr.decode(raw[attr.name]))
     shape.check_index_keys(raw)
     if shape.encryption is not None:
-        return shape.encryption.seal(raw)
+        raw = shape.encryption.seal(raw)
+    if shape.versions is not None:
+        raw[STAMP] = shape.versions.stamp_value()
     return raw
+
+
+def not_newer(shape: TableShape) -> Condition | None:
+    """The guard of a whole-item put of a versioned model: the stored item (if any) is
+    not stamped newer than the model (written by newer code, it must not be replaced by
+    an item in an older shape); ``None`` for a model without a schema version."""
+    if shape.versions is None:
+        return None
+    stamp = Path(STAMP)
+    newest = Value(shape.versions.current, NumberAttribute())
+    guard: Condition = stamp.does_not_exist() | (stamp <= newest)
+    return guard
+
+
+def current_shape(shape: TableShape) -> Condition | None:
+    """The guard of a partial write (an update) of a versioned model: the stored item is
+    in the current shape, or absent, so an update never stamps an item current whose
+    other attributes are still in an older shape (`portchops_models.ops.converge`
+    rewrites such an item first); ``None`` for a model without a schema version."""
+    versions = shape.versions
+    if versions is None:
+        return None
+    stamp = Path(STAMP)
+    guard: Condition = stamp == Value(versions.current, NumberAttribute())
+    if versions.upcasts:
+        absent: Condition = getattr(shape.model, shape.hash_key.python_name).does_not_exist()
+    else:
+        absent = stamp.does_not_exist()
+    either: Condition = guard | absent
+    return either
 
 
 def _bump_version(shape: TableShape, item: BaseModel, raw: RawItem) -> Condition | None:
@@ -227,7 +264,7 @@ def put_item(
     raw = serialize_item(shape, item, table)
     checked = _bump_version(shape, item, raw)
     params: Params = {"TableName": table, "Item": raw, "ReturnConsumedCapacity": "TOTAL"}
-    combined = _conditions(checked if version_check else None, condition)
+    combined = _conditions(checked if version_check else None, not_newer(shape), condition)
     if combined is not None and marker is not None:
         raw[marker.name] = marker.raw()
     check_item(raw, table=table)  # with the version and the marker: what is stored
@@ -339,6 +376,10 @@ def update_item(
         ttl = Path(shape.ttl_name)
         now = Value(int(time.time()), NumberAttribute())
         guards.append(ttl.does_not_exist() | (ttl > now))
+    current = current_shape(shape)
+    if current is not None and shape.versions is not None:
+        all_actions.append(Path(STAMP).set(Value(shape.versions.stamp_value())))
+        guards.append(current)
     expr = Expression()
     params: Params = {
         "TableName": table,

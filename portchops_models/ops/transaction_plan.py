@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
@@ -54,6 +54,7 @@ from ..models.decoding import model_decoder
 from ..models.shape import RawItem, TableShape, shape_of
 from ..transport.retry import RetryPolicy
 from . import requests
+from .converge import converge_put
 
 __all__ = [
     "TRANSACT_MAX_BYTES",
@@ -273,6 +274,25 @@ class WritePlan:
             name = op.shape.version_name
             if op.item is not None and op.version is not None and name is not None:
                 setattr(op.item, name, op.version)
+
+    def convergences(self, err: BaseException) -> list[tuple[Operation, Params]]:
+        """For a cancellation: the rewrites (`portchops_models.ops.converge`) of the items
+        whose update failed its condition because they are stored in an older schema
+        version (the stamp guard of every update of a versioned model), each with its
+        operation. Empty when no reason is that (the cancellation is final)."""
+        found: list[tuple[Operation, Params]] = []
+        for op, reason in zip(self.operations, cancellation_reasons(err) or [], strict=False):
+            versions = op.shape.versions
+            raw = None if reason is None else reason.raw_item
+            if op.kind != "Update" or raw is None or versions is None or not versions.upcasts:
+                continue
+            if reason is None or reason.code != "ConditionalCheckFailed":
+                continue
+            stored = cast(RawItem, dict(raw))
+            params = converge_put(op.shape, op.table, stored, _decoder(op.shape.model))
+            if params is not None:
+                found.append((op, params))
+        return found
 
     def canceled(self, err: BaseException, *, attempts: int = 1) -> TransactionCanceled:
         """The `TransactionCanceled` for DynamoDB's answer `err`: one reason per

@@ -21,6 +21,7 @@ from pynamodb.expressions.update import Action
 
 from ..cache import coherence
 from ..errors import (
+    ConditionFailed,
     InvalidRequest,
     PortChopsError,
     ServiceError,
@@ -33,7 +34,7 @@ from ..observe import tracing
 from ..observe.metrics import Metrics
 from ..settings import current_settings
 from ..transport import deadline
-from ..transport.connection import current_connection
+from ..transport.connection import Connection, current_connection
 from ..transport.retry import RetryPolicy
 from . import transaction_plan as plan
 from .base import default_metrics
@@ -229,21 +230,46 @@ class TransactionCore:
         with deadline.bounded(settings.call_timeout), call:
             call.set_attribute("portchops.transaction.size", len(payload["TransactItems"]))
             conn = current_connection()
+            for attempt in (1, 2):
+                try:
+                    await runtime.send(
+                        conn,
+                        "TransactWriteItems",
+                        payload,
+                        table=None,
+                        retry=self._retry_policy(conn.retry),
+                        metrics=self.metrics,
+                    )
+                    break
+                except BaseException as err:
+                    if attempt == 1 and await self._converge(runtime, conn, err):
+                        # Canceled, so nothing applied: a new commit with a token of its own.
+                        self._token = plan.new_token()
+                        payload = self._plan.payload(self._token)
+                        continue
+                    failure = self._failed(err, conn.settings.endpoint_url)
+                    if failure is err:
+                        raise
+                    raise failure from err
+        self._succeeded()
+
+    async def _converge(self, runtime: Runtime, conn: Connection, err: BaseException) -> bool:
+        """After a cancellation: rewrite the items whose update failed because they are in
+        an older schema version (`WritePlan.convergences`), so the commit can be sent
+        again; whether there were any."""
+        if not isinstance(err, PortChopsError):
+            return False
+        rewrites = self._plan.convergences(err)
+        for op, params in rewrites:
             try:
                 await runtime.send(
-                    conn,
-                    "TransactWriteItems",
-                    payload,
-                    table=None,
-                    retry=self._retry_policy(conn.retry),
-                    metrics=self.metrics,
+                    conn, "PutItem", params, table=op.table, retry=conn.retry, metrics=self.metrics
                 )
-            except BaseException as err:
-                failure = self._failed(err, conn.settings.endpoint_url)
-                if failure is err:
-                    raise
-                raise failure from err
-        self._succeeded()
+            except ConditionFailed:
+                pass  # written meanwhile: the item is current, or the commit fails for good
+            finally:
+                coherence.invalidate(op.table, [op.key])
+        return bool(rewrites)
 
     def _invalidate(self) -> None:
         for table, keys in self._plan.touched().items():

@@ -24,6 +24,7 @@ from ..models.decoding import partial_of
 from ..models.shape import RawItem
 from . import requests, unique
 from .context import Bound
+from .converge import converge_put
 from .reads import rounds
 
 __all__ = [
@@ -159,8 +160,12 @@ async def _write_once(
     """Send a marked write; on a failed condition, reconcile with the stored item.
 
     Returns the item as stored (``Attributes`` of an update, or the item read
-    back when an earlier attempt of this call had landed).
+    back when an earlier attempt of this call had landed). A write that failed
+    because the stored item is in an older schema version (an update is guarded on
+    the current one, `requests.current_shape`; a caller's condition names current
+    attributes) converges that item (`converge_put`) and is sent again, once.
     """
+    converged = False
     for _ in range(_FRESH_ROW_ATTEMPTS):
         params = build()
         try:
@@ -173,13 +178,32 @@ async def _write_once(
             if outcome is idempotency.Outcome.APPLIED:
                 return cast(RawItem, stored)
             if outcome is idempotency.Outcome.FAILED:
-                raise
+                if converged or stored is None or not await _converge(ctx, key, stored):
+                    raise
+                converged = True
+                continue
             await _delete_expired(ctx, key, cast(RawItem, stored))
     raise ConditionFailed(
         f"{ctx.table}: {what} failed for key {key!r}: the item kept expiring in the way",
         table=ctx.table,
         key=key,
     )
+
+
+async def _converge(ctx: Bound[Any], key: Hashable, stored: RawItem) -> bool:
+    """After a failed condition of a model with upcasters: rewrite `stored` in the current
+    schema version if it is older (whoever wins the race: this rewrite, or a write that
+    got there first). Whether the write is worth sending again: the item is in the
+    current shape now, and may have been older when the write was evaluated (another
+    writer converged it between the failure and the read back)."""
+    versions = ctx.shape.versions
+    if versions is None or not versions.upcasts or versions.version_of(stored) > versions.current:
+        return False
+    params = converge_put(ctx.shape, ctx.table, stored, ctx.decoders.model)
+    if params is not None:
+        with contextlib.suppress(ConditionFailed):  # changed meanwhile: the retry sees it
+            await _write(ctx, "PutItem", params, key)
+    return True
 
 
 async def _load_raw(ctx: Bound[Any], key: Hashable) -> RawItem | None:
