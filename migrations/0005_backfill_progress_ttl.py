@@ -9,10 +9,13 @@ How: a `Backfill` (`portchops_models.migrate.backfills.backfill`), a parallel sc
 `SEGMENTS` segments, `PAGE_SIZE` rows a page, handing over only the rows without
 a ttl and reading only their keys and ``updatedAt``, with one conditional
 UpdateItem per row: ``SET ttl`` only if the row still exists and still has no
-ttl. Not BatchWriteItem: a batch put rewrites the whole row from the scan and
+ttl, fenced by the segment's lease (`Batch.fenced`: applied only while the lease
+is still this worker's, so a worker frozen past its lease writes nothing when it
+wakes). Not BatchWriteItem: a batch put rewrites the whole row from the scan and
 cannot carry a condition, so an app write landing between the scan and the put
 (``record_attempt`` on a live table) would be lost, and a row deleted meanwhile
-would come back. The write capacity used is the same.
+would come back. The fence makes each row write a two-item transaction (4 write units
+for a small row, against 1): the price of never writing under a lost lease.
 
 Resumable and shared: after a page is written, its segment's scan position is
 saved as a checkpoint under the segment's lease. Run again after an
@@ -37,6 +40,12 @@ from portchops_models.models.projections import Projection
 from portchops_models.models.shape import RawItem, shape_of
 from portchops_models.settings import current_settings
 
+#: Earlier versions of this file, with the same effect (the writes were not fenced).
+REPLACES = (
+    "9287336d337f2a5e72e89813342e857b757cd940360cb7373ddc78eb7d278532",
+    "3af079af19573ad9b5e8ab6561999f01126fb45060feb70a3d64cf1e9c4e8b71",
+    "139059af2c045425344486b98ca452a8f3c629789def63b216bb14b42f92723c",
+)
 SEGMENTS = 4
 PAGE_SIZE = 50
 
@@ -63,10 +72,9 @@ def _expiry(item: RawItem, hours: float) -> int:
 def _set_ttl(batch: Batch, item: RawItem) -> bool:
     hours = current_settings().progress_ttl_hours
     try:
-        batch.call(
-            "UpdateItem",
+        batch.fenced(
+            "Update",
             {
-                "TableName": batch.table,
                 "Key": {name: item[name] for name in _SHAPE.key_names},
                 "UpdateExpression": "SET #t = :t",
                 "ConditionExpression": "attribute_exists(#h) AND attribute_not_exists(#t)",

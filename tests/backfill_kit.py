@@ -31,6 +31,7 @@ MIGRATION = '''"""Count every row."""
 
 import json
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -39,46 +40,86 @@ from portchops_models.migrate import Backfill, Rate
 from portchops_models.models import UserProgress
 
 LOGS = Path(__file__).with_name("logs")
-MODE = {mode!r}  # "count": n = n + 1 on every row; "once": skip rows that have n; "log": no writes
+# "count": n = n + 1 on every row; "once": skip rows that have n; "log": no writes;
+# "fenced": n = n + 1 on every row, each write fenced by the lease (Batch.fenced)
+MODE = {mode!r}
 DELAY = {delay!r}
 
 
-def count(batch, items):
+def _log(name, line):
     LOGS.mkdir(exist_ok=True)
-    line = {{"pid": os.getpid(), "t": time.time(), "n": len(items),
-            "keys": [item["userId"]["S"] for item in items]}}
-    with (LOGS / f"{{os.getpid()}}-{{threading.get_ident()}}.log").open("a") as log:
+    with (LOGS / f"{{name}}{{os.getpid()}}-{{threading.get_ident()}}.log").open("a") as log:
         log.write(json.dumps(line) + "\\n")
-    if DELAY:
-        time.sleep(DELAY)  # stands for slow work per page
-    if MODE == "log":
-        return 0
-    todo = [item for item in items if not (MODE == "once" and "n" in item)]
-    puts = []
-    for item in todo:
-        n = int(item.get("n", {{"N": "0"}})["N"]) + 1
-        puts.append({{"PutRequest": {{"Item": {{**item, "n": {{"N": str(n)}}}}}}}})
-    while puts:
-        chunk, puts = puts[:25], puts[25:]
-        answer = batch.call("BatchWriteItem", {{"RequestItems": {{batch.table: chunk}}}})
-        puts += answer.get("UnprocessedItems", {{}}).get(batch.table, [])
-    return len(todo)
 
 
-BACKFILL = Backfill(
-    name="count",
-    model=UserProgress,
-    per_page=count,
+def _stop_here():
+    """Stop this process (SIGSTOP) right before a write, once the test asks for it."""
+    asked = LOGS.parent / f"stop-{{os.getpid()}}"
+    if asked.exists():
+        asked.unlink()
+        (LOGS.parent / f"stopped-{{os.getpid()}}").touch()
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def counter(attr):
+    def count(batch, items):
+        keys = [item["userId"]["S"] for item in items]
+        line = {{"pid": os.getpid(), "t": time.time(), "n": len(items), "keys": keys, "attr": attr}}
+        _log("", line)
+        if DELAY:
+            time.sleep(DELAY)  # stands for slow work per page
+        if MODE == "log":
+            return 0
+        if MODE == "fenced":
+            for item in items:
+                _stop_here()
+                sent = time.time()  # the ledger says when each write was sent
+                batch.fenced("Update", {{
+                    "Key": {{"userId": item["userId"], "lessonId": item["lessonId"]}},
+                    "UpdateExpression": "ADD #n :one",
+                    "ExpressionAttributeNames": {{"#n": attr}},
+                    "ExpressionAttributeValues": {{":one": {{"N": "1"}}}},
+                }})
+                key = item["userId"]["S"]
+                lease = [batch.segment, batch.fence]  # the lease it was sent under
+                _log("ledger-", {{"pid": os.getpid(), "t": sent, "key": key, "lease": lease}})
+            return len(items)
+        todo = [item for item in items if not (MODE == "once" and attr in item)]
+        puts = []
+        for item in todo:
+            n = int(item.get(attr, {{"N": "0"}})["N"]) + 1
+            puts.append({{"PutRequest": {{"Item": {{**item, attr: {{"N": str(n)}}}}}}}})
+        while puts:
+            _stop_here()
+            chunk, puts = puts[:25], puts[25:]
+            sent = time.time()
+            answer = batch.call("BatchWriteItem", {{"RequestItems": {{batch.table: chunk}}}})
+            puts += answer.get("UnprocessedItems", {{}}).get(batch.table, [])
+            keys = [p["PutRequest"]["Item"]["userId"]["S"] for p in chunk]
+            lease = [batch.segment, batch.fence]
+            _log("ledger-", {{"pid": os.getpid(), "t": sent, "keys": keys, "lease": lease}})
+        return len(todo)
+    return count
+
+
+SETTINGS = dict(
     segments={segments},
     page_size={page_size},
     threads={threads},
     lease_seconds={lease},
     rate={rate},
 )
+BACKFILL = Backfill(name="count", model=UserProgress, per_page=counter("n"), **SETTINGS)
+if {second!r}:
+    SECOND = Backfill(name="second", model=UserProgress, per_page=counter("m"), **SETTINGS)
 
 
 def up(ctx):
     BACKFILL.run(ctx)
+    if {second!r}:
+        SECOND.run(ctx)
+    if (LOGS.parent / "fail-after").exists():
+        raise RuntimeError("the code after the backfills failed")
 '''
 
 
@@ -94,15 +135,15 @@ def seed(settings: Settings, count: int) -> None:
         conn.call("BatchWriteItem", {"RequestItems": {table: puts}})
 
 
-def counters(settings: Settings) -> dict[str, int]:
-    """Every row's counter ``n`` (0 where absent), by user id."""
+def counters(settings: Settings, attr: str = "n") -> dict[str, int]:
+    """Every row's counter `attr` (0 where absent), by user id."""
     conn = current_connection()
     found: dict[str, int] = {}
     params: dict[str, Any] = {"TableName": settings.table_name("user-progress"), "Limit": 2000}
     while True:
         page = conn.call("Scan", params)
         for item in page["Items"]:
-            found[item["userId"]["S"]] = int(item.get("n", {"N": "0"})["N"])
+            found[item["userId"]["S"]] = int(item.get(attr, {"N": "0"})["N"])
         if "LastEvaluatedKey" not in page:
             return found
         params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -135,9 +176,10 @@ def write_migration(
     segments: int,
     page_size: int,
     threads: int = 1,
-    lease: float = 5.0,
+    lease: float = 30.0,
     rate: str = "None",
     delay: float = 0.0,
+    second: bool = False,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "0001_count_rows.py").write_text(
@@ -149,6 +191,7 @@ def write_migration(
             lease=lease,
             rate=rate,
             delay=delay,
+            second=second,
         )
     )
     return folder
@@ -160,18 +203,45 @@ class Page:
     t: float
     n: int
     keys: list[str]
+    attr: str = "n"
 
 
 def pages(folder: Path) -> list[Page]:
     """Every page handed to the function, by time (a line cut by SIGKILL is skipped)."""
     found: list[Page] = []
-    for log in sorted((folder / "logs").glob("*.log")):
+    for log in sorted((folder / "logs").glob("[0-9]*.log")):
         for line in log.read_text().splitlines():
             try:
                 found.append(Page(**json.loads(line)))
             except ValueError:
                 continue
     return sorted(found, key=lambda page: page.t)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One row write that succeeded, as the test migration's function logged it."""
+
+    pid: int
+    t: float  # when it was sent
+    key: str
+    segment: int
+    fence: int
+
+
+def ledger(folder: Path) -> list[Write]:
+    """Every row write that succeeded, as the function logged it."""
+    found: list[Write] = []
+    for log in sorted((folder / "logs").glob("ledger-*.log")):
+        for line in log.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            segment, fence = entry["lease"]
+            for key in entry.get("keys", [entry.get("key")]):
+                found.append(Write(entry["pid"], entry["t"], key, segment, fence))
+    return found
 
 
 def handed_out(folder: Path) -> Counter[str]:

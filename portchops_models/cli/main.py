@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -95,7 +95,12 @@ def engine(
 
 PathOption = Annotated[Path | None, typer.Option("--path", help=_PATH_HELP)]
 DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Print what would run; change nothing.")
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print what would run; change nothing (up also runs the backfills' "
+        "functions on every row, sending no write, and reports the counts).",
+    ),
 ]
 EditedOption = Annotated[bool, typer.Option("--allow-edited", help=_EDITED_HELP)]
 
@@ -125,9 +130,10 @@ def migrate_up(
 ) -> None:
     """Apply the pending migrations, in order."""
     from ..migrate import upgrade
+    from ..migrate.backfills.command import sigterm_interrupts
 
     importable_from_cwd()
-    with _errors():
+    with _errors(), sigterm_interrupts():  # SIGTERM hands the backfill segments back
         upgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
 
 
@@ -162,10 +168,53 @@ def migrate_down(
         downgrade(to, dry_run=dry_run, path=path, allow_edited=allow_edited)
 
 
+_STEP_ARGUMENT = typer.Argument(metavar="STEP", help="The step, e.g. 0005 (or lessons:0005).")
+
+
+@migrate_app.command("pause")
+def migrate_pause(step: Annotated[str, _STEP_ARGUMENT], path: PathOption = None) -> None:
+    """Pause the step's backfills: workers hand their segments back after the page they
+    are on and wait (checkpoints kept) until `migrate resume`."""
+    _control(step, "pause", path)
+
+
+@migrate_app.command("resume")
+def migrate_resume(step: Annotated[str, _STEP_ARGUMENT], path: PathOption = None) -> None:
+    """Resume the step's paused backfills where they stopped."""
+    _control(step, "resume", path)
+
+
+@migrate_app.command("cancel")
+def migrate_cancel(step: Annotated[str, _STEP_ARGUMENT], path: PathOption = None) -> None:
+    """Cancel the step's backfills for good; returns once no worker can write for them
+    (at most a lease later). The step fails; running it again starts over."""
+    _control(step, "cancel", path)
+
+
+def _control(step: str, action: Literal["pause", "resume", "cancel"], path: Path | None) -> None:
+    from ..migrate import control
+
+    with _errors():
+        control(step, action, path=path)
+
+
+_VERSIONS_HELP = (
+    "A versioned model (package.module:ClassName, repeatable): print its rows by schema "
+    "version after the steps."
+)
+_SAMPLE_HELP = "Count the versions of the first N rows of each --model only (a sample)."
+
+
 @migrate_app.command("status")
-def migrate_status(path: PathOption = None) -> None:
+def migrate_status(
+    path: PathOption = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", metavar="MODULE:CLASS", help=_VERSIONS_HELP)
+    ] = None,
+    sample: Annotated[int | None, typer.Option("--sample", min=1, help=_SAMPLE_HELP)] = None,
+) -> None:
     """Show the folder's migrations (only its own namespace): applied or pending, when,
-    how long; exit 1 on a problem."""
+    how long; with --model, each model's rows by schema version; exit 1 on a problem."""
     from rich.console import Console
     from rich.table import Table
 
@@ -178,7 +227,8 @@ def migrate_status(path: PathOption = None) -> None:
     table.add_column("id", no_wrap=True)
     for column in ("description", "state", "applied at", "took", "file"):
         table.add_column(column)
-    colours = {"applied": "green", "pending": "yellow", "failed": "red", "missing": "red"}
+    colours = {"applied": "green", "pending": "yellow", "running": "cyan", "failed": "red"}
+    colours["missing"] = "red"
     for row in rows:
         when = row.applied_at.strftime("%Y-%m-%d %H:%M:%S") if row.applied_at else ""
         took = f"{row.duration_ms:.0f} ms" if row.duration_ms is not None else ""
@@ -187,6 +237,11 @@ def migrate_status(path: PathOption = None) -> None:
         table.add_row(escape(row.id), escape(row.description), state, when, took, file)
     Console().print(table)
     _print_backfills(path)
+    if model:
+        from .versions import print_version_counts
+
+        with _errors():
+            print_version_counts(_models("--model", model), sample=sample, console=Console())
     problems = [row.problem for row in rows if row.problem] + [
         f"migration {row.id} failed: {row.error}" for row in rows if row.error
     ]
@@ -218,6 +273,32 @@ def _print_backfills(path: Path | None) -> None:
             str(b.free), rows, f"{b.rows_per_second:,.0f}", left,
         )  # fmt: skip
     Console().print(table)
+
+
+@migrate_app.command("check")
+def migrate_check(
+    path: PathOption = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", metavar="MODULE:CLASS", help=_MODEL_HELP)
+    ] = None,
+    builtin: Annotated[
+        bool,
+        typer.Option("--builtin", help="The package's User and UserProgress too (an app folder)."),
+    ] = False,
+) -> None:
+    """Compare the live tables (keys, indexes and projections, TTL, stream, PITR,
+    encryption) with the models and the folder's history; print every difference and
+    exit 1 if there is any (read only, for CI before a deploy)."""
+    from rich.console import Console
+
+    from .drift import drift_check, print_report
+
+    models = _models("--model", model)
+    with _errors():
+        report = drift_check(path=path, models=models, builtin=builtin)
+    print_report(report, Console(soft_wrap=True, highlight=False))
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 _WAIT_HELP = "Seconds to wait for a backfill to start (0: exit at once when none is running)."

@@ -69,8 +69,9 @@ Modules, one per concept: `errors` (`MigrationError`, `connection_errors`),
 from __future__ import annotations
 
 from ..errors import EndpointUnreachable, NoCredentials
-from .backfills.backfill import Backfill, BackfillResult, Batch, Rate
-from .backfills.command import BackfillProgress, backfill_status, work
+from .backfills.backfill import Backfill, BackfillCancelled, BackfillResult, Batch, Rate
+from .backfills.command import BackfillProgress, backfill_status, control, work
+from .backfills.upcast import VersionCounts, converging_backfill, version_counts
 from .context import CheckpointHook, MigrationContext
 from .discovery import Migration, default_path, discover, namespace_of
 from .errors import MigrationError, connection_errors
@@ -80,6 +81,7 @@ from .runner import MigrationStatus, StepResult, downgrade, status, upgrade
 __all__ = [
     "HISTORY_TABLE",
     "Backfill",
+    "BackfillCancelled",
     "BackfillProgress",
     "BackfillResult",
     "Batch",
@@ -92,13 +94,17 @@ __all__ = [
     "NoCredentials",
     "Rate",
     "StepResult",
+    "VersionCounts",
     "backfill_status",
     "connection_errors",
+    "control",
+    "converging_backfill",
     "default_path",
     "discover",
     "downgrade",
     "namespace_of",
     "status",
     "upgrade",
+    "version_counts",
     "work",
 ]

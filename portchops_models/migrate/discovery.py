@@ -23,13 +23,23 @@ _ID = re.compile(r"^(?:([A-Za-z0-9][A-Za-z0-9_.-]{0,63}):)?(\d{4})$")
 @dataclass(frozen=True)
 class Migration:
     """One migration file: its number, description, path, checksum (sha256) and the
-    namespace of its folder (``""`` for the package's own migrations)."""
+    namespace of its folder (``""`` for the package's own migrations).
+
+    ``replaces`` holds the checksums of earlier versions of the file that a history
+    may record for it (``REPLACES = (...)`` in the file): a step edited in how it runs,
+    not in what it does (0005 moved its row writes under the lease's fence).
+    """
 
     number: str
     description: str
     path: Path
     checksum: str
     namespace: str = ""
+    replaces: frozenset[str] = frozenset()
+
+    def matches(self, checksum: str | None) -> bool:
+        """Whether a history's recorded `checksum` is this file (or one it replaces)."""
+        return checksum == self.checksum or checksum in self.replaces
 
     @property
     def id(self) -> str:
@@ -148,7 +158,8 @@ def discover(path: Path | str | None = None) -> list[Migration]:
         source = file.read_bytes()
         try:
             with _PARSE_LOCK:  # CPython 3.11's parser is not safe to run in two threads at once
-                doc = ast.get_docstring(ast.parse(source, filename=str(file)))
+                tree = ast.parse(source, filename=str(file))
+            doc = ast.get_docstring(tree)
         except (SyntaxError, ValueError) as err:
             raise MigrationError(f"cannot read migration {file}: {_one_line(err)}") from err
         description = (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
@@ -158,8 +169,28 @@ def discover(path: Path | str | None = None) -> list[Migration]:
             path=file,
             checksum=hashlib.sha256(source).hexdigest(),
             namespace=namespace,
+            replaces=_replaces(tree, file),
         )
     return [found[n] for n in sorted(found)]
+
+
+def _replaces(tree: ast.Module, file: Path) -> frozenset[str]:
+    """The checksums a file declares in ``REPLACES = ("<sha256>", ...)``: earlier
+    versions of it with the same effect, read without importing it."""
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target = node.targets[0]
+        if not (isinstance(target, ast.Name) and target.id == "REPLACES"):
+            continue
+        values = node.value.elts if isinstance(node.value, ast.Tuple | ast.List) else []
+        found = [v.value for v in values if isinstance(v, ast.Constant)]
+        if len(found) != len(values) or not all(
+            isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in found
+        ):
+            raise MigrationError(f"{file}: REPLACES is a tuple of sha256 checksums (hex)")
+        return frozenset(str(v) for v in found)
+    return frozenset()
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def _problems(
                 f"migration {m.path.name} is pending but {_step_id(namespace, top)} is already "
                 f"applied: renumber it above {top} (gap in the history)"
             )
-        elif m.number in applied and applied[m.number].checksum != m.checksum:
+        elif m.number in applied and not m.matches(applied[m.number].checksum):
             found[m.number] = (
                 f"migration {m.path.name} was edited after it was applied (checksum differs): "
                 f"restore it, or pass --allow-edited{_elsewhere(applied[m.number], folder)}"

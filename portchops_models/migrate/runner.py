@@ -19,6 +19,8 @@ from ..observe import logs
 from ..observe.metrics import Metrics
 from ..repository import default_metrics
 from ..transport.connection import current_connection
+from .backfills.backfill import backfills_of, cancel_plans, drop_plans
+from .backfills.lease import LeaseTable
 from .context import CheckpointHook, MigrationContext
 from .discovery import (
     Migration,
@@ -53,7 +55,7 @@ class StepResult:
         return _step_id(self.namespace, self.number)
 
 
-MigrationState = Literal["applied", "pending", "failed", "missing"]
+MigrationState = Literal["applied", "pending", "running", "failed", "missing"]
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ class MigrationStatus:
     """One row of `status`.
 
     Attributes:
-        state: ``"applied"``, ``"pending"``, ``"failed"`` (last run raised; it will be
-            retried) or ``"missing"`` (recorded as applied but its file is gone).
+        state: ``"applied"``, ``"pending"``, ``"running"`` (its ``up`` started and has
+            not returned: a runner is on it, or was killed and a rerun resumes it),
+            ``"failed"`` (last run raised; it will be retried) or ``"missing"``
+            (recorded as applied but its file is gone).
         checksum_ok: for applied steps, whether the file is unchanged since; else None.
         problem: why `upgrade` would refuse to run (gap, edited file), or None.
         namespace: the folder's namespace (``""`` for the package's own migrations).
@@ -241,8 +245,9 @@ def upgrade(
             runner.validate(migrations, records, allow_edited=allow_edited)
             todo = _pending(migrations, records, last)
             for m in todo:
-                _load(m)
+                loaded = _load(m)
                 runner.plan("would apply", m)
+                _dry_backfills(runner, m, loaded)
             return [
                 StepResult(m.number, m.description, "would apply", 0.0, m.namespace) for m in todo
             ]
@@ -266,6 +271,28 @@ def upgrade(
         return results
 
 
+def _dry_backfills(runner: _Runner, m: Migration, steps: _Steps) -> None:
+    """Run the step's backfills (those its module declares) without writing a row:
+    their functions see every page, the writes they would send are counted."""
+    declared = backfills_of(steps.up)
+    if not declared:
+        return
+    ctx = MigrationContext(
+        number=m.number,
+        namespace=m.namespace,
+        conn=runner.conn,
+        console=runner.console,
+        metrics=runner.metrics,
+        retry=runner.history.retry,
+        _history=runner.history,
+        _lock=_Lock(runner.history),  # never acquired: a dry run takes no lock
+        _hook=runner.hook,
+        _migration=m,
+    )
+    for backfill in declared:
+        backfill.dry_run(ctx)
+
+
 def _apply(runner: _Runner, m: Migration, steps: _Steps, lock: _Lock) -> StepResult:
     runner.plan("applying", m)
     started = datetime.now(UTC)
@@ -277,7 +304,9 @@ def _apply(runner: _Runner, m: Migration, steps: _Steps, lock: _Lock) -> StepRes
             runner.history.failed(m, error=reason, at=started)
         logs.migration("failed", m.id, m.description, None)
         raise MigrationError(f"migration {m.id} ({m.description}) failed: {reason}") from err
+    record = runner.history.get(m.id)
     runner.history.applied(m, at=started, duration_ms=ms)
+    drop_plans(LeaseTable(runner.conn), record)  # done: no rerun will resume them
     runner.console.print(f"  applied {escape(m.id)} in {ms:.0f} ms")
     logs.migration("applied", m.id, m.description, ms)
     return StepResult(m.number, m.description, "applied", ms, m.namespace)
@@ -359,7 +388,13 @@ def downgrade(
                 results.append(StepResult(m.number, m.description, "reverted", ms, m.namespace))
             for number, record in records.items():  # failed or interrupted: drop checkpoints
                 if number > floor and not _is_applied(record):
-                    runner.history.forget(_step_id(runner.namespace, number))
+                    step_id = _step_id(runner.namespace, number)
+                    # a backfill still running for it stops for good before it is forgotten
+                    record_item = runner.history.get(step_id)
+                    leases = LeaseTable(runner.conn)
+                    cancel_plans(leases, record_item, runner.console)
+                    drop_plans(leases, record_item)
+                    runner.history.forget(step_id)
         return results
 
 
@@ -384,6 +419,8 @@ def status(*, path: Path | str | None = None) -> list[MigrationStatus]:
         state: MigrationState = "pending"
         if m is None:
             state = "missing"
+        elif r is not None and r.status == "running":
+            state = "running"
         elif r is not None and r.status in ("applied", "failed"):
             state = "applied" if r.status == "applied" else "failed"
         rows.append(
@@ -393,7 +430,7 @@ def status(*, path: Path | str | None = None) -> list[MigrationStatus]:
                 state=state,
                 applied_at=r.applied_at if r and done else None,
                 duration_ms=r.duration_ms if r and done else None,
-                checksum_ok=(r.checksum == m.checksum) if (m and r and done) else None,
+                checksum_ok=m.matches(r.checksum) if (m and r and done) else None,
                 error=r.error if r and state == "failed" else None,
                 problem=problems.get(number),
                 namespace=runner.namespace,

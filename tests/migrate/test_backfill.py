@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from portchops_models.cli import app
 from portchops_models.migrate import MigrationError, Rate, backfill_status, status
 from portchops_models.migrate.backfills.backfill import Backfill, plan_segments
-from portchops_models.migrate.backfills.lease import LeaseLost, LeaseTable
+from portchops_models.migrate.backfills.lease import LeaseLost, LeaseTable, Observed
 from portchops_models.migrate.backfills.rate import SharedRate
 from portchops_models.models import UserProgress
 from portchops_models.settings import Settings
@@ -66,8 +66,9 @@ def test_four_workers_migrate_each_of_20000_rows_exactly_once(
             workers.work()
         results = workers.finish()
     finished(results)
-    recorded = [out for _, out in results if "recorded bf:0001 as applied" in out]
-    assert len(recorded) == 1  # by the process that completed the last segment, only
+    last = [out for _, out in results if "done (the last segment was here)" in out]
+    assert len(last) == 1  # the plan is marked done once, by whoever finished last
+    assert "applied bf:0001" in results[0][1]  # the step is recorded by its runner
 
     assert counted(history, 1) == (20_000, 20_000)  # every row migrated, none twice
     handed = handed_out(folder)
@@ -138,17 +139,28 @@ class Clock:
 
 
 def test_a_paused_worker_whose_lease_was_taken_over_cannot_checkpoint(history: Settings) -> None:
-    clock = Clock()
-    leases = LeaseTable(current_connection(), clock=clock)
+    leases = LeaseTable(current_connection())
     leases.ensure()
     leases.create("9999/x", "9999/x@run", 2, {})
-    paused = leases.claim("9999/x@run", 0, owner="paused", lease_seconds=1.0)
+    free = leases.segments("9999/x@run", 2)[0]
+    paused = leases.claim("9999/x@run", free, owner="paused", lease_seconds=1.0)
     assert paused is not None
     paused.checkpoint({"userId": {"S": "a"}}, 10)
-    assert leases.claim("9999/x@run", 0, owner="other", lease_seconds=1.0) is None  # held
+    assert leases.claim("9999/x@run", free, owner="other", lease_seconds=1.0) is None  # held
 
-    clock.now += 1.5  # the paused worker misses its renewals: the lease expires
-    successor = leases.claim("9999/x@run", 0, owner="successor", lease_seconds=1.0)
+    clock = Clock()  # the observer's own monotonic clock, moved by hand
+    observer = Observed(clock=lambda: clock.now)
+    seen = leases.segments("9999/x@run", 2)[0]
+    assert not observer.expired(seen, 1.0)  # first sight starts its own count
+    clock.now += 0.9
+    assert not observer.expired(leases.segments("9999/x@run", 2)[0], 1.0)
+    clock.now += 0.2  # the paused worker missed its renewals for a whole lease, seen here
+    seen = leases.segments("9999/x@run", 2)[0]
+    assert observer.expired(seen, 1.0)
+    paused.renewed_at -= 1.0  # by its own clock too, a lease has passed since its renewal
+    with pytest.raises(LeaseLost, match="may have run out by this process's clock"):
+        paused.check()
+    successor = leases.claim("9999/x@run", seen, owner="successor", lease_seconds=1.0)
     assert successor is not None
     assert successor.fence == paused.fence + 1
     assert successor.position == {"userId": {"S": "a"}}  # resumes from the last checkpoint
@@ -163,11 +175,30 @@ def test_a_paused_worker_whose_lease_was_taken_over_cannot_checkpoint(history: S
 
     (state, _) = leases.segments("9999/x@run", 2)
     assert (state.phase, state.owner, state.scanned) == ("leased", "successor", 15)
-    again = leases.claim("9999/x@run", 0, owner="third", lease_seconds=1.0)
-    assert again is None  # the successor's lease stands
+    assert leases.claim("9999/x@run", seen, owner="third", lease_seconds=1.0) is None  # renewed
+    assert not observer.expired(state, 1.0)  # the successor's heartbeat moved: a new count
     successor.finish(1)
-    clock.now += 10
-    assert leases.claim("9999/x@run", 0, owner="third", lease_seconds=1.0) is None  # done
+    done = leases.segments("9999/x@run", 2)[0]
+    assert done.phase == "done"
+    assert leases.claim("9999/x@run", done, owner="third", lease_seconds=1.0) is None
+
+
+def test_a_cancelled_segment_cannot_be_claimed_renewed_or_checkpointed(history: Settings) -> None:
+    leases = LeaseTable(current_connection())
+    leases.ensure()
+    leases.create("9999/c", "9999/c@run", 2, {})
+    held = leases.claim(
+        "9999/c@run", leases.segments("9999/c@run", 2)[0], owner="w", lease_seconds=5
+    )
+    assert held is not None
+    assert leases.cancel("9999/c@run", 2) == 2
+    assert [s.phase for s in leases.segments("9999/c@run", 2)] == ["cancelled", "cancelled"]
+    for write in (held.renew, lambda: held.checkpoint({"userId": {"S": "a"}}, 1)):
+        with pytest.raises(LeaseLost):
+            write()
+    held.release()
+    free = leases.segments("9999/c@run", 2)[1]
+    assert leases.claim("9999/c@run", free, owner="w2", lease_seconds=5) is None
 
 
 def test_the_rate_limit_holds_the_combined_rate(history: Settings, tmp_path: Path) -> None:
@@ -193,6 +224,10 @@ def test_the_rate_limit_holds_the_combined_rate(history: Settings, tmp_path: Pat
     measured = sum(page.n for page in seen[:-1]) / window  # pages paid before the last
     print(f"{measured:.0f} rows/s against {rate:.0f} over {window:.1f} s")
     assert rate * 0.8 <= measured <= rate * 1.2, f"{measured:.0f} rows/s against {rate:.0f}"
+    # paid before it is read, no page can overrun the limit by more than itself: no 1 s
+    # window holds more than the limit plus one page per worker (3 processes here)
+    windows = [sum(p.n for p in seen if page.t <= p.t < page.t + 1.0) for page in seen]
+    assert max(windows) <= rate + 25 * 3, f"{max(windows)} rows in 1 s against {rate:.0f}"
 
 
 def test_work_with_nothing_running_exits_cleanly(history: Settings, tmp_path: Path) -> None:
@@ -262,7 +297,8 @@ def test_a_worker_paused_past_its_lease_is_fenced_out_when_it_resumes(
         os.kill(paused.pid, signal.SIGCONT)
         results = workers.finish()
     finished(results)
-    assert "lost the lease on segment" in results[0][1]  # its stale fence was refused
+    out = " ".join(results[0][1].split())  # rich wraps long lines
+    assert "may have run out by this process's clock" in out or "lost the lease" in out
     counts = counters(history)
     assert len(counts) == 600
     assert set(counts.values()) == {1}
@@ -315,13 +351,13 @@ def test_the_shared_schedule_spaces_the_pages_and_saves_no_credit(history: Setti
     two = SharedRate(leases, "9999/rate", Rate(items_per_second=100), sleep=sleep)
     start = clock.now
 
-    one.pay(10, started=start)  # a page of 10 rows: its slot ends 0.1 s after it started
-    two.pay(10, started=start)  # another worker's page, started at the same time: 0.2 s
-    assert clock.now == pytest.approx(start + 0.2, abs=1e-5)
-    assert waits == [pytest.approx(0.1, abs=1e-5)] * 2
+    one.pay(10)  # a page of 10 rows, paid before it is read: its slot begins now
+    two.pay(10)  # another worker's page at the same moment: its slot begins 0.1 s later
+    assert clock.now == pytest.approx(start + 0.1, abs=1e-5)
+    assert waits == [pytest.approx(0.1, abs=1e-5)]
 
     clock.now += 60  # a minute idle
     waits.clear()
     for _ in range(3):
-        one.pay(50, started=clock.now)  # no burst: each page waits for its own slot
-    assert waits == [pytest.approx(0.5, abs=1e-5)] * 3
+        one.pay(50)  # no burst: the first begins now, each next one a slot later
+    assert waits == [pytest.approx(0.5, abs=1e-5)] * 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import io
@@ -430,6 +431,24 @@ def test_an_edited_applied_file_is_detected(prefix: str, tmp_path: Path) -> None
     assert [r.number for r in upgrade(path=folder, console=quiet(), allow_edited=True)] == ["0002"]
 
 
+def test_a_file_that_replaces_its_applied_version_is_not_edited(
+    prefix: str, tmp_path: Path
+) -> None:
+    folder = logging_steps(tmp_path / "m", "0001", "0002")
+    upgrade("0001", path=folder, console=quiet())
+    step = folder / "0001_step.py"
+    old = hashlib.sha256(step.read_bytes()).hexdigest()
+    step.write_text(step.read_text() + f"\n\nREPLACES = ({old!r},)  # the same effect\n")
+
+    first = status(path=folder)[0]
+    assert (first.checksum_ok, first.problem) == (True, None)
+    assert [r.number for r in upgrade(path=folder, console=quiet())] == ["0002"]
+
+    step.write_text(step.read_text().replace(old, "not-a-checksum"))
+    with pytest.raises(MigrationError, match="REPLACES is a tuple of sha256 checksums"):
+        discover(folder)
+
+
 def test_an_applied_migration_whose_file_is_gone_is_a_gap(prefix: str, tmp_path: Path) -> None:
     folder = logging_steps(tmp_path / "m", "0001", "0002")
     upgrade(path=folder, console=quiet())
@@ -704,8 +723,9 @@ def scan_all(table: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def updates(metrics: Metrics) -> tuple[int, int]:
-    """(UpdateItem requests sent, of which written) as counted by the metrics."""
-    stats = metrics.snapshot()["operations"].get("UpdateItem")
+    """(row writes sent, of which written) as counted by the metrics: 0005 sends each
+    row's UpdateItem fenced, in a TransactWriteItems with the lease check."""
+    stats = metrics.snapshot()["operations"].get("TransactWriteItems")
     if stats is None:
         return 0, 0
     return stats["requests"], stats["requests"] - stats["errors"]

@@ -16,7 +16,12 @@ processes join it: each claims a free (or expired) segment, scans it page by pag
 hands each page to the step's function, and stores the position reached after each
 page, fenced by the lease. A worker that dies leaves its lease to run out; another
 takes the segment over from its last checkpoint. The worker that completes the
-last segment records the step as applied, once (a conditional write), whoever it is.
+last segment marks the plan done; the step is recorded as applied when its ``up``
+returns (a step may run several backfills, and code after them), so a step is never
+half-recorded: run again after a failure or a kill, each backfill resumes its plan
+where it stopped (one already done returns at once). An operator can pause, resume
+or cancel a plan (``portchops migrate pause|resume|cancel STEP``); every worker
+honours it within a second.
 
 Delivery is at least once: after a crash, the page that was in flight when the
 worker died is handed out again, once. Make the function's writes conditional on
@@ -29,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,23 +42,34 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.expressions.condition import Condition
+from rich.console import Console
 
-from ...errors import InvalidRequest
+from ...admin import tables
+from ...errors import ConditionFailed, InvalidRequest
 from ...models.base import BaseModel
 from ...models.projections import Projection
 from ...models.shape import RawItem, shape_of
-from ..discovery import Migration
 from ..errors import MigrationError
-from ..history import _History
-from .lease import LeaseTable
+from .lease import LeaseTable, Observed
 from .rate import Rate
-from .worker import BackfillResult, Batch, Plan, Worker
+from .worker import (
+    CANCELLED,
+    DONE,
+    PAUSED,
+    RUNNING,
+    BackfillCancelled,
+    BackfillResult,
+    Batch,
+    Plan,
+    Worker,
+)
 
 if TYPE_CHECKING:
     from ..context import MigrationContext
 
 __all__ = [
     "Backfill",
+    "BackfillCancelled",
     "BackfillResult",
     "Batch",
     "ItemFunction",
@@ -157,22 +174,52 @@ class Backfill:
         Other processes join with ``portchops migrate work`` meanwhile. When one
         segment's function raises, the others finish their page, store it and hand
         their segments back, and the error goes up (the step is recorded as failed;
-        running it again resumes from the checkpoints).
+        running it again resumes from the checkpoints). A plan that is done already (the
+        step was interrupted after it, or other workers finished it) returns at once:
+        the step is recorded as applied only when its ``up`` returns.
 
         Returns:
             What this process did (`BackfillResult`).
+
+        Raises:
+            BackfillCancelled: an operator cancelled it (``portchops migrate cancel``).
         """
         leases = LeaseTable(ctx.conn)
         leases.ensure()
         plan = self._plan(ctx, leases)
-        migration = ctx._migration
-        history = ctx._history
+        if plan is None:
+            ctx.console.print(f"  backfill {self.name}: done already (resumed after it)")
+            return BackfillResult(completed=True)
+        return self._work(ctx, leases, plan, threads=threads, lease_seconds=lease_seconds)
+
+    def dry_run(self, ctx: MigrationContext) -> BackfillResult | None:
+        """Scan the table and run the function on every page, sending no write: the
+        result counts the rows and the writes held back (`BackfillResult.would_write`).
+        The plan is a throwaway one (dropped at the end; no ``migrate work`` joins it).
+        None when the table does not exist yet (a step before this one creates it)."""
+        table = ctx.table_name(self.model)
+        if tables.describe_table(table, conn=ctx.conn) is None:
+            ctx.console.print(f"  backfill {self.name}: {table} does not exist yet")
+            return None
+        leases = LeaseTable(ctx.conn)
+        leases.ensure()
+        plan = self._new_plan(ctx, leases, self.plan_id(ctx.id) + "@dry")
+        try:
+            return self._work(ctx, leases, plan, dry_run=True)
+        finally:
+            leases.drop(plan.plan_id, plan.run, plan.total)
+
+    def _work(
+        self,
+        ctx: MigrationContext,
+        leases: LeaseTable,
+        plan: Plan,
+        *,
+        threads: int | None = None,
+        lease_seconds: float | None = None,
+        dry_run: bool = False,
+    ) -> BackfillResult:
         hook = ctx._hook
-
-        def complete() -> None:
-            if migration is not None and complete_plan(leases, history, migration, plan):
-                ctx.console.print(f"  recorded {ctx.id} as applied (the last segment was here)")
-
         worker = Worker(
             leases=leases,
             plan=plan,
@@ -182,29 +229,44 @@ class Backfill:
             lease_seconds=lease_seconds or self.lease_seconds,
             send=ctx.call,
             on_checkpoint=None if hook is None else (lambda k, v: hook(ctx.number, k, v)),
-            on_complete=complete,
+            on_complete=lambda: _finished(ctx, leases, plan),
             console=ctx.console,
+            dry_run=dry_run,
         )
         with ctx.progress() as bar:
             task = bar.add_task(f"backfill {self.name}", total=plan.estimate or None)
             result = worker.run(lambda n: bar.advance(task, n))
+        writes = f"{result.written} written"
+        if dry_run:
+            writes = f"{result.would_write} write(s) held back"
         ctx.console.print(
             f"  backfill {self.name}: {result.segments} segment(s) here, "
-            f"{result.scanned} row(s) scanned, {result.written} written"
+            f"{result.scanned} row(s) scanned, {writes}"
         )
         return result
 
-    def _plan(self, ctx: MigrationContext, leases: LeaseTable) -> Plan:
-        """This run's plan: the one named on the step's history item, else a new one."""
+    def _plan(self, ctx: MigrationContext, leases: LeaseTable) -> Plan | None:
+        """This run's plan: the one named on the step's history item (None when it is
+        done), else a new one (also after a cancelled one)."""
         plan_id = self.plan_id(ctx.id)
         attribute = _RUN_ATTRIBUTE + self.name
         record = ctx._history.get(ctx.id) or {}
         run = record.get(attribute, {}).get("S")
         header = leases.header(plan_id) if isinstance(run, str) else None
         if header is not None and header.get("run", {}).get("S") == run:
-            plan = Plan.from_header(plan_id, header)
-            _mark_running(ctx, attribute, plan.run)
-            return plan
+            state = header.get("status", {}).get("S")
+            if state == DONE:
+                return None
+            old = Plan.from_header(plan_id, header)
+            if state != CANCELLED:
+                _mark_running(ctx, attribute, old.run)
+                return old
+            leases.drop(plan_id, old.run, old.total)  # cancelled: start over
+        plan = self._new_plan(ctx, leases, plan_id)
+        _mark_running(ctx, attribute, plan.run)
+        return plan
+
+    def _new_plan(self, ctx: MigrationContext, leases: LeaseTable, plan_id: str) -> Plan:
         table = ctx.table_name(self.model)
         described = ctx.call("DescribeTable", {"TableName": table})["Table"]
         count = int(described.get("ItemCount", 0))
@@ -220,7 +282,6 @@ class Backfill:
             checksum=ctx._migration.checksum if ctx._migration else "",
         )
         leases.create(plan_id, plan.run, total, plan.header_fields())
-        _mark_running(ctx, attribute, plan.run)
         ctx.console.print(
             f"  backfill {self.name}: {total} segment(s) over {table} (~{count} rows); "
             "more workers: portchops migrate work"
@@ -246,18 +307,110 @@ def _mark_running(ctx: MigrationContext, attribute: str, run: str) -> None:
     )
 
 
-def complete_plan(leases: LeaseTable, history: _History, migration: Migration, plan: Plan) -> bool:
-    """Every segment is done: record the step as applied (once, whoever gets here first),
-    then drop the plan's items. Returns whether this call recorded it."""
-    ms = (datetime.now(UTC) - plan.started_at).total_seconds() * 1000
-    recorded = history.applied(migration, at=plan.started_at, duration_ms=ms)
-    leases.drop(plan.plan_id, plan.run, plan.total)
-    return recorded
+def finish_plan(leases: LeaseTable, plan: Plan) -> bool:
+    """Every segment is done: mark the plan done (the step's ``up`` goes on; the step is
+    recorded as applied when it returns, by the runner, not by whoever was last).
+    Returns whether this call marked it (once, whoever gets there first)."""
+    try:
+        leases.call(
+            "UpdateItem",
+            {
+                "Key": {"id": {"S": plan.plan_id}},
+                "UpdateExpression": "SET #s = :done",
+                "ConditionExpression": "#r = :run AND #s <> :done",
+                "ExpressionAttributeNames": {"#s": "status", "#r": "run"},
+                "ExpressionAttributeValues": {":done": {"S": DONE}, ":run": {"S": plan.run}},
+            },
+        )
+    except ConditionFailed:
+        return False  # done already, or gone (the step was recorded meanwhile)
+    return True
+
+
+def _finished(ctx: MigrationContext, leases: LeaseTable, plan: Plan) -> None:
+    if finish_plan(leases, plan):
+        ctx.console.print(f"  backfill {plan.plan_id}: done (the last segment was here)")
+
+
+def plans_of(record: RawItem | None) -> list[tuple[str, str]]:
+    """(plan id, run) of every backfill named on a step's history item."""
+    if not record:
+        return []
+    step_id = record.get("id", {}).get("S", "")
+    return [
+        (f"{step_id}/{name[len(_RUN_ATTRIBUTE) :]}", value["S"])
+        for name, value in sorted(record.items())
+        if name.startswith(_RUN_ATTRIBUTE) and isinstance(value.get("S"), str)
+    ]
+
+
+def drop_plans(leases: LeaseTable, record: RawItem | None) -> None:
+    """Delete the plans named on a step's history item (the step is recorded applied)."""
+    for plan_id, run in plans_of(record):
+        header = leases.header(plan_id)
+        if header is not None and header.get("run", {}).get("S") == run:
+            leases.drop(plan_id, run, Plan.from_header(plan_id, header).total)
+
+
+def live_plans(leases: LeaseTable, record: RawItem | None) -> list[Plan]:
+    """The plans named on a step's history item that are running or paused."""
+    found: list[Plan] = []
+    for plan_id, run in plans_of(record):
+        header = leases.header(plan_id)
+        state = None if header is None else header.get("status", {}).get("S")
+        if (
+            header is not None
+            and header.get("run", {}).get("S") == run
+            and state
+            in (
+                RUNNING,
+                PAUSED,
+            )
+        ):
+            found.append(Plan.from_header(plan_id, header))
+    return found
+
+
+def set_plans(leases: LeaseTable, record: RawItem | None, state: str) -> list[Plan]:
+    """Set every live plan of a step to `state` (`PAUSED` or `RUNNING`); returns them."""
+    plans = live_plans(leases, record)
+    for plan in plans:
+        leases.set_header(plan.plan_id, "status", {"S": state})
+    return plans
+
+
+def cancel_plans(
+    leases: LeaseTable, record: RawItem | None, console: Console, *, poll: float = 0.2
+) -> list[Plan]:
+    """Cancel every live plan of a step and wait until no worker can write for it any
+    more: each segment handed back, or its lease seen standing still for a whole lease
+    by this clock (its holder stops on its own before that, see `Lease.check`).
+    Returns the plans cancelled."""
+    plans = live_plans(leases, record)
+    observed = Observed()
+    for plan in plans:
+        leases.set_header(plan.plan_id, "status", {"S": CANCELLED})
+        leases.cancel(plan.run, plan.total)
+        console.print(f"  cancelled backfill {plan.plan_id}")
+        while True:
+            held = [s for s in leases.segments(plan.run, plan.total) if s.owner is not None]
+            waiting = [s for s in held if not observed.expired(s, s.lease_seconds)]
+            if not waiting:
+                break
+            time.sleep(poll)  # polling the segments' owners and heartbeats, nothing else
+    return plans
 
 
 def owner_name() -> str:
     """This process's name in the leases: ``host:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def backfills_of(step: Callable[..., object]) -> list[Backfill]:
+    """The `Backfill` objects declared at module level in the module of `step` (its
+    ``up``), in the order declared."""
+    namespace: dict[str, object] = getattr(step, "__globals__", {})
+    return [value for value in namespace.values() if isinstance(value, Backfill)]
 
 
 def find_backfill(step: Callable[..., object], name: str) -> Backfill:
@@ -269,8 +422,7 @@ def find_backfill(step: Callable[..., object], name: str) -> Backfill:
     owner = getattr(step, "__self__", None)
     if isinstance(owner, Backfill) and owner.name == name:
         return owner
-    namespace: dict[str, object] = getattr(step, "__globals__", {})
-    for value in namespace.values():
-        if isinstance(value, Backfill) and value.name == name:
+    for value in backfills_of(step):
+        if value.name == name:
             return value
     raise MigrationError(f"the migration declares no Backfill named {name!r} at module level")

@@ -4,8 +4,9 @@
 applied (its header in the history table, named on the step's history item), checks
 that this process has the same migration file (checksum), loads the step's
 `Backfill` and works on the plan until every segment is done, from any number of
-processes or machines. The worker that completes the last segment records the step
-as applied (once); every worker then exits.
+processes or machines. The worker that completes the last segment marks the plan
+done; every worker then exits, and the runner records the step as applied when its
+``up`` returns.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -27,14 +29,14 @@ from ...models.shape import RawItem
 from ...observe.metrics import Metrics
 from ...repository import default_metrics
 from ...transport.connection import current_connection
-from ..discovery import Migration, _load, _parse_id, discover, namespace_of
+from ..discovery import Migration, _load, _parse_id, _step_id, discover, namespace_of
 from ..errors import MigrationError, connection_errors
 from ..history import _History
-from .backfill import complete_plan, find_backfill, owner_name
+from .backfill import cancel_plans, find_backfill, finish_plan, owner_name, set_plans
 from .lease import LeaseTable
-from .worker import BackfillResult, Plan, Worker
+from .worker import PAUSED, RUNNING, BackfillCancelled, BackfillResult, Plan, Worker
 
-__all__ = ["BackfillProgress", "backfill_status", "work"]
+__all__ = ["BackfillProgress", "backfill_status", "control", "sigterm_interrupts", "work"]
 
 _RUN_ATTRIBUTE = "backfill:"
 
@@ -180,17 +182,21 @@ def work(
             send=lambda op, params: conn.send(
                 op, params, table=plan.table, retry=conn.retry, metrics=used
             ),
-            on_complete=lambda: _finish(leases, history, migration, plan, console),
+            on_complete=lambda: _finish(leases, plan, console),
             console=console,
         )
         console.print(f"joined backfill {escape(plan.plan_id)}: {plan.total} segment(s)")
         columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn())
         bar = Progress(*columns, TimeRemainingColumn(), console=console)
-        with _sigterm_interrupts(), bar:
+        with sigterm_interrupts(), bar:
             task = bar.add_task(
                 f"{escape(plan.plan_id)} (this worker)", total=plan.estimate or None
             )
-            result = worker.run(lambda n: bar.advance(task, n))
+            try:
+                result = worker.run(lambda n: bar.advance(task, n))
+            except BackfillCancelled as err:
+                console.print(f"[yellow]{escape(err.message)}[/]: stopped")
+                return worker.result
         console.print(
             f"done: {result.segments} segment(s) here, {result.scanned} row(s) scanned, "
             f"{result.written} written, {result.lost} lease(s) lost to others"
@@ -198,8 +204,47 @@ def work(
         return result
 
 
+Action = Literal["pause", "resume", "cancel"]
+
+
+def control(
+    step: str, action: Action, *, path: Path | str | None = None, console: Console | None = None
+) -> list[str]:
+    """Pause, resume or cancel the backfills of the step being applied (``"0005"``, or
+    with its namespace ``"lessons:0005"``); every worker honours it within a second.
+
+    A paused plan keeps its checkpoints: workers hand their segments back after the
+    page they are on and wait; ``resume`` lets them go on. ``cancel`` stops them for
+    good and returns once none can write any more (at most a lease later); the
+    runner's step fails with `BackfillCancelled`, and running it again starts over.
+
+    Returns:
+        The plan ids acted on (empty when the step has no backfill running).
+    """
+    console = console or Console()
+    with connection_errors():
+        conn = current_connection()
+        leases, history = LeaseTable(conn), _History(conn)
+        parsed = _parse_id(step)
+        if parsed is None or not parsed[1]:
+            raise MigrationError(f"not a step id: {step!r} (e.g. 0005, or lessons:0005)")
+        namespace = parsed[0] or namespace_of(path)
+        step_id = _step_id(namespace, parsed[1])
+        record = history.get(step_id) if leases.exists() else None
+        if action == "cancel":
+            plans = cancel_plans(leases, record, console)
+        else:
+            plans = set_plans(leases, record, PAUSED if action == "pause" else RUNNING)
+        done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
+        for plan in plans:
+            console.print(f"{done} backfill {escape(plan.plan_id)}")
+        if not plans:
+            console.print(f"no backfill of {escape(step_id)} is running: nothing to {action}")
+        return [plan.plan_id for plan in plans]
+
+
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (a container stopping) interrupts like Ctrl-C: the worker stores its
     pages and hands its segments back instead of leaving them to expire."""
     if threading.current_thread() is not threading.main_thread():
@@ -225,8 +270,6 @@ def _migration(migrations: dict[str, Migration], step_id: str, plan: Plan) -> Mi
     return migration
 
 
-def _finish(
-    leases: LeaseTable, history: _History, migration: Migration, plan: Plan, console: Console
-) -> None:
-    if complete_plan(leases, history, migration, plan):
-        console.print(f"recorded {escape(migration.id)} as applied (the last segment was here)")
+def _finish(leases: LeaseTable, plan: Plan, console: Console) -> None:
+    if finish_plan(leases, plan):
+        console.print(f"backfill {escape(plan.plan_id)}: done (the last segment was here)")

@@ -6,19 +6,29 @@ written before the header, so a worker that sees the plan sees all its segments;
 they are deleted once the step is recorded as applied. Their ids are not step
 ids, so the runner's history ignores them. Every write is a conditional UpdateItem:
 
-* **claim**: only a segment that is not done and has no owner, or whose lease has
-  expired (``expires_at <= now``); it sets the owner and the expiry and adds 1 to
-  the segment's **fencing counter** ``fence``, returning the new value and the
-  checkpoint to resume from;
-* **renew**, **checkpoint**, **finish**, **release**: only while ``fence`` and
-  ``owner`` are still the caller's. A worker that was paused past its expiry and
-  taken over finds its fence stale: its write fails (`LeaseLost`) and the
-  successor's progress stands.
+* **claim**: only a segment that is neither done nor cancelled and has no owner, or
+  whose lease has expired; it sets the owner and adds 1 to the segment's **fencing
+  counter** ``fence``, returning the new value and the checkpoint to resume from;
+* **renew**, **checkpoint**: only while ``fence`` and ``owner`` are still the caller's
+  and the segment is not cancelled; each adds 1 to the lease's **heartbeat** ``beat``;
+* **finish**, **release**: only while ``fence`` and ``owner`` are still the caller's.
+  A worker that was paused past its lease and taken over finds its fence stale: its
+  write fails (`LeaseLost`) and the successor's progress stands.
 
-Times are epoch seconds from each worker's own clock (`LeaseTable` takes a
-``clock``), so workers on several machines need clocks in sync to well within a
-lease (NTP gives milliseconds). Why DynamoDB: conditional writes are atomic and
-the table is already there, so no lock service has to run beside the app.
+Expiry does not trust the clocks of other machines (as Kinesis's KCL does it): a
+backfill worker that sees a leased segment remembers its owner and heartbeat and when
+it first saw them *by its own monotonic clock* (`Observed`); once they have not
+changed for a whole lease it claims the segment, on the condition that they still
+have not. The holder stops on its own: before every request it checks that less
+than a lease, less `SAFETY`, has passed by *its* clock since it sent the last
+renewal that succeeded (`Lease.alive`). The renewal was applied after it was sent
+and observed after it was applied, so the holder's deadline comes before the
+observer's, whatever the clocks say; only their rates must agree (to far better
+than the `SAFETY` fraction). ``expires_at`` is still written, for people reading
+the table. Stream shard leases (`claim_item`) compare ``expires_at`` with the
+claimer's clock and so assume clocks in sync to well within a lease.
+Why DynamoDB: conditional writes are atomic and the table is already there, so no
+lock service has to run beside the app.
 """
 
 from __future__ import annotations
@@ -37,23 +47,31 @@ from ...transport.connection import Connection
 from ..errors import MigrationError
 from ..history import HISTORY_TABLE, _History
 
-__all__ = ["Lease", "LeaseLost", "LeaseTable", "Renewer", "SegmentState"]
+__all__ = ["SAFETY", "Lease", "LeaseLost", "LeaseTable", "Observed", "Renewer", "SegmentState"]
 
-_DONE = "done"
+_DONE, _CANCELLED = "done", "cancelled"
 _PLAN, _SEGMENT = "backfill-plan", "backfill-segment"
 _OWNED = "#f = :fence AND #o = :me"
+_LIVE = f"{_OWNED} AND attribute_not_exists(#st)"
+#: The part of a lease its holder keeps back: it stops once ``1 - SAFETY`` of a lease
+#: has passed since it sent its last renewal, before any observer can take over.
+SAFETY = 0.2
 
 
 class LeaseLost(MigrationError):
     """The segment's lease is no longer ours: it expired and another worker took it over."""
 
 
-SegmentPhase = Literal["free", "leased", "done"]
+SegmentPhase = Literal["free", "leased", "done", "cancelled"]
 
 
 @dataclass(frozen=True)
 class SegmentState:
-    """One segment as the history table has it (what `status` and the workers read)."""
+    """One segment as the history table has it (what `status` and the workers read).
+
+    ``phase`` reads ``expires_at`` with the reader's clock (for display); workers
+    decide expiry with `Observed` instead.
+    """
 
     segment: int
     phase: SegmentPhase
@@ -61,6 +79,30 @@ class SegmentState:
     expires_at: float
     fence: int
     scanned: int
+    beat: int = 0
+    lease_seconds: float = 0.0
+
+
+class Observed:
+    """When this process first saw each lease's (owner, heartbeat), by its own
+    monotonic clock: a lease is expired once they have not changed for its length.
+
+    Args:
+        clock: monotonic seconds (injectable).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._seen: dict[int, tuple[str | None, int, float]] = {}
+
+    def expired(self, state: SegmentState, lease_seconds: float) -> bool:
+        """Record `state`; whether its lease has stood still for `lease_seconds`."""
+        now = self.clock()
+        owner, beat, since = self._seen.get(state.segment, (None, -1, now))
+        if (owner, beat) != (state.owner, state.beat):
+            self._seen[state.segment] = (state.owner, state.beat, now)
+            return False
+        return state.owner is not None and now - since >= lease_seconds
 
 
 def _text(item: RawItem, name: str) -> str | None:
@@ -209,26 +251,66 @@ class LeaseTable:
             number = int(_number(item, "segment"))
             owner, expires = _text(item, "owner"), _number(item, "expires_at")
             phase: SegmentPhase = "free"
-            if _text(item, "state") == _DONE:
-                phase = "done"
+            state = _text(item, "state")
+            if state in (_DONE, _CANCELLED):
+                phase = "done" if state == _DONE else "cancelled"
             elif owner is not None and expires > now:
                 phase = "leased"
             seen[number] = SegmentState(
                 number, phase, owner, expires, int(_number(item, "fence")),
-                int(_number(item, "scanned")),
+                int(_number(item, "scanned")), int(_number(item, "beat")),
+                _number(item, "lease_seconds"),
             )  # fmt: skip
         return [seen.get(n, SegmentState(n, "done", None, 0.0, 0, 0)) for n in range(total)]
 
-    def claim(self, run: str, segment: int, *, owner: str, lease_seconds: float) -> Lease | None:
-        """Take a segment that is free or whose lease expired; None if another has it
-        (or it is done, or gone). The fencing counter goes up by one on every claim."""
+    def claim(
+        self, run: str, state: SegmentState, *, owner: str, lease_seconds: float
+    ) -> Lease | None:
+        """Take a segment as `state` saw it: free (no owner), or held by a lease that
+        `Observed` found expired, on the condition that its owner and heartbeat are
+        still those seen. None if it changed meanwhile (or is done, cancelled, gone).
+        The fencing counter goes up by one on every claim."""
+        seen: tuple[str, dict[str, str], RawItem]
+        if state.owner is None:
+            seen = ("attribute_not_exists(#o)", {}, {})
+        else:
+            seen = (
+                "#o = :seen AND " + ("#b = :beat" if state.beat else "attribute_not_exists(#b)"),
+                {"#b": "beat"},
+                {":seen": {"S": state.owner}} | ({":beat": _n(state.beat)} if state.beat else {}),
+            )
         return self.claim_item(
-            _segment_id(run, segment),
-            f"segment {segment} of {run}",
+            _segment_id(run, state.segment),
+            f"segment {state.segment} of {run}",
             owner=owner,
             lease_seconds=lease_seconds,
-            segment=segment,
+            segment=state.segment,
+            seen=seen,
         )
+
+    def cancel(self, run: str, total: int) -> int:
+        """Mark every segment of a run that is not done cancelled: no one claims, renews
+        or checkpoints it again (a holder's next renewal finds its lease lost). Returns
+        how many segments were still open."""
+        cancelled = 0
+        for n in range(total):
+            try:
+                self.call(
+                    "UpdateItem",
+                    {
+                        "Key": {"id": {"S": _segment_id(run, n)}},
+                        "UpdateExpression": "SET #st = :c",
+                        "ConditionExpression": (
+                            "attribute_exists(#id) AND attribute_not_exists(#st)"
+                        ),
+                        "ExpressionAttributeNames": {"#st": "state", "#id": "id"},
+                        "ExpressionAttributeValues": {":c": {"S": _CANCELLED}},
+                    },
+                )
+                cancelled += 1
+            except ConditionFailed:
+                continue  # done already, or gone
+        return cancelled
 
     def claim_item(
         self,
@@ -239,6 +321,7 @@ class LeaseTable:
         lease_seconds: float,
         create: RawItem | None = None,
         segment: int = 0,
+        seen: tuple[str, dict[str, str], RawItem] | None = None,
     ) -> Lease | None:
         """Take the lease item `item_id` if it is free or its lease expired (and it is not
         done); None if another holder has it. The fencing counter goes up by one.
@@ -248,24 +331,28 @@ class LeaseTable:
             create: make the item with these attributes if it does not exist yet (stream
                 shards appear as the stream splits); without it a missing item is not
                 claimed (a backfill's segments are all written up front).
+            seen: (condition, names, values) on the holder instead of comparing
+                ``expires_at`` with this clock (`claim` passes what `Observed` saw).
         """
+        sent = time.monotonic()
         now = self.clock()
         names = {
             "#o": "owner", "#x": "expires_at", "#c": "claimed_at",
-            "#f": "fence", "#st": "state", "#id": "id",
+            "#f": "fence", "#st": "state", "#id": "id", "#l": "lease_seconds",
         }  # fmt: skip
         values: dict[str, Any] = {
             ":me": {"S": owner}, ":x": _n(now + lease_seconds), ":now": _n(now),
-            ":one": {"N": "1"}, ":done": {"S": _DONE},
+            ":one": {"N": "1"}, ":l": _n(float(lease_seconds)),
         }  # fmt: skip
-        update = "SET #o = :me, #x = :x, #c = :now"
+        update = "SET #o = :me, #x = :x, #c = :now, #l = :l"
         for n, (name, value) in enumerate(sorted((create or {}).items())):
             names[f"#a{n}"], values[f":a{n}"] = name, value
             update += f", #a{n} = :a{n}"
-        condition = (
-            "(attribute_not_exists(#st) OR #st <> :done) "
-            "AND (attribute_not_exists(#o) OR #x <= :now)"
-        )
+        condition = "attribute_not_exists(#st) AND (attribute_not_exists(#o) OR #x <= :now)"
+        if seen is not None:
+            condition = f"attribute_not_exists(#st) AND {seen[0]}"
+            names |= seen[1]
+            values |= seen[2]
         if create is None:
             condition = f"attribute_exists(#id) AND {condition}"
         else:
@@ -295,6 +382,7 @@ class LeaseTable:
             lease_seconds=lease_seconds,
             position=json.loads(saved) if saved else None,
             segment=segment,
+            renewed_at=sent,
         )
 
     def items(self, prefix: str) -> list[RawItem]:
@@ -316,6 +404,8 @@ class Lease:
         position: the position to resume from (None: the start).
         segment: a backfill segment's number (0 for other leases).
         lost: set once a write found the lease gone (renewals run on another thread).
+        renewed_at: when (this process's monotonic clock) the last claim or renewal
+            that succeeded was sent.
     """
 
     table: LeaseTable
@@ -327,17 +417,65 @@ class Lease:
     position: RawItem | None = None
     segment: int = 0
     lost: bool = field(default=False)
+    renewed_at: float = field(default_factory=time.monotonic)
 
-    def _write(self, update: str, names: dict[str, str], values: dict[str, Any]) -> None:
+    @property
+    def deadline(self) -> float:
+        """When (monotonic) this holder must stop: ``1 - SAFETY`` of a lease after the
+        last renewal that succeeded was sent."""
+        return self.renewed_at + self.lease_seconds * (1 - SAFETY)
+
+    def alive(self) -> bool:
+        """Whether the lease is still ours by this process's own clock (and not lost)."""
+        return not self.lost and time.monotonic() < self.deadline
+
+    def check(self) -> None:
+        """Raise `LeaseLost` unless `alive`: called before every request made under it.
+
+        Raises:
+            LeaseLost: lost, or past its deadline by this process's clock.
+        """
         if self.lost:
             raise self._lost()
+        if time.monotonic() >= self.deadline:
+            raise LeaseLost(
+                f"the lease on {self.label} (fence {self.fence}) may have run out "
+                "by this process's clock: stopped before sending anything more"
+            )
+
+    def condition_check(self) -> dict[str, Any]:
+        """A ``TransactWriteItems`` entry that holds only while this lease is ours and
+        live (fence, owner, not cancelled): put it beside a write to fence the write."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.table.table,
+                "Key": {"id": {"S": self.item_id}},
+                "ConditionExpression": _LIVE,
+                "ExpressionAttributeNames": {"#f": "fence", "#o": "owner", "#st": "state"},
+                "ExpressionAttributeValues": {
+                    ":fence": {"N": str(self.fence)},
+                    ":me": {"S": self.owner},
+                },
+            }
+        }
+
+    def _write(
+        self, update: str, names: dict[str, str], values: dict[str, Any], *, live: bool = True
+    ) -> None:
+        if self.lost:
+            raise self._lost()
+        sent = time.monotonic()
+        if live:
+            update += " ADD #b :one" if " ADD " not in update else ", #b :one"
+            names = {**names, "#b": "beat", "#st": "state"}
+            values = {**values, ":one": {"N": "1"}}
         try:
             self.table.call(
                 "UpdateItem",
                 {
                     "Key": {"id": {"S": self.item_id}},
                     "UpdateExpression": update,
-                    "ConditionExpression": _OWNED,
+                    "ConditionExpression": _LIVE if live else _OWNED,
                     "ExpressionAttributeNames": {"#f": "fence", "#o": "owner", **names},
                     "ExpressionAttributeValues": {
                         ":fence": {"N": str(self.fence)},
@@ -349,6 +487,8 @@ class Lease:
         except ConditionFailed:
             self.lost = True
             raise self._lost() from None
+        if live:
+            self.renewed_at = sent
 
     def _lost(self) -> LeaseLost:
         return LeaseLost(
@@ -399,7 +539,7 @@ class Lease:
         if self.lost:
             return
         with contextlib.suppress(LeaseLost, PortChopsError):
-            self._write("REMOVE #o, #x", {"#x": "expires_at"}, {})
+            self._write("REMOVE #o, #x", {"#x": "expires_at"}, {}, live=False)
 
 
 class Renewer:

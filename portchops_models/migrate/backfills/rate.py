@@ -2,12 +2,15 @@
 
 The plan's header (in the history table) holds ``tat``, the time (epoch seconds)
 at which the work paid for so far is allowed to have finished (the generic cell
-rate algorithm). After a page that cost
-``c`` (rows scanned, or capacity units consumed), a worker moves it on with a
-conditional write, ``tat = max(tat, page started) + c / rate``, and waits until then
-before its next page. Whatever the number of workers, the pages they pay for are
-spread ``c / rate`` apart, so the combined rate is the setting; an idle spell earns
-no credit (the schedule never starts before the page did), so nothing bursts after it.
+rate algorithm). Before a page that will cost at most ``c`` (its row limit, or for
+a capacity rate what the previous page cost), a worker reserves the next slot with
+a conditional write, ``begins = max(tat, now)``, ``tat = begins + c / rate``, and
+waits until ``begins`` before it reads the page. Whatever the number of workers,
+the slots follow one another, so in any window the pages begun cost at most the
+limit plus the one page begun last; an idle spell earns no credit (a slot never
+begins before now), so nothing bursts after it. Skewed clocks only slow it down:
+a worker behind waits for slots its clock reaches late, one ahead pushes ``tat``
+on from its own later now.
 """
 
 from __future__ import annotations
@@ -78,9 +81,10 @@ class SharedRate:
         self.rate = rate
         self.sleep = sleep
 
-    def pay(self, cost: float, *, started: float, stop: threading.Event | None = None) -> float:
-        """Reserve `cost` (started at `started`) and wait for its slot to end; returns the
-        seconds waited. Returns early when `stop` is set."""
+    def pay(self, cost: float, *, stop: threading.Event | None = None) -> float:
+        """Reserve the next slot of `cost` and wait for it to begin, before the work it
+        pays for (a page paid this way cannot overrun the limit by more than itself);
+        returns the seconds waited. Returns early when `stop` is set."""
         if cost <= 0:
             return 0.0
         key = {"id": {"S": self.plan}}
@@ -97,11 +101,11 @@ class SharedRate:
             if item is None:
                 return 0.0  # the plan is finished and gone
             old = item.get("tat", {}).get("N")
-            due = max(float(old) if old else 0.0, started) + cost / self.rate.per_second
+            begins = max(float(old) if old else 0.0, self.table.clock())
             condition = "attribute_exists(#id) AND " + (
                 "attribute_not_exists(#t)" if old is None else "#t = :old"
             )
-            values = {":t": {"N": f"{due:.6f}"}}
+            values = {":t": {"N": f"{begins + cost / self.rate.per_second:.6f}"}}
             if old is not None:
                 values[":old"] = {"N": old}
             try:
@@ -118,7 +122,7 @@ class SharedRate:
                 break
             except ConditionFailed:
                 continue  # another worker paid meanwhile: read its schedule and try again
-        wait = due - self.table.clock()
+        wait = begins - self.table.clock()
         if wait <= 0:
             return 0.0
         if stop is not None:
