@@ -172,8 +172,9 @@ class _Runner:
         finally:
             lock.release()
 
-    def run(self, m: Migration, step: _Step, lock: _Lock) -> float:
-        ctx = MigrationContext(
+    def context(self, m: Migration, lock: _Lock) -> MigrationContext:
+        """What step `m` gets, under `lock`."""
+        return MigrationContext(
             number=m.number,
             namespace=m.namespace,
             conn=self.conn,
@@ -185,6 +186,9 @@ class _Runner:
             _hook=self.hook,
             _migration=m,
         )
+
+    def run(self, m: Migration, step: _Step, lock: _Lock) -> float:
+        ctx = self.context(m, lock)
         start = time.perf_counter()
         step(ctx)
         return (time.perf_counter() - start) * 1000
@@ -277,18 +281,7 @@ def _dry_backfills(runner: _Runner, m: Migration, steps: _Steps) -> None:
     declared = backfills_of(steps.up)
     if not declared:
         return
-    ctx = MigrationContext(
-        number=m.number,
-        namespace=m.namespace,
-        conn=runner.conn,
-        console=runner.console,
-        metrics=runner.metrics,
-        retry=runner.history.retry,
-        _history=runner.history,
-        _lock=_Lock(runner.history),  # never acquired: a dry run takes no lock
-        _hook=runner.hook,
-        _migration=m,
-    )
+    ctx = runner.context(m, _Lock(runner.history))  # never acquired: a dry run takes no lock
     for backfill in declared:
         backfill.dry_run(ctx)
 

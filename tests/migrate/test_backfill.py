@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from portchops_models.migrate.backfills.lease import LeaseLost, LeaseTable, Obse
 from portchops_models.migrate.backfills.rate import SharedRate
 from portchops_models.models import UserProgress
 from portchops_models.settings import Settings
-from portchops_models.tables import delete_table
 from portchops_models.transport.connection import current_connection
 from tests.backfill_kit import (
     Workers,
@@ -41,13 +39,6 @@ from tests.backfill_kit import (
     wait_for,
     write_migration,
 )
-
-
-@pytest.fixture
-def history(tables: Settings) -> Iterator[Settings]:
-    """The `tables` settings; the history table the runs create is deleted after."""
-    yield tables
-    delete_table(tables.table_name("schema-migrations"), conn=current_connection())
 
 
 def finished(results: list[tuple[int, str]]) -> None:

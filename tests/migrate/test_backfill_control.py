@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,13 +42,6 @@ from tests.backfill_kit import (
     wait_for,
     write_migration,
 )
-
-
-@pytest.fixture
-def history(tables: Settings) -> Iterator[Settings]:
-    """The `tables` settings; the history table the runs create is deleted after."""
-    yield tables
-    delete_table(tables.table_name("schema-migrations"), conn=current_connection())
 
 
 def ok(result: tuple[int, str]) -> str:
