@@ -20,6 +20,8 @@ Parts, one concept a module:
   deadline as a whole (headers and body), not per socket read.
 - `aio`: `AsyncPool`, aiohttp with one session per running event loop
   (the ``async`` extra).
+- `gate`: `FairGate`, the async pool's connection slots, handed out in the
+  order the calls began (no newcomer takes a connection a waiter is owed).
 - `client`: `Transport`, the above bound to one connection's botocore client.
 - `fallback`: botocore's own path (behind an HTTP proxy, or ``conn.client``)
   under the same deadline, as far as botocore allows.

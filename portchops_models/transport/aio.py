@@ -13,12 +13,20 @@ it is held open by an async generator of that loop), by `aclose` on its loop, or
 by `close` from anywhere (it is then closed on its own loop). The connector's
 ``limit`` bounds the connections per loop at ``max_pool_connections``.
 
+In front of the connector, each loop's `FairGate` hands out those connections in
+the order the calls began (`portchops_models.transport.gate`): aiohttp's own wait lets
+a newcomer take a connection a waiter was woken for, which under load starved
+some calls for as long as others kept calling. A request holds its slot from
+before it takes a connection until the connection is back, so the connector
+itself never makes anyone wait.
+
 Under a deadline (`portchops_models.transport.deadline`) one exchange is bounded as a
-whole, by aiohttp's own timeouts, set from the time left when it starts: the
-wait for a connection and connecting (``connect``, ``sock_connect``) end at the
-deadline, and the whole request, answer included (``total``), a moment after
-(`MARGIN`, so that a wait for a connection that reaches the deadline is told
-apart from an answer that does). Timers are exact (no rounding up to whole
+whole: the wait at the gate ends at the deadline, then aiohttp's own timeouts are
+set from the time left once a slot is held: the wait for a connection and
+connecting (``connect``, ``sock_connect``) end at the deadline, and the whole
+request, answer included (``total``), a moment after (`MARGIN`, so that a wait
+for a connection that reaches the deadline is told apart from an answer that
+does). Timers are exact (no rounding up to whole
 seconds, aiohttp's default past 5 s).
 
 Failures are raised as `HttpPool` raises them (botocore's exception classes), so
@@ -47,6 +55,7 @@ from botocore.exceptions import (
 
 from . import deadline
 from .codec import HttpRequest
+from .gate import FairGate
 from .pool import HttpAnswer, default_ssl
 
 __all__ = ["MARGIN", "AsyncPool"]
@@ -59,6 +68,8 @@ MARGIN = 0.02
 @dataclass
 class _Session:
     session: aiohttp.ClientSession
+    #: this loop's connection slots, handed out oldest call first.
+    gate: FairGate
     #: an async generator of the session's loop whose ``finally`` closes the session,
     #: so that the loop's ``shutdown_asyncgens()`` (``asyncio.run`` calls it) does.
     holder: AsyncIterator[None]
@@ -117,9 +128,28 @@ class AsyncPool:
             ConnectTimeoutError: no connection within ``connect_timeout`` or by the deadline.
             ReadTimeoutError: a read took ``read_timeout``, or the deadline passed.
         """
-        session = await self._session()
-        per_read = self.read_timeout if timeout is None else timeout
+        entry = await self._session()
         until = deadline.until()
+        gate = entry.gate
+        began = deadline.started()
+        try:
+            await gate.acquire(rank=time.monotonic() if began is None else began, until=until)
+        except TimeoutError as err:
+            raise ConnectTimeoutError(endpoint_url=request.url, error=err) from err
+        try:
+            return await self._exchange(entry.session, request, timeout, until)
+        finally:
+            gate.release()
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        request: HttpRequest,
+        timeout: float | None,
+        until: float | None,
+    ) -> HttpAnswer:
+        """One request on `session` once a slot is held, bounded by `until`."""
+        per_read = self.read_timeout if timeout is None else timeout
         if until is None:
             if timeout is None:
                 limits = self._limits
@@ -208,11 +238,16 @@ class AsyncPool:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _session(self) -> aiohttp.ClientSession:
+    def gate(self) -> FairGate | None:
+        """The running loop's gate, if its session is open (for tests and benchmarks)."""
+        entry = self._sessions.get(asyncio.get_running_loop())
+        return None if entry is None else entry.gate
+
+    async def _session(self) -> _Session:
         loop = asyncio.get_running_loop()
         entry = self._sessions.get(loop)
         if entry is not None and not entry.session.closed:
-            return entry.session
+            return entry
         if self._https and self._ssl is None:
             self._ssl = default_ssl()
         connector = aiohttp.TCPConnector(
@@ -229,5 +264,6 @@ class AsyncPool:
         with self._lock:
             for stale in [other for other in self._sessions if other.is_closed()]:
                 del self._sessions[stale]  # loops closed without shutting down their generators
-            self._sessions[loop] = _Session(session, holder)
-        return session
+            entry = _Session(session, FairGate(self.limit), holder)
+            self._sessions[loop] = entry
+        return entry

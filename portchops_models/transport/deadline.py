@@ -28,7 +28,15 @@ from typing import TypeVar
 
 from ..errors import CallTimeout
 
-__all__ = ["bounded", "expired", "propagate", "remaining", "timeout_error", "until"]
+__all__ = [
+    "bounded",
+    "expired",
+    "propagate",
+    "remaining",
+    "started",
+    "timeout_error",
+    "until",
+]
 
 T = TypeVar("T")
 
@@ -64,6 +72,16 @@ def until() -> float | None:
     """
     current = _deadline.get()
     return None if current is None else current[0]
+
+
+def started() -> float | None:
+    """The `time.monotonic` instant the outermost bounded call began, or ``None``.
+
+    What the async pool ranks waiters by (`portchops_models.transport.gate`): every
+    request of one call, its retries and batch chunks included, has the same.
+    """
+    current = _deadline.get()
+    return None if current is None else current[0] - current[1]
 
 
 def expired() -> bool:
