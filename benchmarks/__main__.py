@@ -2,7 +2,8 @@
 
 Options: ``--quick`` (smaller sizes, fewer rounds: a smoke run), ``--only KEY[,KEY]``
 (some scenarios), and ``--strict`` (exit 1 when a target fails). Only a full run of every scenario
-writes ``benchmarks/results.json``, ``docs/benchmarks.svg`` and ``docs/benchmarks.md``.
+writes ``benchmarks/results.json``, one figure per scenario in ``docs/benchmarks/`` and
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from rich.console import Console
 from . import (
     backfill,
     batch_read,
+    cache_hit,
     cache_skew,
     changes,
     concurrent_gets,
     encryption,
     invalidation,
+    load,
     parity,
     point_reads,
     profile,
@@ -50,6 +53,8 @@ SCENARIOS: dict[str, ModuleType] = {
     "changes": changes,
     "profile": profile,
     "encryption": encryption,
+    "load": load,
+    "cache_hit": cache_hit,
 }
 
 
@@ -104,11 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     report.print_summary(console, results)
     if write:
         report.write_json(results)
-        report.write_chart(results)
+        figures = report.write_charts(results)
         report.write_page(results, {k: _description(m) for k, m in SCENARIOS.items()})
         console.print(
-            f"[dim]wrote {report.RESULTS.relative_to(report.ROOT)}, "
-            f"{report.CHART.relative_to(report.ROOT)}, {report.PAGE.relative_to(report.ROOT)}[/]"
+            f"[dim]wrote {report.RESULTS.relative_to(report.ROOT)}, {len(figures)} figures in "
+            f"{report.FIGURES.relative_to(report.ROOT)}/, {report.PAGE.relative_to(report.ROOT)}[/]"
         )
     failed = any(not passed for *_, passed in report.summary_rows(results))
     return 1 if (failed and args.strict) else 0

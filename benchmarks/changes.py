@@ -229,6 +229,7 @@ def run(bench: Bench) -> ScenarioResult:
                 ">=",
                 spread=vs_pynamodb.range,
                 source="#22",
+                floor="PynamoDB from_raw_data",
             ),
             Target(
                 "evicter: raw write to eviction in another process, p99",
@@ -237,6 +238,7 @@ def run(bench: Bench) -> ScenarioResult:
                 "<=",
                 unit=" ms",
                 source="#22",
+                floor="absolute",
             ),
         ],
         notes=[

@@ -50,14 +50,24 @@ FANOUT = 50
 # ---------------------------------------------------------------------------- results
 
 
+#: How a target with per-round values is judged (printed with every target).
+WORST = "worst round"
+MEDIAN_IN_RANGE = "median, range inside"
+
+
 @dataclass
 class Target:
     """One target: ``value`` (a median) compared with ``limit``.
 
-    ``spread`` is the (low, high) of the value across rounds, ``source`` where the
-    target comes from ("#12" for issue 12's, "docs" for the page's older rows), and a
-    ``value`` of None means the contender could not be measured (``note`` says why):
-    that is never a pass.
+    ``spread`` is the (low, high) of the value across interleaved rounds. With a
+    spread, a target is judged by its ``rule``: `WORST` (the worst round, the high
+    end for ``<=`` and the low end for ``>=``, must be within the limit: costs against
+    a floor) or `MEDIAN_IN_RANGE` (the median within the limit and the whole range
+    too: speed-ups and throughput). Either way a range that crosses the limit fails.
+    ``floor`` names what the value is measured against (e.g. "AsyncMinimalClient,
+    gather"), ``source`` where the target comes from ("#12" for issue 12's, "docs"
+    for the page's older rows), and a ``value`` of None means the contender could
+    not be measured (``note`` says why): that is never a pass.
     """
 
     name: str
@@ -68,15 +78,35 @@ class Target:
     note: str = ""
     spread: tuple[float, float] | None = None
     source: str = "docs"
+    floor: str = ""
+    rule: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.rule:
+            self.rule = WORST if self.op == "<=" else MEDIAN_IN_RANGE
+
+    @property
+    def judged(self) -> float | None:
+        """The number held against the limit: the worst round under `WORST`, else the
+        worse of the median and the range's far end (the range must sit inside too)."""
+        if self.value is None:
+            return None
+        if self.spread is None:
+            return self.value
+        worst = max(self.spread) if self.op == "<=" else min(self.spread)
+        if self.rule == WORST:
+            return worst
+        return max(self.value, worst) if self.op == "<=" else min(self.value, worst)
 
     @property
     def passed(self) -> bool:
-        if self.value is None:
+        judged = self.judged
+        if judged is None:
             return False
-        return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
+        return judged <= self.limit if self.op == "<=" else judged >= self.limit
 
     def as_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "passed": self.passed}
+        return {**dataclasses.asdict(self), "judged": self.judged, "passed": self.passed}
 
 
 @dataclass

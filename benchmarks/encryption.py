@@ -160,6 +160,7 @@ def run(bench: Bench) -> ScenarioResult:
                 unit=" us",
                 spread=crypto_cpu[name].range,
                 source="#26",
+                floor="absolute",
             )
             for name in ("seal", "open")
         ],

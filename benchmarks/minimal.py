@@ -1,8 +1,10 @@
 """The lower bound: a minimal keep-alive DynamoDB client, sync and async.
 
 Per call it does only what any DynamoDB client must: one ``json.dumps`` of the
-payload, botocore's SigV4 signature, one HTTP/1.1 exchange on a pooled keep-alive
-connection, one ``json.loads`` of the answer, and one plain dict per item
+payload, a SigV4 signature with a cached signing key (`Signer`: the same
+algorithm as botocore's ``SigV4Auth``, the derived key computed once per day, region
+and service, as the layer's own signer does), one HTTP/1.1 exchange on a pooled
+keep-alive connection, one ``json.loads`` of the answer, and one plain dict per item
 (``{"userId": "u-1", "score": "50", ...}``: each attribute's value as DynamoDB
 sent it, no types, no validation). No hooks, no shape walk, no retries unless a
 contender adds its own loop.
@@ -19,19 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import http.client
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
 REGION = "us-east-1"
 TARGET_PREFIX = "DynamoDB_20120810."
+SERVICE = "dynamodb"
+SIGNED_HEADERS = "content-type;host;x-amz-date;x-amz-target"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 THROTTLING = frozenset(
     {
@@ -58,25 +61,82 @@ class MinimalError(Exception):
 
 
 class Signer:
-    """The request of one call: JSON body and SigV4-signed headers (botocore's signer)."""
+    """The request of one call: JSON body and SigV4-signed headers.
 
-    def __init__(self, endpoint_url: str, *, region: str = REGION) -> None:
+    Its own small SigV4 (``hmac``/``hashlib``), not the layer's and not botocore's
+    ``SigV4Auth``: the floor must not pay for work the layer does not do (botocore
+    rebuilds an ``AWSRequest`` and derives the signing key on every request, about
+    110 µs), and must not borrow the layer's code either. The signing key is derived
+    once per (date, region, service) and kept; tests/test_benchmarks.py checks the
+    ``Authorization`` header against botocore's for the same request and time.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        *,
+        region: str = REGION,
+        access_key: str = "x",
+        secret_key: str = "x",
+    ) -> None:
         self.url = endpoint_url.rstrip("/") + "/"
         self.netloc = urlsplit(endpoint_url).netloc
-        self._auth = SigV4Auth(Credentials("x", "x"), "dynamodb", region)
+        self._host = _signed_host(endpoint_url)
+        self._region = region
+        self._access_key = access_key
+        self._secret = secret_key
+        self._key_scope = ""
+        self._key = b""
 
-    def sign(self, operation: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        request = AWSRequest(
-            method="POST",
-            url=self.url,
-            data=body,
-            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + operation},
+    def _signing_key(self, date: str) -> bytes:
+        if date != self._key_scope:  # a new day: derive once, keep it
+            key = hmac.new(f"AWS4{self._secret}".encode(), date.encode(), hashlib.sha256).digest()
+            for part in (self._region, SERVICE, "aws4_request"):
+                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+            self._key, self._key_scope = key, date
+        return self._key
+
+    def authorization(self, target: str, amz_date: str, body: bytes) -> str:
+        """The ``Authorization`` header for a POST of ``body`` signed at ``amz_date``."""
+        canonical = (
+            f"POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{self._host}\n"
+            f"x-amz-date:{amz_date}\nx-amz-target:{target}\n\n{SIGNED_HEADERS}\n"
+            f"{hashlib.sha256(body).hexdigest()}"
         )
-        self._auth.add_auth(request)
-        headers = dict(request.headers.items())
-        headers["Content-Length"] = str(len(body))
+        date = amz_date[:8]
+        scope = f"{date}/{self._region}/{SERVICE}/aws4_request"
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}"
+        signature = hmac.new(self._signing_key(date), to_sign.encode(), hashlib.sha256)
+        return (
+            f"AWS4-HMAC-SHA256 Credential={self._access_key}/{scope}, "
+            f"SignedHeaders={SIGNED_HEADERS}, Signature={signature.hexdigest()}"
+        )
+
+    def sign(
+        self, operation: str, payload: dict[str, Any], *, amz_date: str | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """(body, headers) of one call; ``amz_date`` (``%Y%m%dT%H%M%SZ``) defaults to now."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        when = amz_date or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = TARGET_PREFIX + operation
+        headers = {
+            "Content-Type": CONTENT_TYPE,
+            "X-Amz-Target": target,
+            "X-Amz-Date": when,
+            "Authorization": self.authorization(target, when, body),
+            "Content-Length": str(len(body)),
+        }
         return body, headers
+
+
+def _signed_host(endpoint_url: str) -> str:
+    """The ``host`` header as signed: lower case, the scheme's default port left out."""
+    parts = urlsplit(endpoint_url)
+    host = parts.hostname or ""
+    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
 
 
 def decode(status: int, data: bytes) -> dict[str, Any]:

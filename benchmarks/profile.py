@@ -269,6 +269,7 @@ def run(bench: Bench) -> ScenarioResult:
             ">=",
             spread=vs_sequential.range,
             source="#23",
+            floor="get, then iter_query",
         ),
         Target(
             "profile page: collection requests per page "
@@ -278,6 +279,7 @@ def run(bench: Bench) -> ScenarioResult:
             "<=",
             unit=" req",
             source="#23",
+            floor="one request",
         ),
     ]
     notes = [

@@ -121,6 +121,7 @@ def run(bench: Bench) -> ScenarioResult:
             proj_batch / hand,
             1.05,
             "<=",
+            floor="hand-written ProjectionExpression",
         ),
     ]
     notes = [

@@ -1,4 +1,5 @@
-"""Output: rich tables on the terminal, ``results.json``, the SVG chart and the docs page."""
+"""Output: rich tables on the terminal, ``results.json``, one SVG figure per scenario
+(``docs/benchmarks/<key>.svg``) and the docs page."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .common import MEDIAN_IN_RANGE, WORST
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results.json"
-CHART = ROOT / "docs" / "benchmarks.svg"
+#: one figure per scenario, ``<key>.svg``, linked from the page
+FIGURES = ROOT / "docs" / "benchmarks"
 PAGE = ROOT / "docs" / "benchmarks.md"
 
 
@@ -31,6 +35,15 @@ def _verdict(target: dict[str, Any]) -> str:
     return "PASS" if target["passed"] else "FAIL"
 
 
+def _text(unit: str, value: float, *, limit: bool) -> str:
+    if unit == "x":
+        if limit:
+            return f"{value:g}x"
+        return f"{value:,.0f}x" if value >= 100 else f"{value:.2f}x"
+    number = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    return f"{number}{unit}"
+
+
 def _target_value(target: dict[str, Any]) -> tuple[str, str]:
     """(measured, limit) of a target, as text: ``1.03x (0.98-1.10)``, ``<= 1.1x``.
 
@@ -38,24 +51,27 @@ def _target_value(target: dict[str, Any]) -> tuple[str, str]:
     an unmeasured target shows its note (e.g. "async layer: not built yet").
     """
     unit = target["unit"]
-
-    def text(value: float, *, limit: bool) -> str:
-        if unit == "x":
-            if limit:
-                return f"{value:g}x"
-            return f"{value:,.0f}x" if value >= 100 else f"{value:.2f}x"
-        number = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-        return f"{number}{unit}"
-
-    limit = f"{target['op']} {text(target['limit'], limit=True)}"
+    limit = f"{target['op']} {_text(unit, target['limit'], limit=True)}"
     if target.get("value") is None:
         return target.get("note") or "not measured", limit
-    measured = text(target["value"], limit=False)
+    measured = _text(unit, target["value"], limit=False)
     spread = target.get("spread")
     if spread:
-        low, high = (text(v, limit=False).rstrip("x") for v in spread)
+        low, high = (_text(unit, v, limit=False).rstrip("x") for v in spread)
         measured += f" ({low}-{high})"
     return measured, limit
+
+
+def _judged(target: dict[str, Any]) -> str:
+    """How the target was judged: ``worst round 1.28x``, ``median, range inside 0.91x``.
+
+    Results written before the rules existed (no ``rule`` key) were judged on the median.
+    """
+    judged = target.get("judged", target.get("value"))
+    if judged is None:
+        return "-"
+    rule = target.get("rule") if target.get("spread") else "single value"
+    return f"{rule or 'median'} {_text(target['unit'], judged, limit=False)}"
 
 
 # ---------------------------------------------------------------------------- terminal
@@ -72,8 +88,10 @@ def print_scenario(console: Console, result: dict[str, Any]) -> None:
     for target in result["targets"]:
         value, limit = _target_value(target)
         style = "bold green" if target["passed"] else "bold red"
+        floor = f" vs {target['floor']}" if target.get("floor") else ""
         console.print(
-            f"  [{style}]{_verdict(target)}[/] {target['name']}: {value} (target {limit})"
+            f"  [{style}]{_verdict(target)}[/] {target['name']}{floor}: {value}; "
+            f"judged on {_judged(target)} (target {limit})"
         )
     for note in result["notes"]:
         console.print(f"  [dim]{note}[/]")
@@ -84,12 +102,21 @@ def print_scenario(console: Console, result: dict[str, Any]) -> None:
 TIME_LIMIT = 600.0
 
 
-def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, bool]]:
-    """(source, scenario, target, measured, limit, passed) for every target.
+SUMMARY_HEADERS = (
+    *("source", "scenario", "target", "floor"),
+    *("measured (range)", "judged on", "limit", "verdict"),
+)
+
+
+def summary_rows(
+    results: dict[str, Any],
+) -> list[tuple[str, str, str, str, str, str, str, bool]]:
+    """(source, scenario, target, floor, measured, judged, limit, passed) for every target.
 
     Issue 12's targets first, with the run's own time against `TIME_LIMIT` (not for a
     quick run), then later issues' (``#22``...), then the page's older rows, each group
-    in scenario order.
+    in scenario order. ``measured`` is the median with the range across rounds,
+    ``judged`` the rule and the number held against the limit.
     """
     rows = []
     named = {t.get("source", "docs") for s in results["scenarios"] for t in s["targets"]}
@@ -100,13 +127,17 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str,
                 if target.get("source", "docs") == source:
                     value, limit = _target_value(target)
                     number = scenario["title"].split(" ", 1)[0].rstrip(".")
-                    rows.append((source, number, target["name"], value, limit, target["passed"]))
+                    floor = target.get("floor") or "-"
+                    judged = _judged(target)
+                    passed = bool(target["passed"])
+                    rows.append(
+                        (source, number, target["name"], floor, value, judged, limit, passed)
+                    )
         if source == "#12" and not results["run"].get("quick"):
             total = results["total_seconds"]
             limit = f"< {TIME_LIMIT:.0f} s"
-            rows.append(
-                ("#12", "-", "make bench: whole run", f"{total:.0f} s", limit, total < TIME_LIMIT)
-            )
+            whole = ("#12", "-", "make bench: whole run", "-", f"{total:.0f} s")
+            rows.append((*whole, "single value", limit, total < TIME_LIMIT))
     return rows
 
 
@@ -115,18 +146,24 @@ def print_summary(console: Console, results: dict[str, Any]) -> None:
         title="Targets (issue 12 first, then later issues', then the earlier rows)",
         title_justify="left",
     )
-    for header in ("source", "scenario", "target", "measured", "limit", "verdict"):
-        table.add_column(header, justify="right" if header in ("measured", "limit") else "left")
+    for header in SUMMARY_HEADERS:
+        right = header in ("measured (range)", "judged on", "limit")
+        table.add_column(header, justify="right" if right else "left")
     rows = summary_rows(results)
-    for source, number, name, value, limit, passed in rows:
+    for *cells, passed in rows:
         verdict = "[green]PASS[/]" if passed else "[bold red]FAIL[/]"
-        table.add_row(source, number, name, value, limit, verdict)
+        table.add_row(*cells, verdict)
     console.print(table)
-    failed = [name for _, _, name, _, _, passed in rows if not passed]
+    failed = [row[2] for row in rows if not row[-1]]
     if failed:
         console.print(f"[bold red]FAILED {len(failed)} target(s):[/] " + "; ".join(failed))
     else:
         console.print("[bold green]Every target met.[/]")
+    console.print(
+        f"[dim]judging: '{WORST}' = the worst interleaved round within the limit (costs "
+        f"against a floor); '{MEDIAN_IN_RANGE}' = the median and the whole range within it "
+        "(speed-ups, throughput)[/]"
+    )
     quick = " (quick: indicative only)" if results["run"].get("quick") else ""
     console.print(f"[dim]total {results['total_seconds']:.0f} s{quick}[/]")
 
@@ -158,7 +195,9 @@ def _number(v: float) -> str:
 
 
 def _target(scenario: dict[str, Any], word: str) -> float:
-    value = next(t for t in scenario["targets"] if word in t["name"])["value"]
+    value = next(t for t in scenario["targets"] if word in t["name"] or word in t.get("floor", ""))[
+        "value"
+    ]
     return float("nan") if value is None else float(value)
 
 
@@ -212,7 +251,7 @@ def _point_reads(panel: _Panel) -> None:
         (r["contender"], r["wall_ms_per_op"], "Repository" in r["contender"]) for r in s["rows"]
     ]
     panel.bars(rows, " ms", log=True)
-    off, hit = _target(s, "wall vs"), _target(s, "speed-up")
+    off, hit = _target(s, "cache off: wall"), _target(s, "speed-up")
     panel.title(
         "1. Point reads, 5 ms RTT",
         f"cache off {off:.2f}x PynamoDB; a cache hit {hit:,.0f}x faster than a read",
@@ -301,7 +340,7 @@ def _concurrent_gets(panel: _Panel) -> None:
         if r.get("gets_per_s") is not None
     ]
     panel.bars(rows, "/s")
-    vs_aio, vs_raw = _target(s, "aiobotocore"), _target(s, "raw botocore")
+    vs_aio, vs_raw = _target(s, "aiobotocore"), _target(s, "on threads, throughput")
     aio = "async layer not built yet" if math.isnan(vs_aio) else f"async {vs_aio:.2f}x aiobotocore"
     panel.title(
         f"7. {s['setup']['concurrent']} concurrent gets, 5 ms RTT",
@@ -347,35 +386,71 @@ _PANELS = {
 }
 
 
-def write_chart(results: dict[str, Any], path: Path = CHART) -> None:
-    """One small panel per scenario that has one, each with its target drawn in."""
+def _generic(panel: _Panel) -> None:
+    """A scenario without a panel of its own: its rows' first numeric column."""
+    s = panel.scenario
+    columns = [c for c in s["columns"][1:] if any(_numeric(r.get(c["key"])) for r in s["rows"])]
+    first = s["columns"][0]["key"]
+    if not columns:
+        panel.ax.set_axis_off()
+        panel.title(s["title"], "no numeric column", "")
+        return
+    column = columns[0]
+    rows = [
+        (str(r.get(first)), float(r[column["key"]]), i == 0)
+        for i, r in enumerate(s["rows"])
+        if _numeric(r.get(column["key"]))
+    ]
+    panel.bars(rows, "")
+    passed = sum(1 for t in s["targets"] if t["passed"])
+    panel.title(s["title"], f"{passed} of {len(s['targets'])} target(s) met", column["header"])
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def figure_path(key: str, folder: Path = FIGURES) -> Path:
+    """Where a scenario's figure is written: ``docs/benchmarks/<key>.svg``."""
+    return folder / f"{key}.svg"
+
+
+def write_charts(results: dict[str, Any], folder: Path = FIGURES) -> list[Path]:
+    """One figure per scenario (its own panel, or its rows' first numeric column), each
+    with its target drawn in where the panel knows it; returns the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    drawn = [(key, draw) for key, draw in _PANELS.items() if _scenario(results, key) is not None]
     plt.rcParams.update({"svg.hashsalt": "portchops-bench", "svg.fonttype": "none", "font.size": 8})
-    rows = max(1, math.ceil(len(drawn) / 2))
-    fig, axes = plt.subplots(rows, 2, figsize=(13, 3.7 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i < len(drawn):
-            key, draw = drawn[i]
-            draw(_Panel(ax, _scenario(results, key) or {}))
-        else:
-            ax.set_axis_off()
+    folder.mkdir(parents=True, exist_ok=True)
     run = results["run"]
-    fig.suptitle(
-        f"portchops_models benchmarks, {run['date'][:10]}: dynalite behind a loopback proxy, "
-        f"{run['cpus']} CPUs, Python {run['python']} (blue: portchops_models)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    if path.suffix == ".svg":
+    written = []
+    for scenario in results["scenarios"]:
+        draw = _PANELS.get(scenario["key"], _generic)
+        height = 1.2 + 0.28 * max(len(scenario["rows"]), 3)
+        fig, ax = plt.subplots(figsize=(7.5, min(height, 6.5)))
+        try:
+            draw(_Panel(ax, scenario))
+        except (KeyError, StopIteration, ValueError, TypeError, ZeroDivisionError):
+            ax.clear()  # a panel that does not fit these results (e.g. quick sizes)
+            _generic(_Panel(ax, scenario))
+        fig.text(
+            0.99,
+            0.005,
+            f"{run['date'][:10]}, {run['cpus']} CPUs, Python {run['python']}; blue: ours",
+            ha="right",
+            va="bottom",
+            fontsize=6,
+            color="#4a5568",
+        )
+        fig.tight_layout()
+        path = figure_path(scenario["key"], folder)
         fig.savefig(path, format="svg", metadata={"Date": None})
-    else:
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
+        plt.close(fig)
+        written.append(path)
+    return written
 
 
 # ---------------------------------------------------------------------------- docs page
@@ -405,13 +480,20 @@ machines are noisy, so read the ratios rather than the absolute times.
   `UserRepository`, `UserProgressRepository`, and `AsyncUserRepository` once it
   exists; until then its row reads "async layer: not built yet", never a number).
   Fan-outs use 50 threads and 50 pooled connections, the layer's default pool.
-- **The lower bound**: a minimal keep-alive DynamoDB client (`benchmarks/minimal.py`)
-  does only what any client must: one `json.dumps`, botocore's SigV4 signature, one
-  HTTP/1.1 exchange on a pooled keep-alive connection (`http.client` on threads,
-  asyncio streams under `gather`), one `json.loads`, and one plain dict per item. No
-  hooks, no shape walk, no types. It is the floor the issue 12 targets are set
-  against; the botocore fan-out and the botocore paginator are only floors for code
-  that uses botocore's parser.
+- **The floors**: a minimal keep-alive DynamoDB client (`benchmarks/minimal.py`)
+  does only what any client must: one `json.dumps`, a SigV4 signature, one HTTP/1.1
+  exchange on a pooled keep-alive connection, one `json.loads`, and one plain dict per
+  item. No hooks, no shape walk, no types. It signs as cheaply as the layer does: its
+  own small SigV4 (`hmac`/`hashlib`, not the layer's code) with the signing key
+  derived once per day, region and service, checked in `tests/test_benchmarks.py`
+  against botocore's `SigV4Auth` for the same request and time (botocore's signer
+  costs about 110 us a request, the layer's cached one about 12 us: a floor that paid
+  botocore's price would flatter the layer). `MinimalClient` (`http.client`, one
+  connection per thread at a time) is the floor of sync rows, `AsyncMinimalClient`
+  (asyncio streams) the floor of async rows. Every target names its floor (the
+  "floor" column); the botocore fan-out and paginator are floors only for code that
+  uses botocore's parser, and `cachetools.TTLCache` plus `copy.copy` of the model is
+  the floor of a cache hit.
 - **Client CPU**: `time.thread_time()` around the calling thread's loop (sequential
   work), or `time.process_time()` of the client process when threads fan out or an
   event loop runs; the engine and the proxy run in other processes, so neither is
@@ -423,6 +505,16 @@ machines are noisy, so read the ratios rather than the absolute times.
   rounds (the order rotates each round). Reported: the median, and the range (lowest
   to highest) of the per-round values or of the round-by-round ratios, e.g.
   `1.23x (1.10-1.40)`.
+- **Judging**: a median hides the rounds that lost, so no target passes on its median
+  alone. Costs against a floor (CPU, wall, bytes: `<=` targets) are judged on the
+  **worst round**: the highest round-by-round ratio must be within the limit.
+  Speed-ups and throughput (`>=` targets) are judged on the **median, range inside**:
+  the median and the whole range (its lowest round) must clear the limit. A target
+  measured once (peak memory, counts) is judged on that value. The summary prints,
+  for every target, its floor, the median with its range, the rule and the number it
+  was judged on.
+- **Figures**: one per scenario, `docs/benchmarks/<scenario>.svg` (matplotlib, written
+  by a full `make bench`), shown under each scenario's table below.
 - **Memory**: peak growth of traced memory under `tracemalloc` during one call, the
   call's result included, in a pass of its own (tracemalloc slows Python down, so it
   never runs while timing).
@@ -442,16 +534,26 @@ machines are noisy, so read the ratios rather than the absolute times.
    stored (counted at the engine) and requests of each.
 6. **Streaming** 50,000 items with `iter_query`: peak memory.
 7. **200 concurrent gets** on 50 threads and under `asyncio.gather`: throughput and
-   client CPU per get of the layer (sync and async), raw botocore, aiobotocore and the
-   minimal client (sync and async).
+   client CPU per get of the layer (sync, async, async with `coalesce=True`), raw
+   botocore, aiobotocore and the minimal client (sync and async); requests per burst
+   counted by the layer's metrics.
 8. **The default cache** (500 entries, 300 s) on Zipf-like reads of 5,000 users: hit
    rate and mean latency against the cache off.
+9. to 15. The invalidation bus, backfills, change streams, the profile page, field
+   encryption and async under load: see their sections below.
+16. **A cache hit** against `cachetools.TTLCache` plus `copy.copy` of the model, and
+   against a miss on loopback.
 
 The run ends with one table of every target, PASS or FAIL: issue 12's (async 200
-gets at least 1.5x aiobotocore's throughput, threads at least 2x raw botocore's,
-client CPU per get at most 1.5x the minimal client's, batch_get of 1,000 keys at most
-2x its CPU, peak memory at 10,000 keys at most 1.5x PynamoDB's, a query of 10,000
-items at most 1.5x its CPU, the whole run under 10 minutes), then the earlier rows.
+gets at least 1.5x aiobotocore's throughput, threads at least 2x raw botocore's, peak
+memory at 10,000 keys at most 1.5x PynamoDB's, the whole run under 10 minutes), then
+later issues' (issue 25: CPU per get at most 1.3x the minimal client's, sync against
+`MinimalClient` and async against `AsyncMinimalClient`, sequential and 200 at once;
+queries of 10,000 and 50,000 items and batch_get of 1,000 and 10,000 keys at most
+1.5x its CPU; a cache hit within 3x of `TTLCache` plus `copy.copy` and at least 200x
+faster than a loopback miss; 200 coalesced async gets at least 3x aiobotocore's
+throughput and 1.5x the layer's without coalescing), then the earlier rows.
+A quick run scales the sizes down (its rows are named by the sizes it ran).
 
 ## Why the layer can beat raw botocore
 
@@ -482,7 +584,7 @@ make bench                              # installs everything, then: .venv/bin/p
 A full run must finish in under 10 minutes on a 2-core machine (the summary checks
 it). It prints one table per scenario with PASS or FAIL for each target, then the
 summary, then writes `benchmarks/results.json` (every figure, with the machine, date,
-engine and RTT), `docs/benchmarks.svg` (the chart below) and this page.
+engine and RTT), one figure per scenario in `docs/benchmarks/` and this page.
 """
 
 
@@ -509,13 +611,10 @@ def write_page(results: dict[str, Any], descriptions: dict[str, str], path: Path
         f"engine: {run['engine']}; RTT {run['rtt_ms']:g} ms; "
         f"the whole run took {results['total_seconds']:.0f} s.\n"
     )
-    parts.append("![Benchmark results: one panel per scenario](benchmarks.svg)\n")
     table = [
-        [source, number, name, value, limit, "**PASS**" if passed else "**FAIL**"]
-        for source, number, name, value, limit, passed in summary_rows(results)
+        [*cells, "**PASS**" if passed else "**FAIL**"] for *cells, passed in summary_rows(results)
     ]
-    headers = ["source", "scenario", "target", "measured (range)", "limit", "verdict"]
-    parts.append(_md_table(headers, table, text_columns=3))
+    parts.append(_md_table(list(SUMMARY_HEADERS), table, text_columns=4))
     parts.append("")
     for scenario in results["scenarios"]:
         parts.append(f"## {scenario['title']}\n")
@@ -525,6 +624,18 @@ def write_page(results: dict[str, Any], descriptions: dict[str, str], path: Path
         columns = scenario["columns"]
         rows = [[_cell(c["fmt"], row.get(c["key"])) for c in columns] for row in scenario["rows"]]
         parts.append(_md_table([c["header"] for c in columns], rows))
+        parts.append("")
+        for target in scenario["targets"]:
+            value, limit = _target_value(target)
+            floor = f" vs {target['floor']}" if target.get("floor") else ""
+            verdict = "PASS" if target["passed"] else "FAIL"
+            parts.append(
+                f"- **{verdict}** {_md_escape(target['name'])}{_md_escape(floor)}: {value}; "
+                f"judged on {_judged(target)} (target {limit})"
+            )
+        figure = figure_path(scenario["key"], path.parent / FIGURES.name)
+        if figure.exists():
+            parts.append(f"\n![{_md_escape(scenario['title'])}]({FIGURES.name}/{figure.name})")
         parts.append("")
         for note in scenario["notes"]:
             parts.append(f"- {_md_escape(note)}")

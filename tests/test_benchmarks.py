@@ -12,14 +12,20 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks import parity, profile, report
 from benchmarks.cache_skew import zipf_sequences
 from benchmarks.common import (
+    MEDIAN_IN_RANGE,
     PROGRESS_TABLE,
     USERS_TABLE,
+    WORST,
+    Column,
     ScenarioResult,
     Spread,
     Target,
@@ -27,7 +33,7 @@ from benchmarks.common import (
     raw_client,
 )
 from benchmarks.context import Bench, Scale
-from benchmarks.minimal import AsyncMinimalClient, MinimalClient, MinimalError, plain
+from benchmarks.minimal import AsyncMinimalClient, MinimalClient, MinimalError, Signer, plain
 from portchops_models.testing.engine import DynaliteEngine
 
 
@@ -118,10 +124,88 @@ def test_an_unmeasured_target_fails_and_says_why():
     result = ScenarioResult("s", "7. S", {}, [], [], targets=[unmeasured, met])
     results = {"run": {"quick": True}, "total_seconds": 1.0, "scenarios": [result.as_dict()]}
     rows = report.summary_rows(results)
-    assert [(r[2], r[3], r[5]) for r in rows] == [
+    assert [(r[2], r[4], r[-1]) for r in rows] == [
         ("async", "async layer: not built yet", False),
         ("sync", "2.50x (2.10-2.90)", True),
     ]
+
+
+def test_a_target_is_judged_on_its_worst_round_and_names_its_floor():
+    crossing = Target("cpu", 1.2, 1.3, "<=", spread=(1.1, 1.4), floor="MinimalClient")
+    inside = Target("cpu", 1.2, 1.3, "<=", spread=(1.1, 1.29), floor="MinimalClient")
+    speedup = Target("rate", 3.5, 3.0, ">=", spread=(2.9, 4.0), floor="aiobotocore")
+    assert (crossing.rule, crossing.judged, crossing.passed) == (WORST, 1.4, False)
+    assert (inside.judged, inside.passed) == (1.29, True)
+    assert (speedup.rule, speedup.judged, speedup.passed) == (MEDIAN_IN_RANGE, 2.9, False)
+    assert Target("memory", 1.2, 1.5, "<=").passed  # one value: judged on it
+    result = ScenarioResult("s", "3. S", {}, [], [], targets=[crossing, speedup])
+    results = {"run": {"quick": True}, "total_seconds": 1.0, "scenarios": [result.as_dict()]}
+    rows = report.summary_rows(results)
+    assert [(r[3], r[4], r[5]) for r in rows] == [
+        ("MinimalClient", "1.20x (1.10-1.40)", "worst round 1.40x"),
+        ("aiobotocore", "3.50x (2.90-4.00)", "median, range inside 2.90x"),
+    ]
+
+
+@given(
+    st.lists(st.floats(min_value=0.01, max_value=100), min_size=1, max_size=9),
+    st.floats(min_value=0.01, max_value=100),
+    st.sampled_from(["<=", ">="]),
+)
+def test_a_target_passes_only_when_every_round_is_within_its_limit(rounds, limit, op):
+    spread = Spread.of(rounds)
+    target = Target("t", spread.median, limit, op, spread=spread.range)
+    within = all(r <= limit for r in rounds) if op == "<=" else all(r >= limit for r in rounds)
+    assert target.passed is within
+
+
+def test_the_floors_signature_is_botocores(bench):
+    """The floor's own cached-key SigV4 signs exactly what botocore's SigV4Auth signs."""
+    payload = {"TableName": USERS_TABLE, "Key": {"userId": {"S": "u-é"}}}
+    for endpoint, region in ((bench.engine_url, "us-east-1"), ("http://LocalHost:80", "eu-west-1")):
+        signer = Signer(endpoint, region=region, access_key="AKID", secret_key="s3cr3t")
+        for _ in range(2):  # the second request signs with the cached key
+            body, headers = signer.sign("GetItem", payload)
+            request = AWSRequest(
+                method="POST",
+                url=signer.url,
+                data=body,
+                # what botocore's client signs (Content-Length is added after signing)
+                headers={k: headers[k] for k in ("Content-Type", "X-Amz-Target")},
+            )
+            auth = SigV4Auth(Credentials("AKID", "s3cr3t"), "dynamodb", region)
+            request.context["timestamp"] = headers["X-Amz-Date"]
+            auth._modify_request_before_signing(request)
+            canonical = auth.canonical_request(request)
+            expected = auth.signature(auth.string_to_sign(request, canonical), request)
+            assert headers["Authorization"].endswith(f"Signature={expected}")
+            assert headers["Authorization"].startswith(
+                f"AWS4-HMAC-SHA256 Credential=AKID/{headers['X-Amz-Date'][:8]}/{region}/dynamodb/"
+            )
+
+
+def test_the_floors_signing_key_is_derived_once_a_day():
+    signer = Signer("http://127.0.0.1:8000", secret_key="s")
+    signer.sign("GetItem", {}, amz_date="20250101T000000Z")
+    first = signer._key
+    signer.sign("GetItem", {}, amz_date="20250101T235959Z")
+    assert signer._key is first
+    signer.sign("GetItem", {}, amz_date="20250102T000000Z")
+    assert signer._key is not first
+
+
+def test_a_figure_is_written_for_every_scenario(tmp_path):
+    rows = [{"contender": "ours", "ms": 1.5}, {"contender": "theirs", "ms": 2.5}]
+    columns = [Column("contender", "contender", "{}"), Column("ms", "ms", "{:.1f}")]
+    met = Target("t", 0.6, 1.0, "<=", spread=(0.5, 0.7), floor="theirs")
+    scenarios = [
+        ScenarioResult(key, f"{i}. {key}", {}, columns, rows, targets=[met]).as_dict()
+        for i, key in enumerate(("first", "query_cpu"))  # query_cpu's own panel lacks its extra
+    ]
+    run = {"date": "2025-01-01T00:00:00+00:00", "cpus": 2, "python": "3.12", "quick": True}
+    written = report.write_charts({"run": run, "scenarios": scenarios}, tmp_path)
+    assert [p.name for p in written] == ["first.svg", "query_cpu.svg"]
+    assert all(p.read_text(encoding="utf-8").lstrip().startswith("<?xml") for p in written)
 
 
 def test_a_full_run_is_held_to_the_time_limit():
