@@ -36,7 +36,7 @@ from pynamodb.expressions.update import Action
 from .models.base import BaseModel
 from .models.projections import ProjectionType
 from .ops import queries, reads, requests, writes
-from .ops.base import UNSET, RepositoryBase, default_metrics
+from .ops.base import MISS, UNSET, RepositoryBase, default_metrics
 from .ops.page import Page
 from .ops.page import paging as page_plan
 from .ops.paging import iter_pages
@@ -60,7 +60,8 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         for row in LessonRepository().iter_query("py"):
             ...
 
-    Constructor arguments (``cache=``, ``retry=``, ``metrics=``): see `RepositoryBase`.
+    Constructor arguments (``cache=``, ``retry=``, ``metrics=``, ``coalesce=``): see
+    `RepositoryBase`.
     """
 
     runtime: ClassVar[Runtime] = RUNTIME
@@ -86,8 +87,11 @@ class Repository(RepositoryBase[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
+        found: ModelT | P | None = self._hit(key, consistent, projection)
+        if found is not MISS:  # a cache hit: a copy of it, at once
+            return found
         with self._calling("find") as ctx:
-            found: ModelT | P | None = drive(reads.find(ctx, key, consistent, projection))
+            found = drive(reads.find(ctx, key, consistent, projection))
         return found
 
     @overload
@@ -109,12 +113,17 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
+        found: ModelT | P = self._hit(key, consistent, projection)
+        if found is not MISS:  # a cache hit: a copy of it, at once
+            return found
         with self._calling("get") as ctx:
-            found: ModelT | P = drive(reads.get(ctx, key, consistent, projection))
+            found = drive(reads.get(ctx, key, consistent, projection))
         return found
 
     def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
+        if self._hit(key, consistent, None, exists=True) is not MISS:
+            return True
         with self._calling("exists") as ctx:
             return drive(reads.find(ctx, key, consistent, None)) is not None
 

@@ -37,7 +37,7 @@ from ..models.projections import ProjectionType
 from ..ops import queries, reads, requests, writes
 from ..ops.aio_paging import iter_pages
 from ..ops.aio_runtime import RUNTIME, Fetch, drive, merge_segments
-from ..ops.base import UNSET, RepositoryBase, default_metrics
+from ..ops.base import MISS, UNSET, RepositoryBase, default_metrics
 from ..ops.page import Page
 from ..ops.page import paging as page_plan
 from ..ops.queries import IndexRef
@@ -59,7 +59,8 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         async for row in LessonRepository().iter_query("py"):
             ...
 
-    Constructor arguments (``cache=``, ``retry=``, ``metrics=``): see `RepositoryBase`.
+    Constructor arguments (``cache=``, ``retry=``, ``metrics=``, ``coalesce=``): see
+    `RepositoryBase`.
     """
 
     runtime: ClassVar[Runtime] = RUNTIME
@@ -85,8 +86,11 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
 
         Served from the cache unless ``consistent=True``.
         """
+        found: ModelT | P | None = self._hit(key, consistent, projection)
+        if found is not MISS:  # a cache hit: a copy of it, at once
+            return found
         with self._calling("find") as ctx:
-            found: ModelT | P | None = await drive(reads.find(ctx, key, consistent, projection))
+            found = await drive(reads.find(ctx, key, consistent, projection))
         return found
 
     @overload
@@ -110,12 +114,17 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             ItemNotFound: no such item (or it has expired).
             InvalidRequest: a key of the wrong type or shape, naming the attribute.
         """
+        found: ModelT | P = self._hit(key, consistent, projection)
+        if found is not MISS:  # a cache hit: a copy of it, at once
+            return found
         with self._calling("get") as ctx:
-            found: ModelT | P = await drive(reads.get(ctx, key, consistent, projection))
+            found = await drive(reads.get(ctx, key, consistent, projection))
         return found
 
     async def exists(self, key: KeyT, *, consistent: bool = False) -> bool:
         """Whether an (unexpired) item with this key exists."""
+        if self._hit(key, consistent, None, exists=True) is not MISS:
+            return True
         with self._calling("exists") as ctx:
             return await drive(reads.find(ctx, key, consistent, None)) is not None
 

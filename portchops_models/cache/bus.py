@@ -454,9 +454,11 @@ def current() -> InvalidationBus | None:
     """
     settings = current_settings()
     url = settings.cache_bus_url
+    bus = _active
+    if bus is None and url is None:
+        return None  # no bus, none wanted: the common case, asked on every cache hit
     given = settings.cache_bus_secret
     secret = None if given is None else given.get_secret_value().encode()
-    bus = _active
     if bus is not None and bus.url == url and bus._secret == secret:
         return bus
     return _follow(url, secret)

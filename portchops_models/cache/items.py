@@ -30,6 +30,11 @@ Design, after cachetools' `cached(cache, key=, lock=, condition=)`:
 - A ``gate`` (e.g. `portchops_models.cache.coherence.may_serve`) is asked on every lookup and
   store: while it says no (the invalidation bus is down), the cache serves and stores
   nothing; reads go to the loader and count as misses.
+- The hit path (`serve`): a lookup that never loads nor waits, for the repositories' point
+  reads. It hands out the form a ``prepare`` function makes of the stored value (a decoded
+  model), made on the first hit of each entry and kept beside it until the entry is
+  replaced, invalidated, evicted or expires, so a hit does not decode again. Callers must
+  not give that form away (copy it: `portchops_models.models.copies`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from .loads import KeyState, Load, LoadToken
 from .policy import CacheInfo, CachePolicy
@@ -47,6 +52,7 @@ __all__ = ["CacheInfo", "CachePolicy", "ItemCache", "LoadToken"]
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
+_T = TypeVar("_T")
 
 
 class ItemCache(Generic[_K, _V]):
@@ -158,6 +164,92 @@ class ItemCache(Generic[_K, _V]):
             self._emit(True, 1)
             return result
         return self._run(load, item_key, variant, loader)
+
+    @overload
+    def serve(
+        self,
+        item_key: _K,
+        variant: Hashable,
+        expired: Callable[[_V], bool] | None,
+        prepare: None = None,
+        *,
+        keep: bool = True,
+    ) -> _V | Literal[Missing.MISSING]: ...
+    @overload
+    def serve(
+        self,
+        item_key: _K,
+        variant: Hashable,
+        expired: Callable[[_V], bool] | None,
+        prepare: Callable[[_V], _T],
+        *,
+        keep: bool = True,
+    ) -> _T | Literal[Missing.MISSING]: ...
+    def serve(
+        self,
+        item_key: _K,
+        variant: Hashable,
+        expired: Callable[[_V], bool] | None,
+        prepare: Callable[[_V], _T] | None = None,
+        *,
+        keep: bool = True,
+    ) -> _T | _V | Literal[Missing.MISSING]:
+        """A hit, or `MISSING` when the caller must take the whole path (`get_or_load`).
+
+        Serves only a stored value (never a cached "not found") that has not ``expired``,
+        and only while the gate is open; it counts a hit then, and counts nothing
+        when it returns `MISSING` (the caller's `get_or_load` counts that lookup). It never
+        runs a loader and never waits for one.
+
+        Args:
+            item_key: the item's key.
+            variant: which shape of the item.
+            expired: whether the stored value must not be served now (e.g. its own TTL has
+                passed); called with the lock held, so it must be quick. ``None``: any
+                stored value may be served.
+            prepare: makes the form to serve of a stored value (e.g. decodes it); called
+                without the lock, once per stored value: its result is kept beside the entry
+                and returned by later hits until the entry changes or leaves. ``None``
+                serves the stored value itself. If it raises, nothing is counted.
+            keep: ``False`` keeps nothing beside the entry: ``prepare`` runs on every hit
+                (for values that must not stay in memory in their prepared form).
+
+        Returns:
+            The prepared form (or the value), or `MISSING`.
+        """
+        # Every call saved counts here: `_open` and `_emit` are inlined.
+        gate, on_event = self._gate, self._on_event
+        if gate is not None and not gate():
+            return MISSING
+        key = (item_key, variant)
+        store = self._store
+        with self._lock:
+            try:
+                value = store[key]  # one TTL check (``get`` makes two)
+            except KeyError:
+                return MISSING
+            if isinstance(value, NotFound) or (expired is not None and expired(value)):
+                return MISSING
+            kept = store.prepared.get(key) if prepare is not None and keep else None
+            ready = prepare is None or (kept is not None and kept[0] is value)
+            if ready:
+                self._hits += 1
+        if prepare is None:
+            if on_event is not None:
+                on_event(True, 1)
+            return value
+        if ready and kept is not None:
+            if on_event is not None:
+                on_event(True, 1)
+            return cast("_T", kept[1])
+        form = prepare(value)
+        with self._lock:
+            if keep and store.get(key, MISSING) is value:  # not replaced meanwhile
+                store.prepared[key] = (value, form)
+            self._hits += 1
+        if on_event is not None:
+            on_event(True, 1)
+        return form
 
     def get_many(
         self, item_keys: Sequence[_K], variant: Hashable

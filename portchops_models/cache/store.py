@@ -1,5 +1,6 @@
 """The storage of an `ItemCache`: a TTL + LRU map keyed by ``(item_key, variant)`` that
-knows which variants of each item it holds, and the marker of a cached "not found"."""
+knows which variants of each item it holds, keeps beside each entry what a hit prepared
+from it (`Store.prepared`), and the marker of a cached "not found"."""
 
 from __future__ import annotations
 
@@ -41,13 +42,19 @@ class Store(TTLCache[tuple[_K, Hashable], "_V | NotFound"], Generic[_K, _V]):
 
     Every removal (explicit, LRU eviction, expiry) goes through `__delitem__` or `expire`,
     so the index always matches the keys physically stored.
+
+    ``prepared`` maps a key to ``(value, form)``: what `ItemCache.serve` made of the value
+    stored there (a decoded model). Storing, replacing or removing the entry drops it, so a
+    prepared form never outlives its value, and it never counts against ``maxsize``.
     """
 
     def __init__(self, policy: CachePolicy) -> None:
         self.variants: dict[_K, set[Hashable]] = {}
+        self.prepared: dict[tuple[_K, Hashable], tuple[_V, object]] = {}
         super().__init__(policy.maxsize, policy.ttl, policy.timer)
 
     def __setitem__(self, key: tuple[_K, Hashable], value: _V | NotFound) -> None:
+        self.prepared.pop(key, None)
         super().__setitem__(key, value)
         self.variants.setdefault(key[0], set()).add(key[1])
 
@@ -66,6 +73,7 @@ class Store(TTLCache[tuple[_K, Hashable], "_V | NotFound"], Generic[_K, _V]):
     def clear(self) -> None:
         super().clear()
         self.variants.clear()
+        self.prepared.clear()
 
     def discard(self, key: tuple[_K, Hashable]) -> None:
         """Remove ``key`` whether or not it is live."""
@@ -78,6 +86,7 @@ class Store(TTLCache[tuple[_K, Hashable], "_V | NotFound"], Generic[_K, _V]):
             self.discard((item_key, variant))
 
     def _forget(self, key: tuple[_K, Hashable]) -> None:
+        self.prepared.pop(key, None)
         variants = self.variants.get(key[0])
         if variants is not None:
             variants.discard(key[1])

@@ -21,6 +21,7 @@ from ..transport import deadline
 from ..transport.connection import Connection
 from ..transport.retry import RetryPolicy
 from .base import Operation
+from .coalesce import Batches, TickBatches
 from .page import Page, check_segments
 from .runtime import Runtime
 
@@ -101,6 +102,10 @@ class AsyncRuntime:
     ) -> V | None:
         """`ItemCache.aget_or_load`: one loader per key, the others await its result."""
         return await cache.aget_or_load(key, variant, loader)
+
+    def batches(self) -> Batches:
+        """`TickBatches`: the point reads issued in one event-loop tick leave together."""
+        return TickBatches()
 
 
 #: The runtime of the async API.

@@ -18,14 +18,16 @@ from ..models.base import BaseModel
 from ..models.shape import RawItem, TableShape, shape_of
 from ..observe import tracing
 from ..observe.metrics import Metrics
-from ..settings import current_settings
+from ..settings import current_settings, settings_generation
 from ..transport import deadline
 from ..transport.connection import current_connection
 from ..transport.retry import RetryPolicy
+from .coalesce import Batches
 from .context import Bound, Decoders
+from .hits import MISS, Hits
 from .runtime import Runtime
 
-__all__ = ["UNSET", "RepositoryBase", "default_metrics"]
+__all__ = ["MISS", "UNSET", "RepositoryBase", "default_metrics"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 KeyT = TypeVar("KeyT", bound=Hashable)
@@ -59,6 +61,11 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         retry: the `RetryPolicy`; by default the connection's (``retry_*`` settings).
         metrics: where requests, capacity, retries and cache hits are counted;
             by default the process-wide `default_metrics()`.
+        coalesce: send the point reads (`get`, `find`, `exists`) of distinct keys that
+            are issued together (async: in one event-loop tick; sync: by several threads
+            within 1 ms) as BatchGetItem requests of up to 100 keys, with the results,
+            errors, cache and consistency of separate reads
+            (`portchops_models.ops.coalesce`). Off by default.
     """
 
     model: type[ModelT]
@@ -72,6 +79,7 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         cache: CachePolicy | None = UNSET,
         retry: RetryPolicy | None = None,
         metrics: Metrics | None = None,
+        coalesce: bool = False,
     ) -> None:
         model = getattr(type(self), "model", None)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -94,6 +102,10 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         self.shape: TableShape = shape_of(model)
         self._decoders: Decoders[ModelT] = Decoders(self.shape)
         self._stale = StaleMarkers()
+        self._hits = (
+            Hits(self.shape, self._cache, self._decoders.model) if self._cache is not None else None
+        )
+        self._batches: Batches | None = self.runtime.batches() if coalesce else None
 
     @property
     def cache(self) -> ItemCache[KeyT, RawItem] | None:
@@ -114,6 +126,20 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         if count:
             self.metrics.record_cache(hit=hit, count=count)
             tracing.cache_counted(hit, count)
+
+    def _hit(
+        self, key: object, consistent: bool, projection: object, *, exists: bool = False
+    ) -> Any:
+        """A cache hit for a point read (`portchops_models.ops.hits`), or `MISS`.
+
+        A face asks it before `_calling`: a hit returns with no deadline, span or
+        connection. `MISS` (a miss, a consistent read, no cache, or settings changed
+        since the last call, whose `_bind` then clears the cache) takes the whole path.
+        """
+        hits = self._hits
+        if hits is None or consistent or self._generation != settings_generation():
+            return MISS
+        return hits.exists(key) if exists else hits.find(key, projection)
 
     @contextmanager
     def _calling(self, method: str) -> Iterator[Bound[ModelT]]:
@@ -157,6 +183,7 @@ class RepositoryBase(Generic[ModelT, KeyT]):
             self._cache,
             self._decoders,
             self._stale,
+            self._batches,
         )
 
 

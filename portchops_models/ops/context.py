@@ -25,6 +25,7 @@ from ..models.shape import RawItem, TableShape
 from ..observe.metrics import Metrics
 from ..transport.connection import Connection
 from ..transport.retry import RetryPolicy
+from .coalesce import Batches
 from .runtime import Runtime
 
 __all__ = ["Bound", "Decoders"]
@@ -64,6 +65,8 @@ class Bound(Generic[ModelT]):
         cache: the repository's cache, or ``None``.
         decoders: the model's decoders.
         stale: the markers the next update of a key prunes.
+        coalesce: where the repository's point reads meet to leave as one batch
+            (``coalesce=True``: `portchops_models.ops.coalesce`), or ``None``.
     """
 
     conn: Connection
@@ -75,6 +78,7 @@ class Bound(Generic[ModelT]):
     cache: ItemCache[Any, RawItem] | None
     decoders: Decoders[ModelT]
     stale: StaleMarkers
+    coalesce: Batches | None = None
 
     async def send(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """One request through the runtime's send path (retry, metrics, errors)."""

@@ -27,12 +27,76 @@ async def load(
     consistent: bool,
     projection: type[Projection[Any]] | None,
 ) -> RawItem | None:
+    """The raw item with this key, an expired one counted as absent (the miss path).
+
+    A GetItem, or with ``coalesce=True`` a key of the batch its runtime forms from the
+    point reads issued with it (`portchops_models.ops.coalesce`), read by `_read_many`:
+    the same answer, with one request for many reads.
+    """
+    if ctx.coalesce is None:
+        return await _get_item(ctx, key, consistent, projection)
+    canonical = ctx.shape.canonical(key)  # a bad key is refused here, failing no other read
+
+    async def flush(keys: list[Hashable]) -> dict[Hashable, RawItem | BaseException | None]:
+        return await _read_many(ctx, keys, consistent, projection)
+
+    group = (ctx.conn.generation, ctx.table, projection, consistent)
+    return await ctx.coalesce.submit(group, canonical, flush, table=ctx.table)
+
+
+async def _get_item(
+    ctx: Bound[Any],
+    key: Hashable,
+    consistent: bool,
+    projection: type[Projection[Any]] | None,
+) -> RawItem | None:
     """GetItem, with an expired item counted as absent."""
     params = requests.get_item(
         ctx.shape, ctx.table, key, consistent=consistent, projection=projection
     )
     item: RawItem | None = (await ctx.send("GetItem", params)).get("Item")
     return None if item is None or ctx.shape.expired(item) else item
+
+
+async def _read_many(
+    ctx: Bound[Any],
+    keys: list[Hashable],
+    consistent: bool,
+    projection: type[Projection[Any]] | None,
+) -> dict[Hashable, RawItem | BaseException | None]:
+    """Each key's unexpired raw item (or ``None``), or the error of the request that
+    carried it: a coalesced batch's flush.
+
+    One key is a GetItem. More are BatchGetItem chunks of 100, concurrently, each with
+    its own rounds (`rounds`: unprocessed keys resubmitted), so a chunk that fails (its
+    throttling past the retry policy, its deadline) fails only its own keys, and of those
+    only the keys no response had settled yet.
+    """
+    if len(keys) == 1:
+        try:
+            return {keys[0]: await _get_item(ctx, keys[0], consistent, projection)}
+        except Exception as err:
+            return {keys[0]: err}
+    raw: dict[Hashable, RawItem] = {}
+    answered: set[Hashable] = set()
+
+    async def read(chunk: list[Hashable]) -> dict[str, Any]:
+        await _batch_read(ctx, chunk, projection, None, raw, consistent, answered)
+        return {}
+
+    chunks = [keys[i : i + BATCH_GET_MAX] for i in range(0, len(keys), BATCH_GET_MAX)]
+    outcomes = await ctx.runtime.fan_out(ctx.conn, read, chunks)
+    now = time.time()
+    expired = ctx.shape.expired
+    result: dict[Hashable, RawItem | BaseException | None] = {}
+    for chunk, outcome in zip(chunks, outcomes, strict=True):
+        for key in chunk:
+            if isinstance(outcome, BaseException) and key not in answered:
+                result[key] = outcome
+            else:
+                item = raw.get(key)
+                result[key] = None if item is None or expired(item, now) else item
+    return result
 
 
 async def find(ctx: Bound[Any], key: Hashable, consistent: bool, projection: object) -> Any:
@@ -106,16 +170,22 @@ async def _batch_read(
     ctx: Bound[Any],
     keys: Sequence[Hashable],
     projection: type[Projection[Any]] | None,
-    decoded: dict[Hashable, Any],
+    decoded: dict[Hashable, Any] | None,
     raw: dict[Hashable, RawItem] | None,
     consistent: bool = False,
+    answered: set[Hashable] | None = None,
 ) -> None:
-    """Fetch `keys` into `decoded` (unexpired items only) and, if given, `raw`.
+    """Fetch `keys` into `decoded` (unexpired items only), if given, and `raw`, if given;
+    into `answered`, if given, every key a response has settled (found or not).
 
     Items are decoded as each chunk arrives, while other chunks are still on the wire.
     """
     shape, table = ctx.shape, ctx.table
     proj = requests.projection_params(shape, projection)
+
+    def collect(response: dict[str, Any]) -> list[Hashable]:
+        left = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        return [shape.key_of(key) for key in left]
 
     # Keys stay Python keys until their chunk is sent: 10,000 raw key maps built up
     # front would outweigh the chunks on the wire.
@@ -129,15 +199,14 @@ async def _batch_read(
             key = shape.key_of(item)
             if raw is not None:
                 raw[key] = item
-            if not shape.expired(item, now):
+            if decoded is not None and not shape.expired(item, now):
                 decoded[key] = ctx.decode(item, projection)
+        if answered is not None:
+            answered.update(chunk)
+            answered.difference_update(collect(response))
         # Keep only what the round needs: the raw answers of every chunk would otherwise
         # stay alive beside the decoded items until the whole call returns.
         return {"UnprocessedKeys": response.get("UnprocessedKeys", {})}
-
-    def collect(response: dict[str, Any]) -> list[Hashable]:
-        left = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-        return [shape.key_of(key) for key in left]
 
     await rounds(ctx, "BatchGetItem", list(keys), BATCH_GET_MAX, send, collect)
 

@@ -16,6 +16,7 @@ from ..cache.items import ItemCache
 from ..observe.metrics import Metrics
 from ..transport.connection import Connection
 from ..transport.retry import RetryPolicy
+from .coalesce import Batches
 
 __all__ = ["Runtime"]
 
@@ -51,6 +52,11 @@ class Runtime(Protocol):
         chunks: list[list[Any]],
     ) -> list[dict[str, Any] | BaseException]:
         """Send every chunk concurrently; each chunk's answer or exception, in order."""
+        ...  # pragma: no cover
+
+    def batches(self) -> Batches:
+        """A new `Batches` of this runtime's kind, for a repository that coalesces its
+        point reads (`portchops_models.ops.coalesce`)."""
         ...  # pragma: no cover
 
     async def get_or_load(

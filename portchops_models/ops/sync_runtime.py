@@ -33,6 +33,7 @@ from ..transport.connection import Connection
 from ..transport.drive import run_sync
 from ..transport.retry import RetryPolicy
 from .base import Operation
+from .coalesce import Batches, WindowBatches
 from .page import Page, check_segments
 from .runtime import Runtime
 
@@ -96,6 +97,10 @@ class SyncRuntime:
     ) -> V | None:
         """`ItemCache.get_or_load`, the loader run to completion in this thread."""
         return cache.get_or_load(key, variant, lambda: run_sync(loader()))
+
+    def batches(self) -> Batches:
+        """`WindowBatches`: the point reads of threads within 1 ms leave together."""
+        return WindowBatches()
 
 
 #: The runtime of the sync API.

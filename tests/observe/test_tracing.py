@@ -101,15 +101,18 @@ def test_a_get_is_a_call_span_over_a_getitem_span(
     assert json.loads(capacity)["TableName"] == table
     assert request.status.status_code is StatusCode.UNSET
 
-    spans.clear()  # the second get is served from the cache: a call span, no request
+    spans.clear()  # the second get is a cache hit: no span at all (ops/hits.py), no request
+    hits = users.metrics.snapshot()["cache_hits"]
     api.run(lambda: users.get(SECRET_ID))
-    (call,), requests = _by_kind(spans)
-    assert requests == []
+    assert _by_kind(spans) == ([], [])
+    assert users.metrics.snapshot()["cache_hits"] == hits + 1  # counted in the metrics
+    spans.clear()  # a consistent get bypasses the cache: a call span over its request
+    api.run(lambda: users.get(SECRET_ID, consistent=True))
+    (call,), (request,) = _by_kind(spans)
     assert call.attributes is not None
-    assert (call.attributes["portchops.cache.hits"], call.attributes["portchops.requests"]) == (
-        1,
-        0,
-    )
+    assert call.attributes["portchops.requests"] == 1
+    assert "portchops.cache.hits" not in call.attributes  # no cache lookup made
+    assert _child_of(request, call)
     _no_values(spans)
 
 

@@ -48,6 +48,7 @@ async def users() -> None:
     assert_type(await repo.update("u1", name="Ada"), User)
     assert_type(await repo.save(User(user_id="u1", email="a@x.io", name="A")), User)
     assert_type(await repo.delete("u1"), None)
+    assert_type(await AsyncUserRepository(coalesce=True).find("u1"), User | None)
     assert_type(await repo.batch_save([User(user_id="u1", email="a", name="A")]), int)
     assert_type(await repo.batch_delete(["u1"]), int)
     assert_type(repo.scan(segments=4), AsyncIterator[User])

@@ -101,6 +101,7 @@ def policies() -> None:
     assert_type(Metrics().snapshot(), MetricsSnapshot)
     assert_type(Metrics().snapshot()["cache_hits"], int)
     assert_type(UserRepository(cache=CachePolicy()).metrics, Metrics)
+    assert_type(UserRepository(coalesce=True).get("u1"), User)
     try:
         UserRepository().get("u1")
     except EndpointUnreachable as err:
