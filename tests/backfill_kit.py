@@ -345,6 +345,14 @@ def owner_pid(item: dict[str, Any]) -> int | None:
     return int(owner.split(":")[1]) if owner else None
 
 
+def held_by(settings: Settings, pid: int) -> dict[str, Any] | None:
+    """A segment that `pid` holds (unexpired) and has checkpointed in, if any."""
+    for item, owner in leases_of(segment_items(settings), time.time()):
+        if owner == pid and "position" in item:
+            return item
+    return None
+
+
 def leases_of(items: list[dict[str, Any]], now: float) -> Iterator[tuple[dict[str, Any], int]]:
     """(item, owner pid) of every segment leased (unexpired) at `now`."""
     for item in items:

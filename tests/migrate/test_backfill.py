@@ -30,8 +30,8 @@ from tests.backfill_kit import (
     counted,
     counters,
     handed_out,
+    held_by,
     history_ids,
-    leases_of,
     owner_pid,
     pages,
     seed,
@@ -82,13 +82,7 @@ def test_a_worker_killed_mid_segment_is_taken_over_without_loss_or_double(
         victim = workers.work()
         workers.work()
 
-        def victim_mid_segment() -> dict[str, object] | None:
-            for item, pid in leases_of(segment_items(history), time.time()):
-                if pid == victim.pid and "position" in item:
-                    return item
-            return None
-
-        held = wait_for(victim_mid_segment)
+        held = wait_for(lambda: held_by(history, victim.pid))
         os.kill(victim.pid, signal.SIGKILL)
         segment = held["id"]["S"]
 
@@ -268,13 +262,7 @@ def test_a_worker_paused_past_its_lease_is_fenced_out_when_it_resumes(
         paused = workers.work()
         workers.up()
 
-        def paused_mid_segment() -> dict[str, object] | None:
-            for item, pid in leases_of(segment_items(history), time.time()):
-                if pid == paused.pid and "position" in item:
-                    return item
-            return None
-
-        held = wait_for(paused_mid_segment)
+        held = wait_for(lambda: held_by(history, paused.pid))
         os.kill(paused.pid, signal.SIGSTOP)
         segment = held["id"]["S"]
 
@@ -304,14 +292,8 @@ def test_a_stopped_worker_hands_its_segment_back_at_once(history: Settings, tmp_
     with Workers(history, folder) as workers:
         stopping = workers.work()
 
-        def leased_by_it() -> dict[str, object] | None:
-            for item, pid in leases_of(segment_items(history), time.time()):
-                if pid == stopping.pid and "position" in item:
-                    return item
-            return None
-
         workers.up()
-        held = wait_for(leased_by_it)
+        held = wait_for(lambda: held_by(history, stopping.pid))
         os.kill(stopping.pid, signal.SIGTERM)  # a container being stopped
         segment = held["id"]["S"]
 

@@ -32,8 +32,8 @@ from portchops_models.transport.connection import current_connection
 from tests.backfill_kit import (
     Workers,
     counters,
+    held_by,
     history_ids,
-    leases_of,
     ledger,
     owner_pid,
     pages,
@@ -49,14 +49,6 @@ def ok(result: tuple[int, str]) -> str:
     code, out = result
     assert code == 0, out
     return " ".join(out.split())
-
-
-def held_by(settings: Settings, pid: int) -> dict[str, object] | None:
-    """A segment `pid` holds and has checkpointed in, if any."""
-    for item, owner in leases_of(segment_items(settings), time.time()):
-        if owner == pid and "position" in item:
-            return item
-    return None
 
 
 # ---------------------------------------------------------------- fencing the row writes
