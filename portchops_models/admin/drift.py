@@ -47,7 +47,13 @@ from .differences import (
     compare_table,
     compare_ttl,
 )
-from .tables import MIGRATION_HISTORY_TABLE, describe_table, table_spec, ttl_attribute_name
+from .tables import (
+    MIGRATION_HISTORY_TABLE,
+    UNSUPPORTED_CODES,
+    describe_table,
+    table_spec,
+    ttl_attribute_name,
+)
 
 __all__ = [
     "Difference",
@@ -63,7 +69,6 @@ __all__ = [
     "missing_table",
 ]
 
-_UNSUPPORTED = frozenset({"UnknownOperationException", "UnrecognizedClientException"})
 _UP = "portchops migrate up"
 
 
@@ -197,7 +202,7 @@ class _Engine:
         try:
             return self.conn.send(operation, {"TableName": table}, table=table)
         except PortChopsError as err:
-            if err.code in _UNSUPPORTED:
+            if err.code in UNSUPPORTED_CODES:
                 return None
             if err.code == "TableNotFoundException":  # moto's DescribeContinuousBackups
                 raise table_not_found(table, code=err.code) from err
@@ -214,7 +219,7 @@ class _Engine:
                     "UpdateTimeToLive", {"TableName": absent, "TimeToLiveSpecification": spec}
                 )
             except PortChopsError as err:  # TableNotFound, AccessDenied...: it has TTL
-                if err.code in _UNSUPPORTED:
+                if err.code in UNSUPPORTED_CODES:
                     self.no_ttl()
             if self.has_ttl is None:
                 self.has_ttl = True

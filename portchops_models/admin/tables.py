@@ -347,8 +347,10 @@ def delete_table(table_name: str, *, conn: Connection | None = None) -> bool:
     return True
 
 
+#: The error codes of an engine that does not know an operation (dynalite's, moto's).
+UNSUPPORTED_CODES = frozenset({"UnknownOperationException", "UnrecognizedClientException"})
+
+
 def _unsupported(err: BaseException) -> bool:
     code = error_code(err)
-    return code in {"UnknownOperationException", "UnrecognizedClientException"} or (
-        code is None and "Unknown" in str(err)
-    )
+    return code in UNSUPPORTED_CODES or (code is None and "Unknown" in str(err))

@@ -344,31 +344,26 @@ def plans_of(record: RawItem | None) -> list[tuple[str, str]]:
     ]
 
 
-def drop_plans(leases: LeaseTable, record: RawItem | None) -> None:
-    """Delete the plans named on a step's history item (the step is recorded applied)."""
+def _named_plans(leases: LeaseTable, record: RawItem | None) -> list[tuple[Plan, str | None]]:
+    """Each plan named on a step's history item whose header is still that run's, with
+    the header's status."""
+    found: list[tuple[Plan, str | None]] = []
     for plan_id, run in plans_of(record):
         header = leases.header(plan_id)
         if header is not None and header.get("run", {}).get("S") == run:
-            leases.drop(plan_id, run, Plan.from_header(plan_id, header).total)
+            found.append((Plan.from_header(plan_id, header), header.get("status", {}).get("S")))
+    return found
+
+
+def drop_plans(leases: LeaseTable, record: RawItem | None) -> None:
+    """Delete the plans named on a step's history item (the step is recorded applied)."""
+    for plan, _ in _named_plans(leases, record):
+        leases.drop(plan.plan_id, plan.run, plan.total)
 
 
 def live_plans(leases: LeaseTable, record: RawItem | None) -> list[Plan]:
     """The plans named on a step's history item that are running or paused."""
-    found: list[Plan] = []
-    for plan_id, run in plans_of(record):
-        header = leases.header(plan_id)
-        state = None if header is None else header.get("status", {}).get("S")
-        if (
-            header is not None
-            and header.get("run", {}).get("S") == run
-            and state
-            in (
-                RUNNING,
-                PAUSED,
-            )
-        ):
-            found.append(Plan.from_header(plan_id, header))
-    return found
+    return [plan for plan, state in _named_plans(leases, record) if state in (RUNNING, PAUSED)]
 
 
 def set_plans(leases: LeaseTable, record: RawItem | None, state: str) -> list[Plan]:
