@@ -26,6 +26,7 @@ original botocore exception is still there as `__cause__` for debugging.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -401,6 +402,14 @@ def _is_connection_error(err: BaseException) -> bool:
     )
 
 
+def untrusted_certificate(err: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed when connecting over TLS, if `err` is one."""
+    for e in error_chain(err):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return e
+    return None
+
+
 def never_answered(err: BaseException) -> bool:
     """Whether `err` means no connection was made: refused, unreachable, connect timeout."""
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
@@ -445,6 +454,8 @@ def is_retryable(err: BaseException) -> bool:
     """True for throttling, 5xx and dropped-connection errors; False for everything else
     (an answer from something that is not DynamoDB included: `not_dynamodb`)."""
     if isinstance(err, ThrottledError) or not_dynamodb(err) is not None:
+        return False
+    if untrusted_certificate(err) is not None:  # the same certificate every time
         return False
     code = error_code(err)
     if code in RETRYABLE_CODES:
@@ -518,6 +529,14 @@ def translate(
 
     if any(isinstance(e, NoCredentialsError) for e in error_chain(err)):
         return no_credentials(table=table)
+    refused = untrusted_certificate(err)
+    if refused is not None:
+        return ConfigurationError(
+            f"{endpoint or table or 'request'}: the endpoint's TLS certificate is not trusted"
+            f" ({refused.verify_message or refused.reason}); nothing was sent. Trust its"
+            " authority with AWS_CA_BUNDLE=/path/to/ca.pem, or check PORTCHOPS_ENDPOINT_URL",
+            table=table,
+        )
     code = error_code(err)
     detail = _message(err)
     if code == "ConditionalCheckFailedException":

@@ -18,8 +18,9 @@ Parts, one concept a module:
 - `pool`: `HttpPool`, kept-alive ``http.client`` connections for threads.
 - `bounded`: `BoundedResponse`, ``http.client``'s answer read by the call's
   deadline as a whole (headers and body), not per socket read.
-- `aio`: `AsyncPool`, aiohttp with one session per running event loop
-  (the ``async`` extra).
+- `link`: `Link`, one kept-alive connection for coroutines (an asyncio
+  protocol): the request in one write, the answer parsed by `http11`.
+- `aio`: `AsyncPool`, a set of `Link`s per running event loop.
 - `gate`: `FairGate`, the async pool's connection slots, handed out in the
   order the calls began (no newcomer takes a connection a waiter is owed).
 - `client`: `Transport`, the above bound to one connection's botocore client.

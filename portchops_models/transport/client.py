@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, ConnectTimeoutError
 
-from ..errors import RELAYED, ConfigurationError
+from ..errors import RELAYED
 from . import deadline
 from .bounded import SLACK
 from .codec import HttpRequest, Service, decode_response, encode_request
@@ -222,14 +222,10 @@ class Transport:
 
     @property
     def aio(self) -> AsyncPool:
-        """The async pool (made on first use; needs the ``async`` extra)."""
+        """The async pool (made on first use)."""
         if self._aio is None:
-            try:
-                from .aio import AsyncPool
-            except ImportError as err:
-                raise ConfigurationError(
-                    "the async API needs aiohttp: pip install 'portchops-models[async]'"
-                ) from err
+            from .aio import AsyncPool
+
             self._aio = AsyncPool(
                 self.endpoint,
                 limit=self.max_connections,

@@ -7,6 +7,8 @@ the lines costs about 4). `HttpPool` keeps ``http.client`` for what it does well
 request, sent with one ``sendall``; `read_answer` reads the status line, the headers
 and a ``Content-Length``, chunked or read-to-close body from a buffered reader of the
 socket (under a deadline, `BoundedReader`'s, so the answer is still bounded as a whole).
+`AsyncPool` parses the answers it receives with the same pieces (`parse_head`, `framing`,
+`read_chunked`) once their bytes are in.
 
 Failures are ``http.client``'s own exceptions, so callers map them as before: an
 empty answer is ``RemoteDisconnected``, a malformed status line ``BadStatusLine``, a
@@ -15,10 +17,24 @@ line over 64 KiB ``LineTooLong``, a body cut short ``IncompleteRead``.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
+from urllib.parse import urlsplit
 
-__all__ = ["MAX_HEADERS", "MAX_LINE", "read_answer", "request_bytes"]
+__all__ = [
+    "CHUNKED",
+    "MAX_HEADERS",
+    "MAX_LINE",
+    "TO_CLOSE",
+    "framing",
+    "head",
+    "parse_head",
+    "read_answer",
+    "read_chunked",
+    "request_bytes",
+    "target",
+]
 
 #: As ``http.client``: the longest line, and the most headers, an answer may have.
 MAX_LINE = 65536
@@ -48,43 +64,22 @@ b'Accept-Encoding: identity', b'', b'{}']
     return "\r\n".join(lines).encode("latin-1") + body
 
 
+@functools.lru_cache(maxsize=64)
+def target(url: str) -> str:
+    """The request target (path) for `url`: ``/`` for an endpoint without a path.
+
+    Example:
+        >>> target("http://localhost:8000"), target("https://example.com/a/b")
+        ('/', '/a/b')
+    """
+    return urlsplit(url).path or "/"
+
+
 def _line(fp: io.BufferedIOBase) -> bytes:
     line = fp.readline(MAX_LINE + 1)
     if len(line) > MAX_LINE:
         raise http.client.LineTooLong("header line")
     return line
-
-
-def _status(fp: io.BufferedIOBase) -> tuple[int, int]:
-    """(HTTP minor version, status) of the status line."""
-    line = _line(fp)
-    if not line:
-        raise http.client.RemoteDisconnected("Remote end closed connection without response")
-    version, _, rest = line.decode("iso-8859-1").partition(" ")
-    code = rest.split(" ", 1)[0].strip()
-    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise http.client.BadStatusLine(repr(line))
-    return (0 if version in ("HTTP/1.0",) else 1), int(code)
-
-
-def _headers(fp: io.BufferedIOBase) -> dict[str, str]:
-    """The header lines up to the blank one, names in lower case (the last of a
-    repeated header wins); a folded line continues the header before it."""
-    found: dict[str, str] = {}
-    last = ""
-    for _ in range(MAX_HEADERS + 1):
-        line = _line(fp)
-        if line in (b"\r\n", b"\n", b""):
-            return found
-        text = line.decode("iso-8859-1")
-        if text[:1] in (" ", "\t") and last:
-            found[last] = f"{found[last]} {text.strip()}"
-            continue
-        name, sep, value = text.partition(":")
-        if sep:
-            last = name.strip().lower()
-            found[last] = value.strip()
-    raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
 
 
 def _exactly(fp: io.BufferedIOBase, size: int) -> bytes:
@@ -94,18 +89,109 @@ def _exactly(fp: io.BufferedIOBase, size: int) -> bytes:
     return data
 
 
-def _chunked(fp: io.BufferedIOBase) -> bytes:
+#: `framing`'s body lengths that are not a byte count.
+CHUNKED = -1
+TO_CLOSE = -2
+
+
+def head(fp: io.BufferedIOBase) -> tuple[int, int, dict[str, str]]:
+    """Read one answer's head from `fp` and parse it (`parse_head`)."""
+    lines: list[bytes] = []
+    for _ in range(MAX_HEADERS + 2):
+        line = _line(fp)
+        if not line:  # the stream ended: the head ends with it
+            break
+        lines.append(line)
+        if len(lines) > 1 and line in (b"\r\n", b"\n"):
+            break
+    else:
+        raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
+    return parse_head(b"".join(lines))
+
+
+def parse_head(data: bytes) -> tuple[int, int, dict[str, str]]:
+    """(HTTP minor version, status, headers) of one answer's head: its bytes up to the
+    blank line. Header names in lower case, the last of a repeated header wins, a
+    folded line continues the header before it.
+
+    Example:
+        >>> parse_head(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nX-A:  b \\r\\n\\r\\n")
+        (1, 200, {'content-length': '2', 'x-a': 'b'})
+
+    Raises:
+        http.client.RemoteDisconnected: `data` is empty.
+        http.client.BadStatusLine: the first line is not an HTTP/1.x status line.
+    """
+    if not data:
+        raise http.client.RemoteDisconnected("Remote end closed connection without response")
+    text = data.decode("iso-8859-1")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if len(lines) > MAX_HEADERS + 2:
+        raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
+    if len(data) > MAX_LINE and any(len(line) > MAX_LINE for line in lines):
+        raise http.client.LineTooLong("header line")
+    version, _, rest = lines[0].partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/1.") or not code.isdigit() or rest[3:4] not in ("", " "):
+        raise http.client.BadStatusLine(repr(lines[0]))
+    found: dict[str, str] = {}
+    last = ""
+    for line in lines[1:]:
+        if not line:
+            break
+        if line[0] in " \t":
+            if last:
+                found[last] = f"{found[last]} {line.strip()}"
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            last = name.strip().lower()
+            found[last] = value.strip()
+    return (0 if version == "HTTP/1.0" else 1), int(code), found
+
+
+def framing(minor: int, status: int, headers: dict[str, str], method: str) -> tuple[bool, int]:
+    """How the body after a (final) head ends: (whether the connection must close after
+    it, its length in bytes, or `CHUNKED`, or `TO_CLOSE`: read until the peer closes)."""
+    connection = headers.get("connection", "").lower()
+    if minor == 1:
+        close = "close" in connection
+    else:
+        close = "keep-alive" not in connection and "keep-alive" not in headers
+    if method == "HEAD" or status in _NO_BODY or 100 <= status < 200:
+        return close, 0
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        return close, CHUNKED
+    length = headers.get("content-length")
+    if length is not None and length.isdigit():
+        return close, int(length)
+    return True, TO_CLOSE
+
+
+def read_chunked(fp: io.BufferedIOBase) -> bytes:
+    """A chunked body from `fp`, trailers skipped.
+
+    Raises:
+        http.client.IncompleteRead: `fp` ended first (or a chunk size is not hex).
+    """
     parts: list[bytes] = []
     while True:
         line = _line(fp)
         try:
+            if not line.endswith(b"\n"):  # cut short: a partial size would be misread
+                raise ValueError(line)
             size = int(line.split(b";", 1)[0], 16)
         except ValueError:
             raise http.client.IncompleteRead(b"".join(parts)) from None
         if size == 0:
-            while _line(fp) not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return b"".join(parts)
+            while True:  # trailers, up to the blank line
+                line = _line(fp)
+                if line in (b"\r\n", b"\n"):
+                    return b"".join(parts)
+                if not line or not line.endswith(b"\n"):
+                    raise http.client.IncompleteRead(b"".join(parts))
         parts.append(_exactly(fp, size))
         _exactly(fp, 2)  # the chunk's CRLF
 
@@ -114,20 +200,12 @@ def read_answer(fp: io.BufferedIOBase, method: str) -> tuple[int, dict[str, str]
     """Read one answer from `fp`: (status, headers in lower case, body, whether the
     connection must close after it). ``100 Continue`` answers are skipped."""
     while True:
-        minor, status = _status(fp)
-        headers = _headers(fp)
+        minor, status, headers = head(fp)
         if status != 100:
             break
-    connection = headers.get("connection", "").lower()
-    if minor == 1:
-        close = "close" in connection
-    else:
-        close = "keep-alive" not in connection and "keep-alive" not in headers
-    if method == "HEAD" or status in _NO_BODY or 100 <= status < 200:
-        return status, headers, b"", close
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        return status, headers, _chunked(fp), close
-    length = headers.get("content-length")
-    if length is not None and length.isdigit():
-        return status, headers, _exactly(fp, int(length)), close
-    return status, headers, fp.read(), True  # no length: the body ends with the connection
+    close, length = framing(minor, status, headers, method)
+    if length == CHUNKED:
+        return status, headers, read_chunked(fp), close
+    if length == TO_CLOSE:
+        return status, headers, fp.read(), True  # no length: the body ends with the connection
+    return status, headers, _exactly(fp, length) if length else b"", close

@@ -115,7 +115,7 @@ class HttpPool:
             current = sock.gettimeout()
             if current is None or not wait <= current <= wait + SLACK:
                 sock.settimeout(wait)  # else the socket has it already: no system call
-            path = urlsplit(request.url).path or "/"
+            path = http11.target(request.url)
             sock.sendall(
                 http11.request_bytes(
                     request.method, path, self._host, request.headers, request.body
