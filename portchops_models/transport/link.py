@@ -207,6 +207,8 @@ class Link(asyncio.Protocol):
             body = bytes(memoryview(buffer)[pos : pos + length])
             pos += length
         elif length == http11.CHUNKED:
+            if not self._eof and not buffer.endswith(b"\n"):  # a chunked body ends in a line
+                return None
             reader = io.BytesIO(memoryview(buffer)[pos:])
             try:
                 body = http11.read_chunked(reader)
