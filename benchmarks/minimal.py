@@ -9,11 +9,11 @@ keep-alive connection, one ``json.loads`` of the answer, and one plain dict per 
 sent it, no types, no validation). No hooks, no shape walk, no retries unless a
 contender adds its own loop.
 
-* `MinimalClient`: ``http.client`` connections, one per thread at a time, for
-  thread pools;
+* `MinimalClient`: kept-alive sockets, one per thread at a time, for thread pools;
 * `AsyncMinimalClient`: ``asyncio`` streams, for ``asyncio.gather``.
 
-Both share `Signer` (request bytes and headers) and `decode` (answer to dict).
+Both share `Signer` (the request, in one piece), `_read_head` (the answer's status,
+keep-alive and length, its head split by hand) and `decode` (answer to dict).
 Any answer but 200 raises `MinimalError` with DynamoDB's error code.
 """
 
@@ -23,11 +23,11 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import http.client
 import json
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -129,6 +129,14 @@ class Signer:
         }
         return body, headers
 
+    def message(self, operation: str, payload: dict[str, Any]) -> bytes:
+        """The whole HTTP/1.1 request of one call, head and body, to send in one piece."""
+        body, headers = self.sign(operation, payload)
+        head = f"POST / HTTP/1.1\r\nHost: {self.netloc}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers.items()
+        )
+        return head.encode("latin-1") + b"\r\n" + body
+
 
 def _signed_host(endpoint_url: str) -> str:
     """The ``host`` header as signed: lower case, the scheme's default port left out."""
@@ -154,8 +162,28 @@ def plain(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {name: next(iter(value.values())) for name, value in item.items()}
 
 
+class _Connection:
+    """One kept-alive socket and its buffered reader."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
 class MinimalClient:
-    """A thread-safe sync client over a pool of ``http.client`` keep-alive connections."""
+    """A thread-safe sync client over a pool of keep-alive sockets, one per thread at a time.
+
+    The exchange is as lean as the async floor's (and the layer's own): the whole
+    request in one ``sendall``, the answer's head split by hand (`_read_head`), the
+    body read by its ``Content-Length``. ``http.client`` would send the head and the
+    body in two calls and parse the headers with the ``email`` package: a floor that
+    paid for that would flatter the layer.
+    """
 
     def __init__(self, endpoint_url: str, *, pool: int = 50, timeout: float = 30.0) -> None:
         parts = urlsplit(endpoint_url)
@@ -163,36 +191,38 @@ class MinimalClient:
         self._port = parts.port or 80
         self._timeout = timeout
         self._signer = Signer(endpoint_url)
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(pool)
 
     def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        body, headers = self._signer.sign(operation, payload)
+        message = self._signer.message(operation, payload)
         with self._slots:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             reused = conn is not None
             while True:
                 if conn is None:
-                    conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+                    conn = _Connection(self._host, self._port, self._timeout)
                 try:
-                    conn.request("POST", "/", body, headers)
-                    response = conn.getresponse()
-                    data = response.read()
+                    conn.sock.sendall(message)
+                    status, keep, length = _read_head(conn.reader.readline)
+                    data = conn.reader.read(length) if length else b""
+                    if len(data) < length:
+                        raise ConnectionError("the answer was cut short")
                     break
-                except (OSError, http.client.HTTPException):
+                except (OSError, ValueError, IndexError):
                     conn.close()
                     conn = None
                     if not reused:
                         raise
                     reused = False  # a keep-alive connection the server had closed: once more
-            if response.will_close:
-                conn.close()
-            else:
+            if keep:
                 with self._lock:
                     self._idle.append(conn)
-        return decode(response.status, data)
+            else:
+                conn.close()
+        return decode(status, data)
 
     def get_item(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
         item = self.call("GetItem", {"TableName": table, "Key": key}).get("Item")
@@ -245,11 +275,7 @@ class AsyncMinimalClient:
         self._slots: asyncio.Semaphore | None = None
 
     async def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        body, headers = self._signer.sign(operation, payload)
-        head = f"POST / HTTP/1.1\r\nHost: {self._signer.netloc}\r\n" + "".join(
-            f"{name}: {value}\r\n" for name, value in headers.items()
-        )
-        message = head.encode("latin-1") + b"\r\n" + body
+        message = self._signer.message(operation, payload)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._pool)
         async with self._slots:
@@ -290,17 +316,25 @@ class AsyncMinimalClient:
 
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
     """(status, keep-alive, body) of one HTTP/1.1 answer with a Content-Length."""
-    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-    lines = head.split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    length = 0
-    keep = True
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        lowered = name.strip().lower()
-        if lowered == "content-length":
-            length = int(value)
-        elif lowered == "connection":
-            keep = value.strip().lower() != "close"
+    lines = iter((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n"))
+    status, keep, length = _read_head(lines.__next__)
     data = await reader.readexactly(length) if length else b""
     return status, keep, data
+
+
+def _read_head(readline: Callable[[], bytes]) -> tuple[int, bool, int]:
+    """(status, keep-alive, Content-Length) of an answer's head, its lines from `readline`
+    up to the blank one (with or without their line ends)."""
+    status = int(readline().split(b" ", 2)[1])
+    length = 0
+    keep = True
+    while True:
+        line = readline()
+        if line in (b"", b"\r\n", b"\n"):
+            return status, keep, length
+        name, _, value = line.partition(b":")
+        lowered = name.strip().lower()
+        if lowered == b"content-length":
+            length = int(value)
+        elif lowered == b"connection":
+            keep = value.strip().lower() != b"close"
