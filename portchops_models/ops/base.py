@@ -7,8 +7,8 @@ operations (`run_sync` or ``await``).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine, Hashable
+from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..cache import CachePolicy, ItemCache, bus, coherence
@@ -106,6 +106,7 @@ class RepositoryBase(Generic[ModelT, KeyT]):
             Hits(self.shape, self._cache, self._decoders.model) if self._cache is not None else None
         )
         self._batches: Batches | None = self.runtime.batches() if coalesce else None
+        self._bound: Bound[ModelT] | None = None
 
     @property
     def cache(self) -> ItemCache[KeyT, RawItem] | None:
@@ -141,8 +142,7 @@ class RepositoryBase(Generic[ModelT, KeyT]):
             return MISS
         return hits.exists(key) if exists else hits.find(key, projection)
 
-    @contextmanager
-    def _calling(self, method: str) -> Iterator[Bound[ModelT]]:
+    def _calling(self, method: str) -> _Calling[ModelT]:
         """The scope of public call `method`, giving its context (`Bound`).
 
         The call runs under its ``call_timeout`` deadline and its trace scope (span,
@@ -153,18 +153,22 @@ class RepositoryBase(Generic[ModelT, KeyT]):
             with self._calling("get") as ctx:
                 return await drive(reads.get(ctx, key, consistent, projection))
         """
-        settings = current_settings()
-        scope = tracing.Call(type(self), method, settings.slow_call_seconds, self._current_table)
-        with deadline.bounded(settings.call_timeout), scope:
-            yield self._bind()
+        return _Calling(self, method)
 
     def _current_table(self) -> str:
         """The model's table name under the settings in force (no connection built)."""
         return current_settings().table_name(self.shape.model.base_table_name)
 
     def _bind(self) -> Bound[ModelT]:
-        """The context of one call (`Bound`): the connection in force and all the rest."""
+        """The context of one call (`Bound`): the connection in force and all the rest.
+
+        The same `Bound` serves every call while the connection (and `metrics`) stay
+        the ones it was made with: all it holds is fixed for them.
+        """
         conn = current_connection()
+        bound = self._bound
+        if bound is not None and bound.conn is conn and bound.metrics is self.metrics:
+            return bound
         table = conn.settings.table_name(self.shape.model.base_table_name)
         if conn.generation != self._generation:
             # New settings may mean other tables: nothing cached before still applies.
@@ -173,7 +177,7 @@ class RepositoryBase(Generic[ModelT, KeyT]):
             if self._cache is not None:  # every write to the table, from anywhere, evicts here
                 coherence.register(self._cache, table)
             self._generation = conn.generation
-        return Bound(
+        self._bound = Bound(
             conn,
             table,
             self.shape,
@@ -185,7 +189,52 @@ class RepositoryBase(Generic[ModelT, KeyT]):
             self._stale,
             self._batches,
         )
+        return self._bound
 
 
 #: A shared operation, as the public methods receive it.
 Operation = Coroutine[Any, Any, T]
+
+
+class _Calling(Generic[ModelT]):
+    """`RepositoryBase._calling`'s scope: the deadline, then the trace scope, then the
+    binding (a class: it opens every public call, and costs less than a generator's)."""
+
+    __slots__ = ("_bounded", "_method", "_repository", "_scope")
+
+    def __init__(self, repository: RepositoryBase[ModelT, Any], method: str) -> None:
+        self._repository = repository
+        self._method = method
+
+    def __enter__(self) -> Bound[ModelT]:
+        repository = self._repository
+        settings = current_settings()
+        self._bounded = bounded = deadline.bounded(settings.call_timeout)
+        bounded.__enter__()
+        try:
+            self._scope = scope = tracing.Call(
+                type(repository),
+                self._method,
+                settings.slow_call_seconds,
+                repository._current_table,
+            )
+            scope.__enter__()
+        except BaseException:
+            bounded.__exit__(None, None, None)
+            raise
+        try:
+            return repository._bind()
+        except BaseException as err:
+            self.__exit__(type(err), err, err.__traceback__)
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._scope.__exit__(exc_type, exc, tb)
+        finally:
+            self._bounded.__exit__(exc_type, exc, tb)

@@ -139,17 +139,22 @@ class AsyncPool:
         pool = self._pools.get(loop)
         if pool is None or pool.closed:
             pool = await self._open(loop)
-        until = deadline.until()
+        window = deadline.window()
+        until = None if window is None else window[0]
         gate = pool.gate
-        began = deadline.started()
+        waited = not gate.take()
+        if waited:
+            rank = time.monotonic() if window is None else window[1]
+            try:
+                await gate.acquire(rank=rank, until=until)
+            except TimeoutError as err:
+                raise ConnectTimeoutError(endpoint_url=request.url, error=err) from err
         try:
-            await gate.acquire(rank=time.monotonic() if began is None else began, until=until)
-        except TimeoutError as err:
-            raise ConnectTimeoutError(endpoint_url=request.url, error=err) from err
-        try:
-            link = self._idle_link(pool) or await self._connect(loop, until)
-            per_read = self.read_timeout if timeout is None else timeout
-            if until is not None and until <= time.monotonic():  # nothing is sent late
+            link = self._idle_link(pool)
+            if link is None:
+                link = await self._connect(loop, until)
+                waited = True
+            if waited and until is not None and until <= time.monotonic():  # nothing sent late
                 pool.idle.append(link)
                 raise ConnectTimeoutError(
                     endpoint_url=request.url, error="the deadline passed before the request went"
@@ -162,7 +167,11 @@ class AsyncPool:
                 request.body,
             )
             status, headers, body, close = await link.exchange(
-                data, method=request.method, url=request.url, per_read=per_read, until=until
+                data,
+                method=request.method,
+                url=request.url,
+                per_read=self.read_timeout if timeout is None else timeout,
+                until=until,
             )
             if close or pool.closed:
                 link.close()

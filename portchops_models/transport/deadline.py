@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 from ..errors import CallTimeout
@@ -36,6 +35,7 @@ __all__ = [
     "started",
     "timeout_error",
     "until",
+    "window",
 ]
 
 T = TypeVar("T")
@@ -45,17 +45,29 @@ _deadline: contextvars.ContextVar[tuple[float, float] | None] = contextvars.Cont
 )
 
 
-@contextmanager
-def bounded(seconds: float) -> Iterator[None]:
-    """Run the block under a deadline `seconds` from now (unless one is already set)."""
-    if _deadline.get() is not None:
-        yield
-        return
-    token = _deadline.set((time.monotonic() + seconds, seconds))
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+class bounded:  # lower case: it is used as a function, ``with bounded(2.5):``
+    """Run the block under a deadline `seconds` from now (unless one is already set).
+
+    A class rather than a generator-based context manager: it opens every public
+    call, and this way costs a third as much.
+    """
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._token: contextvars.Token[tuple[float, float] | None] | None = None
+
+    def __enter__(self) -> None:
+        if _deadline.get() is None:
+            seconds = self._seconds
+            self._token = _deadline.set((time.monotonic() + seconds, seconds))
+
+    def __exit__(self, *exc: object) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            _deadline.reset(token)
 
 
 def remaining() -> float | None:
@@ -72,6 +84,12 @@ def until() -> float | None:
     """
     current = _deadline.get()
     return None if current is None else current[0]
+
+
+def window() -> tuple[float, float] | None:
+    """(`until`, `started`) of the deadline in force, in one read, or ``None`` without one."""
+    current = _deadline.get()
+    return None if current is None else (current[0], current[0] - current[1])
 
 
 def started() -> float | None:

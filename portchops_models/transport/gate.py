@@ -66,6 +66,19 @@ class FairGate:
         """Entries in the queue, those that gave up included (at most twice `waiting`, plus one)."""
         return len(self._heap)
 
+    def take(self) -> bool:
+        """Take a free slot at once if there is one (nobody waits then); ``False`` if not.
+
+        Example:
+            >>> gate = FairGate(1)
+            >>> gate.take(), gate.take()
+            (True, False)
+        """
+        if self.free:
+            self.free -= 1
+            return True
+        return False
+
     async def acquire(self, *, rank: float, until: float | None = None) -> None:
         """Wait for a slot; served by `rank` (lower first), then by arrival.
 

@@ -94,7 +94,7 @@ class Link(asyncio.Protocol):
         self._head = None
         now = self._last = time.monotonic()
         due = now + per_read if until is None or until > now + per_read else until
-        self._timer = loop.call_at(loop.time() + (due - now), self._expire)
+        self._timer = loop.call_later(due - now, self._expire)
         transport.write(data)
         try:
             return await waiter
@@ -234,8 +234,7 @@ class Link(asyncio.Protocol):
         if until is not None and until < due:
             due = until
         if now < due:  # bytes came meanwhile, or the loop ran the timer early
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(loop.time() + (due - now), self._expire)
+            self._timer = asyncio.get_running_loop().call_later(due - now, self._expire)
             return
         if until is not None and now >= until:
             why = "the call's deadline passed while its answer was read"
