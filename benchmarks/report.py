@@ -488,9 +488,13 @@ machines are noisy, so read the ratios rather than the absolute times.
   derived once per day, region and service, checked in `tests/test_benchmarks.py`
   against botocore's `SigV4Auth` for the same request and time (botocore's signer
   costs about 110 us a request, the layer's cached one about 12 us: a floor that paid
-  botocore's price would flatter the layer). `MinimalClient` (`http.client`, one
-  connection per thread at a time) is the floor of sync rows, `AsyncMinimalClient`
-  (asyncio streams) the floor of async rows. Every target names its floor (the
+  botocore's price would flatter the layer). It exchanges as cheaply as the layer
+  does too: the whole request in one send, the answer's head split by hand, the body
+  read by its length (until December 2026 the sync floor went through `http.client`,
+  which sends in two calls and parses headers with the `email` package: it flattered
+  the sync rows by about 40%). `MinimalClient` (kept-alive sockets, one per thread at
+  a time) is the floor of sync rows, `AsyncMinimalClient` (asyncio streams) the
+  floor of async rows. Every target names its floor (the
   "floor" column); the botocore fan-out and paginator are floors only for code that
   uses botocore's parser, and `cachetools.TTLCache` plus `copy.copy` of the model is
   the floor of a cache hit.
