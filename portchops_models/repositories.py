@@ -365,7 +365,7 @@ class UserProgressRepository(Repository[UserProgress, ProgressKey]):
             projection,
             consistent,
         )
-        page: Page[UserProgress] | Page[P] = fetch(cursor, None)
+        page: Page[UserProgress] | Page[P] = (fetch(cursor, None)).decoded()
         return page
 
     @overload

@@ -37,7 +37,7 @@ from .models.base import BaseModel
 from .models.projections import ProjectionType
 from .ops import queries, reads, requests, writes
 from .ops.base import MISS, UNSET, RepositoryBase, default_metrics
-from .ops.page import Page
+from .ops.page import Page, Pending
 from .ops.page import paging as page_plan
 from .ops.paging import iter_pages
 from .ops.queries import IndexRef
@@ -242,7 +242,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             projection,
             consistent,
         )
-        page: Page[ModelT] | Page[P] = fetch(cursor, None)
+        page: Page[ModelT] | Page[P] = (fetch(cursor, None)).decoded()
         return page
 
     def _query(
@@ -273,9 +273,10 @@ class Repository(RepositoryBase[ModelT, KeyT]):
             proj,
         )
 
-        def page(after: str | None, page_limit: int | None) -> Page[Any]:
+        def page(after: str | None, page_limit: int | None) -> Pending:
             with self._calling(method) as ctx:
-                return drive(queries.fetch_page(ctx, built, "Query", after, proj, page_limit))
+                fetch = queries.fetch_pending(ctx, built, "Query", after, proj, page_limit)
+                return drive(fetch)
 
         return page
 
@@ -505,7 +506,7 @@ class Repository(RepositoryBase[ModelT, KeyT]):
         proj = requests.check_projection(self.shape, projection)
         self.shape.index(index)  # an unknown index fails here, not in a worker
 
-        def page(segment: int, cursor: str | None) -> Page[Any]:
+        def pending(segment: int, cursor: str | None) -> Pending:
             built = queries.build_scan(
                 self.shape,
                 self._current_table(),
@@ -516,10 +517,13 @@ class Repository(RepositoryBase[ModelT, KeyT]):
                 index=index,
             )
             with self._calling("scan") as ctx:
-                return drive(queries.fetch_page(ctx, built, "Scan", cursor, proj))
+                return drive(queries.fetch_pending(ctx, built, "Scan", cursor, proj))
 
-        def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
-            return page(0, cursor)
+        def page(segment: int, cursor: str | None) -> Page[Any]:
+            return (pending(segment, cursor)).decoded()
+
+        def first_segment(cursor: str | None, _limit: int | None) -> Pending:
+            return pending(0, cursor)
 
         if segments == 1:
             return iter_pages(first_segment)

@@ -365,7 +365,7 @@ class AsyncUserProgressRepository(AsyncRepository[UserProgress, ProgressKey]):
             projection,
             consistent,
         )
-        page: Page[UserProgress] | Page[P] = await fetch(cursor, None)
+        page: Page[UserProgress] | Page[P] = (await fetch(cursor, None)).decoded()
         return page
 
     @overload

@@ -38,7 +38,7 @@ from ..ops import queries, reads, requests, writes
 from ..ops.aio_paging import iter_pages
 from ..ops.aio_runtime import RUNTIME, Fetch, drive, merge_segments
 from ..ops.base import MISS, UNSET, RepositoryBase, default_metrics
-from ..ops.page import Page
+from ..ops.page import Page, Pending
 from ..ops.page import paging as page_plan
 from ..ops.queries import IndexRef
 from ..ops.runtime import Runtime
@@ -243,7 +243,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             projection,
             consistent,
         )
-        page: Page[ModelT] | Page[P] = await fetch(cursor, None)
+        page: Page[ModelT] | Page[P] = (await fetch(cursor, None)).decoded()
         return page
 
     def _query(
@@ -274,9 +274,10 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
             proj,
         )
 
-        async def page(after: str | None, page_limit: int | None) -> Page[Any]:
+        async def page(after: str | None, page_limit: int | None) -> Pending:
             with self._calling(method) as ctx:
-                return await drive(queries.fetch_page(ctx, built, "Query", after, proj, page_limit))
+                fetch = queries.fetch_pending(ctx, built, "Query", after, proj, page_limit)
+                return await drive(fetch)
 
         return page
 
@@ -506,7 +507,7 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
         proj = requests.check_projection(self.shape, projection)
         self.shape.index(index)  # an unknown index fails here, not in a worker
 
-        async def page(segment: int, cursor: str | None) -> Page[Any]:
+        async def pending(segment: int, cursor: str | None) -> Pending:
             built = queries.build_scan(
                 self.shape,
                 self._current_table(),
@@ -517,10 +518,13 @@ class AsyncRepository(RepositoryBase[ModelT, KeyT]):
                 index=index,
             )
             with self._calling("scan") as ctx:
-                return await drive(queries.fetch_page(ctx, built, "Scan", cursor, proj))
+                return await drive(queries.fetch_pending(ctx, built, "Scan", cursor, proj))
 
-        async def first_segment(cursor: str | None, _limit: int | None) -> Page[Any]:
-            return await page(0, cursor)
+        async def page(segment: int, cursor: str | None) -> Page[Any]:
+            return (await pending(segment, cursor)).decoded()
+
+        async def first_segment(cursor: str | None, _limit: int | None) -> Pending:
+            return await pending(0, cursor)
 
         if segments == 1:
             return iter_pages(first_segment)

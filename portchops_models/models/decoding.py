@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -136,50 +137,168 @@ def partial_of(item: object) -> RawItem | None:
 
 
 def _compile(model: type[ModelT], untyped: Any) -> Callable[[RawItem], ModelT]:
-    """Write the model's decoder as straight-line code, one block per attribute.
+    """The model's decoder: `_dense` first, `_general` for any item it does not take.
 
-    A loop over a plan costs several microseconds an item in tuple unpacking and
-    branches; the generated function does only each attribute's own work. Names and
-    values reach the code as constants and bound arguments, never as source text.
+    Both are generated as straight-line code, one block per attribute: a loop over a
+    plan costs several microseconds an item in tuple unpacking and branches; the
+    generated functions do only each attribute's own work. Names and values reach the
+    code as constants and bound arguments, never as source text.
     """
-    env: dict[str, Any] = {"new": object.__new__, "model": model}
-    lines = ["def decode(item):", "    obj = new(model)", "    values = {}"]
-    lines.append("    obj.attribute_values = values")
-    lines.append("    get = item.get")
-    for n, (python_name, attr) in enumerate(model.get_attributes().items()):
-        key = untyped._dynamo_to_python_attrs.get(attr.attr_name, attr.attr_name) or python_name
-        setter = attr.__set__ if type(attr).__set__ is not Attribute.__set__ else None
-        # A TTL attribute's __set__ only normalises what a caller assigns (seconds, naive or
-        # local datetimes) to an aware UTC datetime; a stored value is read as exactly that,
-        # so it goes straight in instead of being validated again on every decoded item.
-        stored_direct = setter is None or isinstance(attr, TTLAttribute)
-        env[f"name{n}"], env[f"key{n}"], env[f"read{n}"] = attr.attr_name, key, _reader(attr)
-        env[f"set{n}"], env[f"default{n}"] = setter, attr.default
-        store = f"values[key{n}] = {{}}" if setter is None else f"set{n}(obj, {{}})"
-        lines.append(f"    raw = get(name{n})")
-        lines.append('    if raw and "NULL" not in raw:')
-        fast = _converter(attr)
-        if fast is None:
+    plans = [
+        _plan(n, python, attr, untyped)
+        for n, (python, attr) in enumerate(model.get_attributes().items())
+    ]
+    general = _general(model, plans)
+    return _dense(model, plans, general) or general
+
+
+@dataclass(frozen=True, slots=True)
+class _Attr:
+    """How the generated decoders read one attribute (``n`` numbers its bound names)."""
+
+    n: int
+    attr: Attribute[Any]
+    key: str
+    setter: Callable[[Any, Any], None] | None
+    #: whether a stored value goes straight into ``attribute_values`` (no ``__set__``)
+    direct: bool
+    fast: tuple[Callable[..., Any] | None, Any] | None
+
+    def env(self) -> dict[str, Any]:
+        """The bound names the attribute's source refers to."""
+        n, attr = self.n, self.attr
+        found = {
+            f"name{n}": attr.attr_name,
+            f"key{n}": self.key,
+            f"read{n}": _reader(attr),
+            f"set{n}": self.setter,
+            f"default{n}": attr.default,
+            f"type{n}": attr.attr_type,
+        }
+        if self.fast is not None:
+            found[f"conv{n}"], found[f"extra{n}"] = self.fast
+        return found
+
+    def block(self) -> list[str]:
+        """Source lines that read the attribute from ``get`` (``item.get``) into ``values``
+        (or through its ``__set__``), its default when the item lacks it or holds NULL."""
+        n = self.n
+        store = f"values[key{n}] = {{}}" if self.setter is None else f"set{n}(obj, {{}})"
+        lines = [f"    raw = get(name{n})", '    if raw and "NULL" not in raw:']
+        if self.fast is None:
             value = f"read{n}(raw)"
         else:  # the stored value itself, converted without the attribute's call layers
-            convert, extra = fast
-            env[f"type{n}"], env[f"conv{n}"], env[f"extra{n}"] = attr.attr_type, convert, extra
+            convert, extra = self.fast
             lines.append(f"        stored = raw.get(type{n})")
             call = "stored" if convert is None else f"conv{n}(stored)"
             if extra is not None:
                 call = f"conv{n}(stored, extra{n})"
             value = f"{call} if stored is not None else read{n}(raw)"
         direct = f"values[key{n}] = {value}"
-        lines.append(f"        {direct if stored_direct else store.format(value)}")
-        if attr.default is not None:
-            default = f"default{n}()" if callable(attr.default) else f"default{n}"
+        lines.append(f"        {direct if self.direct else store.format(value)}")
+        if self.attr.default is not None:
+            default = f"default{n}()" if callable(self.attr.default) else f"default{n}"
             lines.append("    else:")
             lines.append(f"        value = {default}")
             lines.append("        if value is not None:")
             lines.append(f"            {store.format('value')}")
+        return lines
+
+
+def _plan(n: int, python_name: str, attr: Attribute[Any], untyped: Any) -> _Attr:
+    key = untyped._dynamo_to_python_attrs.get(attr.attr_name, attr.attr_name) or python_name
+    kind: Any = type(attr)
+    setter = attr.__set__ if kind.__set__ is not Attribute.__set__ else None
+    # A TTL attribute's __set__ only normalises what a caller assigns (seconds, naive or
+    # local datetimes) to an aware UTC datetime, and a version's only casts to int; a
+    # stored value is read as exactly that, so it goes straight in instead of being
+    # checked again on every decoded item.
+    direct = (
+        setter is None
+        or isinstance(attr, TTLAttribute)
+        or kind.__set__ is cast(Any, VersionAttribute).__set__
+    )
+    return _Attr(n, attr, key, setter, direct, _converter(attr))
+
+
+def _general(model: type[ModelT], plans: list[_Attr]) -> Callable[[RawItem], ModelT]:
+    """The decoder of any item: each attribute read from ``item.get``, defaults applied."""
+    env: dict[str, Any] = {"new": object.__new__, "model": model}
+    lines = ["def decode(item):", "    obj = new(model)", "    values = {}"]
+    lines.append("    obj.attribute_values = values")
+    lines.append("    get = item.get")
+    for plan in plans:
+        env.update(plan.env())
+        lines.extend(plan.block())
     lines.append("    return obj")
-    exec("\n".join(lines), env)  # the source is ours; see the docstring
-    decode: Callable[[RawItem], ModelT] = env["decode"]
+    return _define(lines, env)
+
+
+def _dense(
+    model: type[ModelT], plans: list[_Attr], general: Callable[[RawItem], ModelT]
+) -> Callable[[RawItem], ModelT] | None:
+    """The decoder of the usual item, which holds every key and non-null attribute: those
+    read by subscript into one dict display, the rest as `_general` reads them.
+
+    A DynamoDB value holds exactly one type, so ``item[name][type]`` is the stored value
+    wherever `_general` would find it; an item without one of them, with a NULL or another
+    type there, or with a value a shortcut does not take (anything that raises) is left
+    to `general` whole, so every result and every error is `general`'s. Small numbers
+    (up to four characters: counts, scores, versions) and TTLs come from bounded memos:
+    such values repeat across a page, and ints, floats and datetimes are immutable.
+    """
+    env: dict[str, Any] = {
+        "new": object.__new__,
+        "model": model,
+        "general": general,
+        "fromiso": datetime.fromisoformat,
+    }
+    dense = [p for p in plans if p.direct and p.fast is not None and _expected(p.attr)]
+    if not dense:
+        return None
+    rest = [p for p in plans if p not in dense]
+    lines = ["def decode(item):", "    try:"]
+    for plan in dense:
+        n, (convert, _) = plan.n, cast(tuple[Any, Any], plan.fast)
+        env.update(plan.env())
+        lines.append(f"        v{n} = item[name{n}][type{n}]")
+        if convert is _json_number or convert is _version_number:
+            env[f"small{n}"] = _Memo(convert)
+            lines.append(f"        v{n} = small{n}[v{n}] if len(v{n}) < 5 else conv{n}(v{n})")
+        elif convert is _utc_datetime:
+            check = _PYNAMODB_UTC.format(v=f"v{n}")
+            lines.append(f"        v{n} = fromiso(v{n}) if {check} else conv{n}(v{n}, extra{n})")
+        elif isinstance(convert, _Memo):
+            lines.append(f"        v{n} = conv{n}[v{n}]")
+        elif convert is not None:
+            lines.append(f"        v{n} = conv{n}(v{n})")
+    pairs = ", ".join(f"key{p.n}: v{p.n}" for p in dense)
+    lines.append(f"        values = {{{pairs}}}")
+    lines.append("    except Exception:")
+    lines.append("        return general(item)")
+    lines.append("    obj = new(model)")
+    lines.append("    obj.attribute_values = values")
+    if rest:
+        lines.append("    get = item.get")
+    for plan in rest:
+        env.update(plan.env())
+        lines.extend(plan.block())
+    lines.append("    return obj")
+    return _define(lines, env)
+
+
+def _expected(attr: Attribute[Any]) -> bool:
+    """Whether items usually hold the attribute: keys, non-null ones, versions (written
+    on every save); an item without it costs one failed `_dense` attempt, no more."""
+    return bool(
+        attr.is_hash_key or attr.is_range_key or not attr.null or isinstance(attr, VersionAttribute)
+    )
+
+
+def _define(lines: list[str], env: dict[str, Any]) -> Callable[..., Any]:
+    """The function ``decode`` that `lines` define, over the names of `env`."""
+    exec("\n".join(lines), env)  # the source is ours; see `_compile`
+    decode: Callable[..., Any] = env["decode"]
     return decode
 
 
@@ -218,25 +337,38 @@ def _reader(attr: Attribute[Any]) -> Callable[[dict[str, Any]], Any]:
     return lambda raw: convert(get_value(raw), extra)
 
 
-def _ttl_converter() -> Callable[[Any], datetime]:
+class _Memo(dict[Any, Any]):
+    """``convert(text)`` of stored texts, remembered: at most `_MEMO_MAX` of them, then
+    forgotten all at once (the values must be immutable: one object serves every item)."""
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __call__(self, text: Any) -> Any:
+        return self[text]
+
+    def __missing__(self, text: Any) -> Any:
+        value = self.convert(text)
+        if len(self) >= _MEMO_MAX:
+            self.clear()
+        self[text] = value
+        return value
+
+
+_MEMO_MAX = 4096
+
+
+def _ttl_converter() -> _Memo:
     """A TTL's epoch seconds (the stored text) as PynamoDB's aware UTC datetime,
     remembering recent values.
 
     The rows of a page were mostly written together and share their expiry second, and a
     datetime is immutable, so one object per distinct value serves them all.
     """
-    seen: dict[Any, datetime] = {}
-
-    def convert(text: Any) -> datetime:
-        found = seen.get(text)
-        if found is None:
-            found = datetime.fromtimestamp(_json_number(text), tz=UTC)
-            if len(seen) >= 4096:
-                seen.clear()
-            seen[text] = found
-        return found
-
-    return convert
+    return _Memo(lambda text: datetime.fromtimestamp(_json_number(text), tz=UTC))
 
 
 def _version_number(value: Any) -> int:
@@ -252,24 +384,25 @@ def _json_number(value: Any) -> Any:
     return json.loads(value)
 
 
+#: ``{v}`` has exactly PynamoDB's format, ``YYYY-MM-DDTHH:MM:SS.ffffff+0000`` (for a str;
+#: anything else fails it or raises): the shortcut of `_utc_datetime` and of `_dense`.
+_PYNAMODB_UTC = (
+    'len({v}) == 31 and {v}[26:] == "+0000" and {v}[4:20:3] == "--T::." and {v}[11:13] < "24"'
+)
+
+
 def _utc_datetime(value: Any, slow: Callable[[Any], datetime]) -> datetime:
     """PynamoDB's UTC datetime decoding, by C's ``fromisoformat`` when the string has
-    exactly PynamoDB's format, ``YYYY-MM-DDTHH:MM:SS.ffffff+0000`` (anything else, or
-    anything ``fromisoformat`` refuses, goes to PynamoDB's own parser)."""
-    if (
-        type(value) is str
-        and len(value) == 31
-        and value[26:] == "+0000"
-        and value[4] == "-"
-        and value[7] == "-"
-        and value[10] == "T"
-        and value[13] == ":"
-        and value[16] == ":"
-        and value[19] == "."
-        and value[11:13] < "24"
-    ):
+    exactly PynamoDB's format (`_PYNAMODB_UTC`; anything else, or anything
+    ``fromisoformat`` refuses, goes to PynamoDB's own parser)."""
+    if type(value) is str and _pynamodb_utc(value):
         try:
             return datetime.fromisoformat(value)
         except ValueError:
             pass
     return slow(value)
+
+
+_pynamodb_utc: Callable[[str], bool] = _define(
+    ["def decode(v):", f"    return {_PYNAMODB_UTC.format(v='v')}"], {}
+)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal
@@ -193,8 +193,47 @@ class TableShape:
             )
         return key
 
+    @functools.cached_property
+    def _text_limits(self) -> tuple[int, int] | None:
+        """``(hash max bytes, range max bytes or 0)`` when every key part is a string and
+        the model owns its table: the keys `_plain_text` recognises, else ``None``."""
+        hash_key, range_key = self.hash_key, self.range_key
+        if self.entity is not None or hash_key.kind != "S":
+            return None
+        if range_key is None:
+            return (hash_key.max_bytes, 0)
+        return (hash_key.max_bytes, range_key.max_bytes) if range_key.kind == "S" else None
+
+    def _plain_text(self, key: object) -> bool:
+        """Whether `key` is a valid key of ASCII strings only (each part's length is its
+        size): the key exactly as `raw_key` would encode and `key_of` read it back."""
+        limits = self._text_limits
+        if limits is None:
+            return False
+        if type(key) is str:
+            return not limits[1] and key.isascii() and 0 < len(key) <= limits[0]
+        if type(key) is not tuple or not limits[1] or len(key) != 2:
+            return False
+        first, second = key
+        return (
+            type(first) is str
+            and type(second) is str
+            and first.isascii()
+            and second.isascii()
+            and 0 < len(first) <= limits[0]
+            and 0 < len(second) <= limits[1]
+        )
+
     def raw_key(self, key: object) -> RawItem:
         """The DynamoDB ``Key`` of a Python key, checked before the wire."""
+        if self._plain_text(key):
+            if type(key) is str:
+                return {self.hash_key.name: {"S": key}}
+            first, second = cast(tuple[str, str], key)
+            return {
+                self.hash_key.name: {"S": first},
+                cast(KeyAttribute, self.range_key).name: {"S": second},
+            }
         if self.entity is not None and self.range_key is not None:
             pk, sk = self.entity.render(key)
             return {
@@ -207,6 +246,19 @@ class TableShape:
             raw[self.range_key.name] = self.range_key.encode(parts[1])
         return raw
 
+    def raw_keys(self, keys: Sequence[Hashable]) -> list[RawItem]:
+        """The DynamoDB ``Key`` of each key, `keys` already canonical (`canonical`: checked,
+        so the string keys of `_text_limits` are only wrapped)."""
+        limits = self._text_limits
+        if limits is None:
+            return [self.raw_key(key) for key in keys]
+        name = self.hash_key.name
+        if self.range_key is None:
+            return [{name: {"S": key}} for key in keys]
+        second = self.range_key.name
+        pairs = cast(Sequence[tuple[str, str]], keys)
+        return [{name: {"S": h}, second: {"S": r}} for h, r in pairs]
+
     def check_key(self, key: object) -> None:
         """Raise `InvalidRequest` if `key` is not a valid key of this model."""
         self.raw_key(key)
@@ -217,10 +269,29 @@ class TableShape:
         Caches and batch results are keyed by it, so ``2.5`` and ``Decimal("2.50")``
         are the same item, as they are to DynamoDB.
         """
+        if self._plain_text(key):
+            return key
         return self.key_of(self.raw_key(key))
+
+    def canonical_keys(self, keys: Iterable[object]) -> list[Hashable]:
+        """`canonical` of each key, in order (duplicates kept); the first bad key raises."""
+        canonical = self.canonical
+        limits = self._text_limits
+        if limits is None or self.range_key is not None:
+            return [canonical(key) for key in keys]
+        most = limits[0]  # `_plain_text` of a hash key, inline: a call per key costs more
+        return [
+            key if type(key) is str and key.isascii() and 0 < len(key) <= most else canonical(key)
+            for key in keys
+        ]
 
     def key_of(self, item: Mapping[str, Mapping[str, Any]]) -> Hashable:
         """The Python key of a raw item (or raw key)."""
+        if self._text_limits is not None:  # string parts, read as `KeyAttribute.decode` does
+            if self.range_key is None:
+                text: str = item[self.hash_key.name]["S"]
+                return text
+            return (item[self.hash_key.name]["S"], item[self.range_key.name]["S"])
         if self.entity is not None and self.range_key is not None:
             return self.entity.natural_of(
                 item[self.hash_key.name]["S"], item[self.range_key.name]["S"]
@@ -289,9 +360,18 @@ class TableShape:
         (others share its table, and may share a partition or an index)."""
         if self.entity is not None:
             items = self.own(items)
+        return self.live(items, now)
+
+    def live(self, items: list[RawItem], now: float) -> list[RawItem]:
+        """The items whose TTL has not passed at `now` (all of them without a TTL), each
+        as `expired` reads it, in one loop; unlike `unexpired`, of any entity type."""
         name = self.ttl_name
         if name is None:
             return items
+        try:  # the usual page: every item holds its TTL as a Number
+            return [item for item in items if not float(item[name]["N"]) <= now]
+        except (KeyError, TypeError, ValueError):
+            pass  # one does not: each item as `expired` reads it
         live: list[RawItem] = []
         keep = live.append
         for item in items:

@@ -22,7 +22,7 @@ from ..transport.connection import Connection
 from ..transport.retry import RetryPolicy
 from .base import Operation
 from .coalesce import Batches, TickBatches
-from .page import Page, check_segments
+from .page import Page, Pending, check_segments
 from .runtime import Runtime
 
 __all__ = [
@@ -40,8 +40,9 @@ T = TypeVar("T")
 V = TypeVar("V")
 K = TypeVar("K", bound=Hashable)
 
-#: A page fetcher: the cursor and that page's ``Limit`` (``None``: the one built) -> a page.
-Fetch = Callable[[str | None, int | None], Awaitable[Page[Any]]]
+#: A page fetcher: the cursor and that page's ``Limit`` (``None``: the one built) -> a page,
+#: its items still to decode.
+Fetch = Callable[[str | None, int | None], Awaitable[Pending]]
 #: A scan segment's page fetcher: the segment and the cursor -> a page.
 SegmentFetch = Callable[[int, str | None], Awaitable[Page[Any]]]
 

@@ -92,9 +92,12 @@ class Bound(Generic[ModelT]):
             return self.decoders.model(item)
         return projection.from_raw(item)
 
+    def decoder(self, projection: type[Projection[Any]] | None) -> Callable[[RawItem], Any]:
+        """What `decode` does with `projection`, as one function for a page of items."""
+        return self.decoders.model if projection is None else projection.from_raw
+
     def keys(self, keys: Iterable[Hashable], what: str) -> list[Hashable]:
         """Distinct keys in order, each checked; a lone str or bytes is not a collection."""
         if isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Iterable):
             raise InvalidRequest(f"{what} takes a collection of keys, got {keys!r}")
-        canonical = self.shape.canonical
-        return list(dict.fromkeys(canonical(key) for key in keys))
+        return list(dict.fromkeys(self.shape.canonical_keys(keys)))

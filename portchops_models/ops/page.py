@@ -6,15 +6,15 @@ and the queries use them; they import nothing of the layer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pynamodb.expressions.condition import Condition
 
 from ..errors import InvalidRequest
 
-__all__ = ["Page", "Paging", "check_segments", "paging"]
+__all__ = ["Page", "Paging", "Pending", "check_segments", "paging"]
 
 T = TypeVar("T")
 
@@ -36,6 +36,26 @@ class Page(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A page as fetched, its items not decoded yet: `iter_query` decodes each as it is
+    yielded, so a page's models never all exist at once (nor outlive the caller's use).
+
+    Attributes:
+        raw: the page's unexpired raw items.
+        cursor: as `Page.cursor`.
+        decode: a raw item's model or projection.
+    """
+
+    raw: list[dict[str, Any]]
+    cursor: str | None
+    decode: Callable[[dict[str, Any]], Any]
+
+    def decoded(self) -> Page[Any]:
+        """The `Page`: every item decoded."""
+        return Page(list(map(self.decode, self.raw)), self.cursor)
 
 
 @dataclass(frozen=True, slots=True)

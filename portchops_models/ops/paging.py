@@ -17,7 +17,8 @@ __all__ = ["iter_pages"]
 def iter_pages(
     page: Fetch, cursor: str | None = None, paging: Paging | None = None
 ) -> Iterator[Any]:
-    """Every item of every page from `cursor` on, one page in memory at a time.
+    """Every item of every page from `cursor` on, one page in memory at a time, each
+    item decoded as it is yielded.
 
     With a ``paging.total``, at most that many items: no page is requested once they
     were yielded, and a page asks for no more than are still wanted when that is
@@ -28,7 +29,7 @@ def iter_pages(
     if paging is None or total is None:
         while True:
             current = page(cursor, None)
-            for item in current.items:
+            for item in map(current.decode, current.raw):
                 yield item
             if current.cursor is None:
                 return
@@ -36,12 +37,12 @@ def iter_pages(
     remaining = total
     while True:
         current = page(cursor, paging.limit(remaining))
-        items = current.items
+        items = current.raw
         if len(items) >= remaining:
-            for item in items[:remaining]:
+            for item in map(current.decode, items[:remaining]):
                 yield item
             return
-        for item in items:
+        for item in map(current.decode, items):
             yield item
         remaining -= len(items)
         if current.cursor is None:

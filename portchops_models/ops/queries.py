@@ -18,9 +18,9 @@ from ..models.projections import Projection
 from ..models.shape import TableShape
 from . import requests
 from .context import Bound
-from .page import Page
+from .page import Page, Pending
 
-__all__ = ["IndexRef", "build_query", "build_scan", "count", "fetch_page"]
+__all__ = ["IndexRef", "build_query", "build_scan", "count", "fetch_page", "fetch_pending"]
 
 T = TypeVar("T")
 
@@ -93,7 +93,20 @@ async def fetch_page(
     projection: type[Projection[Any]] | None,
     limit: int | None = None,
 ) -> Page[Any]:
-    """Send one Query or Scan page from `cursor`; decode its unexpired items.
+    """Send one Query or Scan page from `cursor`; decode its unexpired items."""
+    pending = await fetch_pending(ctx, built, operation, cursor, projection, limit)
+    return pending.decoded()
+
+
+async def fetch_pending(
+    ctx: Bound[Any],
+    built: requests.QueryRequest,
+    operation: str,
+    cursor: str | None,
+    projection: type[Projection[Any]] | None,
+    limit: int | None = None,
+) -> Pending:
+    """Send one Query or Scan page from `cursor`: its unexpired items, to decode.
 
     `limit`, when given, is this page's ``Limit`` instead of the built one (the last
     page of a capped `iter_query`); the cursor scope does not depend on it.
@@ -108,10 +121,10 @@ async def fetch_page(
     response = await ctx.send(operation, params)
     now = time.time()
     decode = ctx.decoders.of(params.get("IndexName")) if projection is None else projection.from_raw
-    items = list(map(decode, ctx.shape.unexpired(response.get("Items", []), now)))
+    items = ctx.shape.unexpired(response.get("Items", []), now)
     last = response.get("LastEvaluatedKey")
     next_cursor = encode_cursor(last, scope=built.scope, secret=signing) if last else None
-    return Page(items, next_cursor)
+    return Pending(items, next_cursor, decode)
 
 
 async def count(

@@ -145,7 +145,7 @@ async def batch_get(
     decoded: dict[Hashable, Any] = {}
     if cache is None or consistent:
         await _batch_read(ctx, ordered, proj, decoded, None, consistent)
-        return [decoded[key] for key in ordered if key in decoded]
+        return [found for found in map(decoded.get, ordered) if found is not None]
     found, wanted = cache.get_many(ordered, proj) if ordered else ({}, [])
     if wanted:
         fetched: dict[Hashable, RawItem] = {}
@@ -190,17 +190,17 @@ async def _batch_read(
     # Keys stay Python keys until their chunk is sent: 10,000 raw key maps built up
     # front would outweigh the chunks on the wire.
     async def send(chunk: list[Hashable]) -> dict[str, Any]:
-        request = requests.batch_get_chunk(
-            table, [shape.raw_key(k) for k in chunk], proj, consistent
-        )
+        request = requests.batch_get_chunk(table, shape.raw_keys(chunk), proj, consistent)
         response = await ctx.send("BatchGetItem", request)
-        now = time.time()
-        for item in response.get("Responses", {}).get(table, ()):
-            key = shape.key_of(item)
-            if raw is not None:
-                raw[key] = item
-            if decoded is not None and not shape.expired(item, now):
-                decoded[key] = ctx.decode(item, projection)
+        items: list[RawItem] = response.get("Responses", {}).get(table, [])
+        key_of = shape.key_of
+        if raw is not None:
+            for item in items:
+                raw[key_of(item)] = item
+        if decoded is not None and items:
+            decode = ctx.decoder(projection)
+            for item in shape.live(items, time.time()):
+                decoded[key_of(item)] = decode(item)
         if answered is not None:
             answered.update(chunk)
             answered.difference_update(collect(response))

@@ -34,7 +34,7 @@ from ..transport.drive import run_sync
 from ..transport.retry import RetryPolicy
 from .base import Operation
 from .coalesce import Batches, WindowBatches
-from .page import Page, check_segments
+from .page import Page, Pending, check_segments
 from .runtime import Runtime
 
 __all__ = [
@@ -53,8 +53,9 @@ T = TypeVar("T")
 V = TypeVar("V")
 K = TypeVar("K", bound=Hashable)
 
-#: A page fetcher: the cursor and that page's ``Limit`` (``None``: the one built) -> a page.
-Fetch = Callable[[str | None, int | None], Page[Any]]
+#: A page fetcher: the cursor and that page's ``Limit`` (``None``: the one built) -> a page,
+#: its items still to decode.
+Fetch = Callable[[str | None, int | None], Pending]
 #: A scan segment's page fetcher: the segment and the cursor -> a page.
 SegmentFetch = Callable[[int, str | None], Page[Any]]
 

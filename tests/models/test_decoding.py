@@ -96,3 +96,12 @@ def test_odd_but_valid_stored_formats_fall_back_to_pynamodb() -> None:
     except ValueError:
         return  # PynamoDB refuses it too: nothing to compare
     _same(UserProgress, raw)
+
+
+def test_remembered_conversions_stay_bounded_and_right() -> None:
+    from portchops_models.models.decoding import _MEMO_MAX, _ttl_converter
+
+    convert = _ttl_converter()
+    for n in range(_MEMO_MAX + 10):
+        assert convert(str(n)) == datetime.fromtimestamp(n, tz=UTC)
+        assert len(convert) <= _MEMO_MAX

@@ -35,3 +35,46 @@ def test_unexpired_keeps_exactly_the_items_expired_rejects(
 def test_a_model_without_ttl_keeps_everything() -> None:
     items = [{"userId": {"S": "u1"}}, {"userId": {"S": "u2"}}]
     assert shape_of(User).unexpired(items, 0.0) is items
+
+
+_key_parts = st.one_of(
+    st.text(max_size=5),
+    st.text(alphabet="ab", min_size=1020, max_size=1030),
+    st.text(alphabet="ab", min_size=2040, max_size=2050),
+    st.integers(),
+    st.none(),
+)
+
+
+def _general_canonical(shape: Any, key: object) -> object:
+    """`canonical` through the key codec, without the string shortcut."""
+    if shape.range_key is None:
+        return shape.hash_key.decode(shape.hash_key.encode(shape.key_parts(key)[0]))
+    first, second = shape.key_parts(key)
+    return (
+        shape.hash_key.decode(shape.hash_key.encode(first)),
+        shape.range_key.decode(shape.range_key.encode(second)),
+    )
+
+
+def _outcome(fn: Any, *args: object) -> tuple[Any, ...]:
+    try:
+        return ("ok", fn(*args))
+    except Exception as err:
+        return ("error", type(err), str(err))
+
+
+@given(st.one_of(_key_parts, st.tuples(_key_parts, _key_parts)))
+def test_string_key_shortcuts_agree_with_the_key_codec(key: object) -> None:
+    for model in (User, UserProgress):
+        shape = shape_of(model)
+        general = _outcome(_general_canonical, shape, key)
+        assert _outcome(shape.canonical, key) == general
+        assert _outcome(shape.canonical_keys, [key]) == (
+            general if general[0] == "error" else ("ok", [general[1]])
+        )
+        if general[0] == "ok":
+            canonical = general[1]
+            raw = shape.raw_keys([canonical])
+            assert raw == [shape.raw_key(canonical)]
+            assert shape.key_of(raw[0]) == canonical
