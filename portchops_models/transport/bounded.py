@@ -12,9 +12,9 @@ On the happy path it costs a clock read per socket read and no system call: the
 timeout is changed only once it is more than `SLACK` longer than the time left
 (one ``settimeout`` per step of `SLACK`, only on an answer that is slow anyway).
 Without a deadline in force, `BoundedResponse` reads exactly as ``http.client``
-does. `HttpPool` reads its answers through `BoundedReader` itself
-(`portchops_models.transport.http11`); botocore's own request path
-(`portchops_models.transport.fallback`) through `BoundedResponse`.
+does. botocore's own request path (`portchops_models.transport.fallback`) reads
+through `BoundedResponse`; `HttpPool` bounds its own ``recv`` calls the same way
+(`portchops_models.transport.pool`), with the same `SLACK`.
 """
 
 from __future__ import annotations

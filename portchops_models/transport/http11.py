@@ -2,13 +2,11 @@
 
 ``http.client`` sends a request's head and body in two ``send`` calls and parses an
 answer's headers with the ``email`` package (about 25 µs an answer, where splitting
-the lines costs about 4). `HttpPool` keeps ``http.client`` for what it does well
-(connecting, TLS) and does the exchange itself: `request_bytes` builds the whole
-request, sent with one ``sendall``; `read_answer` reads the status line, the headers
-and a ``Content-Length``, chunked or read-to-close body from a buffered reader of the
-socket (under a deadline, `BoundedReader`'s, so the answer is still bounded as a whole).
-`AsyncPool` parses the answers it receives with the same pieces (`parse_head`, `framing`,
-`read_chunked`) once their bytes are in.
+the lines costs about 4). Both pools keep ``http.client`` (sync) or asyncio (async)
+for what they do well, connecting and TLS, and make the exchange themselves:
+`request_bytes` builds the whole request, sent in one piece; an answer's head is split
+by `parse_head`, `framing` says how its body ends, `read_chunked` reads a chunked one
+(`portchops_models.transport.assembler` puts these together as the bytes arrive).
 
 Failures are ``http.client``'s own exceptions, so callers map them as before: an
 empty answer is ``RemoteDisconnected``, a malformed status line ``BadStatusLine``, a
@@ -28,9 +26,7 @@ __all__ = [
     "MAX_LINE",
     "TO_CLOSE",
     "framing",
-    "head",
     "parse_head",
-    "read_answer",
     "read_chunked",
     "request_bytes",
     "target",
@@ -92,21 +88,6 @@ def _exactly(fp: io.BufferedIOBase, size: int) -> bytes:
 #: `framing`'s body lengths that are not a byte count.
 CHUNKED = -1
 TO_CLOSE = -2
-
-
-def head(fp: io.BufferedIOBase) -> tuple[int, int, dict[str, str]]:
-    """Read one answer's head from `fp` and parse it (`parse_head`)."""
-    lines: list[bytes] = []
-    for _ in range(MAX_HEADERS + 2):
-        line = _line(fp)
-        if not line:  # the stream ended: the head ends with it
-            break
-        lines.append(line)
-        if len(lines) > 1 and line in (b"\r\n", b"\n"):
-            break
-    else:
-        raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
-    return parse_head(b"".join(lines))
 
 
 def parse_head(data: bytes) -> tuple[int, int, dict[str, str]]:
@@ -194,18 +175,3 @@ def read_chunked(fp: io.BufferedIOBase) -> bytes:
                     raise http.client.IncompleteRead(b"".join(parts))
         parts.append(_exactly(fp, size))
         _exactly(fp, 2)  # the chunk's CRLF
-
-
-def read_answer(fp: io.BufferedIOBase, method: str) -> tuple[int, dict[str, str], bytes, bool]:
-    """Read one answer from `fp`: (status, headers in lower case, body, whether the
-    connection must close after it). ``100 Continue`` answers are skipped."""
-    while True:
-        minor, status, headers = head(fp)
-        if status != 100:
-            break
-    close, length = framing(minor, status, headers, method)
-    if length == CHUNKED:
-        return status, headers, read_chunked(fp), close
-    if length == TO_CLOSE:
-        return status, headers, fp.read(), True  # no length: the body ends with the connection
-    return status, headers, _exactly(fp, length) if length else b"", close

@@ -4,9 +4,8 @@ Why not aiohttp (what `AsyncPool` ran on before): for each request it made a tas
 three loop timers, request and response objects and a multidict of headers, about
 300 µs of CPU a GetItem against dynalite where a bare asyncio client pays about
 100. A `Link` does the least an honest exchange needs: the whole request written
-in one call (`http11.request_bytes`), the answer's bytes gathered as they arrive and
-parsed by `http11`'s own pieces (`parse_head`, `framing`, `read_chunked`) once they are
-in, one future and one loop timer a request.
+in one call (`http11.request_bytes`), the answer's bytes handed as they arrive to an
+`Assembler` (the sync pool's too), one future and one loop timer a request.
 
 The timer bounds the answer two ways at once: every wait for more bytes by the
 per-read timeout, and the answer as a whole by the deadline (status line,
@@ -24,20 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import io
 import time
 
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
-from . import http11
+from .assembler import Answer, Assembler
 
-__all__ = ["MAX_HEAD", "Answer", "Link"]
-
-#: status, headers (names in lower case), body, whether the connection must close after it
-Answer = tuple[int, dict[str, str], bytes, bool]
-
-#: The most bytes an answer's head may take (as `http11`: 100 lines of 64 KiB).
-MAX_HEAD = http11.MAX_LINE * (http11.MAX_HEADERS + 1)
+__all__ = ["Link"]
 
 
 class Link(asyncio.Protocol):
@@ -51,12 +43,8 @@ class Link(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         #: closed by either side, or out of step: never to be used again.
         self.closed = False
-        self._buffer: bytes | bytearray = b""
-        self._pos = 0
-        self._eof = False
+        self._assembler = Assembler("POST")
         self._waiter: asyncio.Future[Answer] | None = None
-        self._head: tuple[int, dict[str, str], bool, int] | None = None
-        self._method = "POST"
         self._url = ""
         self._per_read = 0.0
         self._until: float | None = None
@@ -90,8 +78,8 @@ class Link(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Answer] = loop.create_future()
         self._waiter = waiter
-        self._method, self._url, self._per_read, self._until = method, url, per_read, until
-        self._head = None
+        self._assembler = Assembler(method)
+        self._url, self._per_read, self._until = url, per_read, until
         now = self._last = time.monotonic()
         due = now + per_read if until is None or until > now + per_read else until
         self._timer = loop.call_later(due - now, self._expire)
@@ -131,97 +119,40 @@ class Link(asyncio.Protocol):
         if self._waiter is None:  # bytes nobody asked for: the stream is out of step
             self.abort()
             return
-        buffer = self._buffer
-        if not buffer:
-            self._buffer = data
-        elif isinstance(buffer, bytearray):
-            buffer += data
-        else:
-            self._buffer = bytearray(buffer) + data
         self._last = time.monotonic()
-        self._parse()
+        self._settle(data)
 
     def eof_received(self) -> bool:
         """The peer closed its side: a read-to-close body ends here, any other is cut short."""
-        self._eof = True
         self.closed = True
         if self._waiter is not None:
-            self._parse()
+            self._settle(None)
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Closed or reset: an answer still awaited fails."""
-        self._eof = True
         self.closed = True
         if self._waiter is not None and not self._waiter.done():
-            self._parse(exc)
+            self._settle(None, exc)
 
     # the answer
 
-    def _parse(self, lost: Exception | None = None) -> None:
+    def _settle(self, data: bytes | None, lost: Exception | None = None) -> None:
+        """Feed `data` to the answer (``None``: the peer closed); settle the waiter once
+        the answer is whole, or fails."""
+        assembler = self._assembler
         try:
-            answer = self._answer()
+            answer = assembler.feed(data) if data is not None else assembler.finish()
         except (http.client.HTTPException, ValueError) as err:
-            self._fail(ConnectionClosedError(endpoint_url=self._url, error=err))
+            self._fail(ConnectionClosedError(endpoint_url=self._url, error=lost or err))
             return
         if answer is not None:
-            self._buffer, self._pos = b"", 0
             waiter = self._waiter
             self._waiter = None
             if answer[3]:
                 self.closed = True
             assert waiter is not None
             waiter.set_result(answer)
-        elif self._eof:
-            why: object = lost or (
-                http.client.RemoteDisconnected("Remote end closed connection without response")
-                if not self._buffer
-                else http.client.IncompleteRead(bytes(self._buffer[self._pos :]))
-            )
-            self._fail(ConnectionClosedError(endpoint_url=self._url, error=why))
-
-    def _answer(self) -> Answer | None:
-        """The whole answer if its bytes are in, else ``None`` (what is parsed is kept)."""
-        buffer, pos = self._buffer, self._pos
-        while self._head is None:
-            end, size = buffer.find(b"\r\n\r\n", pos), 4
-            bare = buffer.find(b"\n\n", pos, len(buffer) if end < 0 else end)  # LF-only lines
-            if bare >= 0:
-                end, size = bare, 2
-            if end < 0:
-                if len(buffer) - pos > MAX_HEAD:
-                    raise http.client.LineTooLong("header line")
-                self._pos = pos
-                return None
-            minor, status, headers = http11.parse_head(bytes(buffer[pos : end + size]))
-            pos = end + size
-            if status == 100:
-                continue
-            close, length = http11.framing(minor, status, headers, self._method)
-            self._head = (status, headers, close, length)
-        self._pos = pos
-        status, headers, close, length = self._head
-        if length >= 0:
-            if len(buffer) - pos < length:
-                return None
-            body = bytes(memoryview(buffer)[pos : pos + length])
-            pos += length
-        elif length == http11.CHUNKED:
-            if not self._eof and not buffer.endswith(b"\n"):  # a chunked body ends in a line
-                return None
-            reader = io.BytesIO(memoryview(buffer)[pos:])
-            try:
-                body = http11.read_chunked(reader)
-            except http.client.IncompleteRead:
-                if self._eof:
-                    raise
-                return None
-            pos += reader.tell()
-        else:  # read to close
-            if not self._eof:
-                return None
-            body, pos, close = bytes(memoryview(buffer)[pos:]), len(buffer), True
-        return status, headers, body, close or len(buffer) > pos
 
     def _expire(self) -> None:
         self._timer = None

@@ -1,15 +1,16 @@
-"""The hand-made HTTP/1.1 exchange: what it sends, and what it reads of any answer."""
+"""The hand-made HTTP/1.1 exchange: what it sends, and what it reads of any answer
+(`Assembler`, given each answer whole here; `test_link` gives it in pieces)."""
 
 from __future__ import annotations
 
 import http.client
-import io
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portchops_models.transport.http11 import MAX_HEADERS, MAX_LINE, read_answer, request_bytes
+from portchops_models.transport.assembler import Answer, Assembler
+from portchops_models.transport.http11 import MAX_HEADERS, MAX_LINE, request_bytes
 
 _NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=20).filter(
     lambda n: n not in ("content-length", "transfer-encoding", "connection", "keep-alive")
@@ -19,10 +20,15 @@ _VALUE = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E),
 
 def answer(
     status: int, headers: list[tuple[str, str]], body: bytes, *, version: str = "1.1"
-) -> io.BufferedReader:
+) -> bytes:
     head = [f"HTTP/{version} {status} Reason Phrase"] + [f"{n}: {v}" for n, v in headers]
-    data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-    return io.BufferedReader(io.BytesIO(data))
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def read_answer(data: bytes, method: str) -> Answer:
+    """The answer in `data`, whole, then the peer's close if it needs one to end."""
+    assembler = Assembler(method)
+    return assembler.feed(data) or assembler.finish()
 
 
 def chunks(body: bytes, size: int) -> bytes:
@@ -47,13 +53,14 @@ def test_any_answer_reads_back_as_sent(
         [("Transfer-Encoding", "chunked")] if chunked else [("Content-Length", str(len(body)))]
     )
     sent = chunks(body, size) if chunked else body
-    fp = answer(status, [*headers.items(), *framing], sent + b"NEXT")
-    got_status, got_headers, got_body, close = read_answer(fp, "POST")
+    data = answer(status, [*headers.items(), *framing], sent)
+    got_status, got_headers, got_body, close = read_answer(data, "POST")
     assert (got_status, got_body, close) == (status, body, False)
     assert {k: v for k, v in got_headers.items() if k in headers} == {
         k: v.strip() for k, v in headers.items()
     }
-    assert fp.read() == b"NEXT"  # not one byte of what follows was taken
+    # bytes after the answer leave the stream out of step: the connection must close
+    assert read_answer(data + b"NEXT", "POST")[2:] == (body, True)
 
 
 def test_what_says_the_connection_closes() -> None:
@@ -73,11 +80,11 @@ def test_continue_is_skipped_and_folded_headers_join() -> None:
         b"HTTP/1.1 200 OK\r\nX-Long: one\r\n  two\r\nX-Same: a\r\nX-Same: b\r\n"
         b"Content-Length: 2\r\n\r\nok"
     )
-    status, headers, body, _ = read_answer(io.BufferedReader(io.BytesIO(data)), "POST")
+    status, headers, body, _ = read_answer(data, "POST")
     assert (status, body) == (200, b"ok")
     assert headers["x-long"] == "one two"
     assert headers["x-same"] == "b"  # the last one, as the pool always kept it
-    assert read_answer(answer(204, [], b"junk"), "POST")[2] == b""
+    assert read_answer(answer(204, [], b"junk"), "POST")[2:] == (b"", True)  # no body: junk after
     assert read_answer(answer(200, [("Content-Length", "4")], b"body"), "HEAD")[2] == b""
 
 
@@ -101,7 +108,7 @@ def test_continue_is_skipped_and_folded_headers_join() -> None:
 )
 def test_a_broken_answer_is_http_clients_error(data: bytes, error: type[Exception]) -> None:
     with pytest.raises(error):
-        read_answer(io.BufferedReader(io.BytesIO(data)), "POST")
+        read_answer(data, "POST")
 
 
 def test_the_request_is_one_piece_with_the_signed_host() -> None:

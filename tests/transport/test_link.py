@@ -1,5 +1,6 @@
 """`Link`, the async pool's connection: any answer, however its bytes arrive, reads as
-`http11.read_answer` reads it whole; anything else fails the exchange and drops the link.
+the standard library's ``http.client`` reads it whole; anything else fails the exchange
+and drops the link.
 
 Each test runs a `Link` on one end of a real socket pair (what it writes goes out on
 it); the answer's bytes are handed to the protocol in the pieces a test chooses, as
@@ -20,8 +21,9 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portchops_models.transport.http11 import MAX_LINE, read_answer
-from portchops_models.transport.link import Answer, Link
+from portchops_models.transport.assembler import Answer
+from portchops_models.transport.http11 import MAX_LINE
+from portchops_models.transport.link import Link
 from tests.transport.test_http11 import _NAME, _VALUE, chunks
 
 _REQUEST = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}"
@@ -78,6 +80,24 @@ def _delivered(
     return feed
 
 
+class _Bytes:
+    """What ``http.client.HTTPResponse`` reads an answer from: `data`, then the end."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(io.BytesIO(self._data))
+
+
+def _stdlib(data: bytes) -> Answer:
+    """How ``http.client`` reads the answer in `data`: the independent reading."""
+    response = http.client.HTTPResponse(_Bytes(data), method="POST")  # type: ignore[arg-type]
+    response.begin()
+    headers = {name.lower(): value for name, value in response.getheaders()}
+    return response.status, headers, response.read(), bool(response.will_close)
+
+
 def _answer_bytes(status: int, headers: list[tuple[str, str]], body: bytes, ending: str) -> bytes:
     head = [f"HTTP/1.1 {status} Reason"] + [f"{n}: {v}" for n, v in headers]
     return (ending.join(head) + ending + ending).encode("latin-1") + body
@@ -94,7 +114,7 @@ def _answer_bytes(status: int, headers: list[tuple[str, str]], body: bytes, endi
     interim=st.booleans(),
     cuts=st.lists(st.integers(min_value=0), max_size=12),
 )
-def test_any_answer_in_any_pieces_reads_as_read_answer_reads_it_whole(
+def test_any_answer_in_any_pieces_reads_as_http_client_reads_it_whole(
     status: int,
     headers: dict[str, str],
     body: bytes,
@@ -116,7 +136,7 @@ def test_any_answer_in_any_pieces_reads_as_read_answer_reads_it_whole(
     data = _answer_bytes(status, given_headers, sent, ending)
     if interim:
         data = f"HTTP/1.1 100 Continue{ending}{ending}".encode() + data
-    expected = read_answer(io.BufferedReader(io.BytesIO(data)), "POST")
+    expected = _stdlib(data)
     outcome, closed, received = _exchange(
         _delivered(_pieces(data, cuts), close=framing == "to-close"), per_read=1.0
     )
