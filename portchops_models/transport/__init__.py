@@ -15,11 +15,14 @@ Parts, one concept a module:
   ``decode_response(operation, status, headers, body, *, service=None) -> dict``
   (``x-amz-crc32`` checked; errors raised as botocore's ``ClientError``).
 - `signing`: SigV4 with a signing key cached per (secret, day, region).
+- `http11`: the request in one piece, an answer's head split by hand, how its
+  body ends; `assembler`: `Assembler`, one answer from its bytes as they arrive
+  (both pools read answers with it).
 - `pool`: `HttpPool`, kept-alive ``http.client`` connections for threads.
 - `bounded`: `BoundedResponse`, ``http.client``'s answer read by the call's
   deadline as a whole (headers and body), not per socket read.
 - `link`: `Link`, one kept-alive connection for coroutines (an asyncio
-  protocol): the request in one write, the answer parsed by `http11`.
+  protocol): the request in one write, the answer assembled as it arrives.
 - `aio`: `AsyncPool`, a set of `Link`s per running event loop.
 - `gate`: `FairGate`, the async pool's connection slots, handed out in the
   order the calls began (no newcomer takes a connection a waiter is owed).
