@@ -90,7 +90,9 @@ class Connection:
         connection's unless given), every attempt and retry counted in `metrics`,
         reads parsed by `read`, and errors translated into `portchops_models.errors`.
         """
-        call = self.read if operation in PARSED_OPERATIONS else self.call
+        # `read` only matters on botocore's own path (`fallback`), whose parser it short-cuts.
+        parsed = operation in PARSED_OPERATIONS and self.transport.fallback is not None
+        call = self.read if parsed else self.call
         return self._send_blocking(call, operation, params, table, retry, metrics)
 
     async def send_async(
