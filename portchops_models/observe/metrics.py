@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import TextIO, TypedDict
+from typing import TextIO, TypedDict, cast
 
 __all__ = ["LATENCY_SAMPLES", "Metrics", "MetricsSnapshot", "OperationStats", "TableStats"]
 
@@ -87,9 +87,12 @@ class MetricsSnapshot(TypedDict):
 
 def _units(value: object) -> float | None:
     """``value`` as capacity units if it is a sane, finite, non-negative number, else None."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= _MAX_UNITS:
-        return float(value)  # NaN fails the range check
-    return None
+    kind = type(value)
+    plain = kind is float or kind is int  # a bool is neither (its type is bool)
+    if not plain and (not isinstance(value, int | float) or isinstance(value, bool)):
+        return None
+    number = cast(float, value)
+    return float(number) if 0 <= number <= _MAX_UNITS else None  # NaN fails the range check
 
 
 def _capacity(
@@ -98,7 +101,7 @@ def _capacity(
     """(table, read units, write units) for each entry of a ``ConsumedCapacity`` value."""
     found: list[tuple[str | None, float, float]] = []
     for entry in consumed if isinstance(consumed, list | tuple) else (consumed,):
-        if not isinstance(entry, Mapping):
+        if type(entry) is not dict and not isinstance(entry, Mapping):
             continue
         read = _units(entry.get("ReadCapacityUnits"))
         write = _units(entry.get("WriteCapacityUnits"))
@@ -239,9 +242,12 @@ class Metrics:
             capacity = [] if consumed is None else _capacity(operation, table, consumed)
         except Exception:  # junk from a response must never break the request
             capacity = []
-        ok_time = isinstance(seconds, int | float) and 0 <= seconds < _MAX_SECONDS  # not NaN
+        ok_time = (
+            type(seconds) is float or isinstance(seconds, int | float)
+        ) and 0 <= seconds < _MAX_SECONDS  # not NaN
         with self._lock:
-            state, op = self._state, self._op(operation)
+            state = self._state
+            op = state["operations"].get(operation) or self._op(operation)
             state["requests"] += 1
             op["requests"] += 1
             if ok_time:
@@ -257,7 +263,7 @@ class Metrics:
             if user_error:
                 state["user_errors"] += 1
             if table is not None:
-                self._table(table)["requests"] += 1
+                (state["tables"].get(table) or self._table(table))["requests"] += 1
             for name, read, write in capacity:
                 state["consumed_read_capacity_units"] += read
                 state["consumed_write_capacity_units"] += write
