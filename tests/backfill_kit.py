@@ -253,6 +253,7 @@ class Workers:
     """Worker processes (``migrate up`` / ``migrate work``) on the test's engine and prefix."""
 
     def __init__(self, settings: Settings, folder: Path) -> None:
+        self.settings = settings
         self.folder = folder
         self.env = {
             **os.environ,
@@ -278,6 +279,11 @@ class Workers:
 
     def work(self, *extra: str) -> subprocess.Popen[str]:
         return self.start("work", "--wait", "60", *extra)
+
+    def holding(self, proc: subprocess.Popen[str]) -> dict[str, Any]:
+        """Wait until `proc` holds a segment it has checkpointed in (`held_by`); that segment."""
+        held: dict[str, Any] = wait_for(lambda: held_by(self.settings, proc.pid))
+        return held
 
     def finish(self, timeout: float = 120) -> list[tuple[int, str]]:
         """Wait for every process; (return code, output) of each, in start order."""

@@ -30,7 +30,6 @@ from tests.backfill_kit import (
     counted,
     counters,
     handed_out,
-    held_by,
     history_ids,
     owner_pid,
     pages,
@@ -82,7 +81,7 @@ def test_a_worker_killed_mid_segment_is_taken_over_without_loss_or_double(
         victim = workers.work()
         workers.work()
 
-        held = wait_for(lambda: held_by(history, victim.pid))
+        held = workers.holding(victim)
         os.kill(victim.pid, signal.SIGKILL)
         segment = held["id"]["S"]
 
@@ -262,7 +261,7 @@ def test_a_worker_paused_past_its_lease_is_fenced_out_when_it_resumes(
         paused = workers.work()
         workers.up()
 
-        held = wait_for(lambda: held_by(history, paused.pid))
+        held = workers.holding(paused)
         os.kill(paused.pid, signal.SIGSTOP)
         segment = held["id"]["S"]
 
@@ -293,7 +292,7 @@ def test_a_stopped_worker_hands_its_segment_back_at_once(history: Settings, tmp_
         stopping = workers.work()
 
         workers.up()
-        held = wait_for(lambda: held_by(history, stopping.pid))
+        held = workers.holding(stopping)
         os.kill(stopping.pid, signal.SIGTERM)  # a container being stopped
         segment = held["id"]["S"]
 

@@ -32,7 +32,6 @@ from portchops_models.transport.connection import current_connection
 from tests.backfill_kit import (
     Workers,
     counters,
-    held_by,
     history_ids,
     ledger,
     owner_pid,
@@ -64,7 +63,7 @@ def test_a_worker_paused_past_its_lease_writes_no_row_after_the_takeover(
     with Workers(history, folder) as workers:
         victim = workers.work()
         workers.up()
-        wait_for(lambda: held_by(history, victim.pid))
+        workers.holding(victim)
         (folder / f"stop-{victim.pid}").touch()  # it stops itself right before a row write
         wait_for(lambda: (folder / f"stopped-{victim.pid}").exists())
         stopped = {i["id"]["S"]: i for i in segment_items(history)}
@@ -197,7 +196,7 @@ def test_down_while_a_backfill_runs_cancels_it_for_good(history: Settings, tmp_p
     with Workers(history, folder) as workers:
         runner = workers.up()
         worker = workers.work()
-        wait_for(lambda: held_by(history, worker.pid))
+        workers.holding(worker)
         os.kill(runner.pid, signal.SIGKILL)  # the runner dies; its worker goes on
         out = CliRunner().invoke(app, ["migrate", "down", "--to", "0000", "--path", str(folder)])
         assert out.exit_code == 0, out.output
@@ -223,7 +222,7 @@ def test_pause_holds_every_worker_and_resume_goes_on_from_the_checkpoints(
     with Workers(history, folder) as workers:
         runner = workers.up()
         worker = workers.work()
-        wait_for(lambda: held_by(history, worker.pid))
+        workers.holding(worker)
         assert control("bf:0001", "pause", path=folder) == ["bf:0001/count"]
         wait_for(lambda: all(owner_pid(i) is None for i in segment_items(history)))
         handed = len(pages(folder))
@@ -250,7 +249,7 @@ def test_cancel_stops_every_worker_and_a_rerun_starts_over(
     with Workers(history, folder) as workers:
         workers.up()
         worker = workers.work()
-        wait_for(lambda: held_by(history, worker.pid))
+        workers.holding(worker)
         out = CliRunner().invoke(app, ["migrate", "cancel", "0001", "--path", str(folder)])
         assert out.exit_code == 0, out.output
         cancelled_at = time.time()
@@ -302,7 +301,7 @@ def test_sigterm_makes_up_hand_its_segments_back(history: Settings, tmp_path: Pa
     )
     with Workers(history, folder) as workers:
         runner = workers.up()
-        wait_for(lambda: held_by(history, runner.pid))
+        workers.holding(runner)
         os.kill(runner.pid, signal.SIGTERM)  # a deploy job being stopped
         wait_for(
             lambda: all(owner_pid(i) != runner.pid for i in segment_items(history)), timeout=20
