@@ -351,6 +351,14 @@ def owner_pid(item: dict[str, Any]) -> int | None:
     return int(owner.split(":")[1]) if owner else None
 
 
+def lease_pid(item: dict[str, Any]) -> int | None:
+    """The pid whose lease a segment is under: its owner's, unless the segment is done or
+    cancelled (such a segment keeps the owner that ended it, but no one holds it)."""
+    if item.get("state", {}).get("S") in ("done", "cancelled"):
+        return None
+    return owner_pid(item)
+
+
 def held_by(settings: Settings, pid: int) -> dict[str, Any] | None:
     """A segment that `pid` holds (unexpired) and has checkpointed in, if any."""
     for item, owner in leases_of(segment_items(settings), time.time()):

@@ -33,6 +33,7 @@ from tests.backfill_kit import (
     Workers,
     counters,
     history_ids,
+    lease_pid,
     ledger,
     owner_pid,
     pages,
@@ -224,7 +225,7 @@ def test_pause_holds_every_worker_and_resume_goes_on_from_the_checkpoints(
         worker = workers.work()
         workers.holding(worker)
         assert control("bf:0001", "pause", path=folder) == ["bf:0001/count"]
-        wait_for(lambda: all(owner_pid(i) is None for i in segment_items(history)))
+        wait_for(lambda: all(lease_pid(i) is None for i in segment_items(history)))
         handed = len(pages(folder))
         time.sleep(1.0)  # a window to observe: no page is handed out while paused
         assert len(pages(folder)) == handed
@@ -304,7 +305,7 @@ def test_sigterm_makes_up_hand_its_segments_back(history: Settings, tmp_path: Pa
         workers.holding(runner)
         os.kill(runner.pid, signal.SIGTERM)  # a deploy job being stopped
         wait_for(
-            lambda: all(owner_pid(i) != runner.pid for i in segment_items(history)), timeout=20
+            lambda: all(lease_pid(i) != runner.pid for i in segment_items(history)), timeout=20
         )  # well before its 60 s leases would run out
         results = workers.finish()
     assert results[0][0] != 0
