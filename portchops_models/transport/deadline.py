@@ -32,7 +32,6 @@ __all__ = [
     "expired",
     "propagate",
     "remaining",
-    "started",
     "timeout_error",
     "until",
     "window",
@@ -87,19 +86,14 @@ def until() -> float | None:
 
 
 def window() -> tuple[float, float] | None:
-    """(`until`, `started`) of the deadline in force, in one read, or ``None`` without one."""
-    current = _deadline.get()
-    return None if current is None else (current[0], current[0] - current[1])
+    """(`until`, the `time.monotonic` instant the outermost bounded call began) of the
+    deadline in force, in one read, or ``None`` without one.
 
-
-def started() -> float | None:
-    """The `time.monotonic` instant the outermost bounded call began, or ``None``.
-
-    What the async pool ranks waiters by (`portchops_models.transport.gate`): every
-    request of one call, its retries and batch chunks included, has the same.
+    The start is what the async pool ranks waiters by (`portchops_models.transport.gate`):
+    every request of one call, its retries and batch chunks included, has the same.
     """
     current = _deadline.get()
-    return None if current is None else current[0] - current[1]
+    return None if current is None else (current[0], current[0] - current[1])
 
 
 def expired() -> bool:

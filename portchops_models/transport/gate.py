@@ -11,7 +11,7 @@ new tasks that must wait, were starved worst.
 
 Here a released slot is handed to the next waiter (its future resolved), never
 put back where a newcomer could take it; waiters are served by rank: the instant
-their public call began (`portchops_models.transport.deadline.started`), then arrival.
+their public call began (`portchops_models.transport.deadline.window`), then arrival.
 So a retry after its backoff, a batch's later rounds and every chunk of a batch
 keep the place of the call they belong to, ahead of calls that began after it,
 and a wait never exceeds the time the calls ahead take to drain. A waiter stops
@@ -89,8 +89,7 @@ class FairGate:
         Raises:
             TimeoutError: no slot came free by `until`.
         """
-        if self.free:
-            self.free -= 1
+        if self.take():
             return
         if until is not None and until <= time.monotonic():
             raise TimeoutError("the deadline passed while waiting for a connection")
