@@ -44,7 +44,7 @@ and connecting end by it (`CallTimeout` with ``waited_for="connection"``, async)
 and the answer, headers and body, is read by it as a whole (``ReadTimeoutError``
 once it passes, however slowly the bytes come).
 It works under any event loop; ``await conn.transport.aclose()`` closes the
-running loop's session, which otherwise closes when its loop shuts down.
+running loop's connections, which otherwise close when its loop shuts down.
 Retries, metrics and translation stay with the caller (`Connection.send_async`).
 """
 

@@ -137,7 +137,7 @@ class Transport:
             raise
 
     async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """`call` for coroutines, on the running loop's session (any loop).
+        """`call` for coroutines, on the running loop's connections (any loop).
 
         Under the deadline in force, the wait for a connection, connecting, and
         reading the answer (as a whole) all end by it.
@@ -236,12 +236,12 @@ class Transport:
         return self._aio
 
     async def aclose(self) -> None:
-        """Close the running loop's async session (the sync pool stays)."""
+        """Close the running loop's async connections (the sync pool stays)."""
         if self._aio is not None:
             await self._aio.aclose()
 
     def close(self) -> None:
-        """Close the idle connections and every async session (each on its own loop)."""
+        """Close the idle connections and every loop's async connections (each on its own loop)."""
         self.pool.close()
         if self._aio is not None:
             self._aio.close()

@@ -161,7 +161,7 @@ class Connection:
         )
 
     async def call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """`call` for the async API: `Transport.call_async` on the running loop's session.
+        """`call` for the async API: `Transport.call_async` on the running loop's connections.
 
         Under the deadline in force, waiting for a connection, connecting and reading
         the answer (as a whole) all end by it.
