@@ -338,7 +338,8 @@ def current_settings() -> Settings:
 
 def settings_generation() -> int:
     """A number that changes on every `configure()`; caches of clients compare it."""
-    current_settings()
+    if _current is None:  # not built yet: building them is a generation
+        current_settings()
     return _generation
 
 

@@ -154,6 +154,13 @@ def may_serve() -> bool:
     return transport is None or transport.may_serve()
 
 
+def gate() -> Callable[[], bool] | None:
+    """What a cache must ask before serving while the settings in force stay: `may_serve`
+    when a transport could close it, ``None`` when none is in force (then nothing can,
+    until `configure()` or `set_transport` changes that: ask again after either)."""
+    return None if _current_transport() is None else may_serve
+
+
 def set_transport(provider: Callable[[], Transport | None] | None) -> None:
     """Install the function that returns the transport in force (or ``None`` for none).
 

@@ -34,13 +34,16 @@ Design, after cachetools' `cached(cache, key=, lock=, condition=)`:
   reads. It hands out the form a ``prepare`` function makes of the stored value (a decoded
   model), made on the first hit of each entry and kept beside it until the entry is
   replaced, invalidated, evicted or expires, so a hit does not decode again. Callers must
-  not give that form away (copy it: `portchops_models.models.copies`).
+  not give that form away (copy it: `portchops_models.models.copies`). Once kept, a form
+  is served by `ready`: a dictionary lookup and the entry's two expiry checks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import time
 from collections.abc import Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
@@ -54,6 +57,8 @@ _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 _T = TypeVar("_T")
 
+_ALWAYS: float = math.inf
+
 
 class ItemCache(Generic[_K, _V]):
     """The thread-safe cache engine a repository uses; see the module docstring.
@@ -62,6 +67,9 @@ class ItemCache(Generic[_K, _V]):
         policy: size and lifetimes; `CachePolicy()` (500 entries, 300 s) when omitted.
         on_event: called as ``on_event(hit, count)`` after hits (``hit=True``) and misses,
             outside the lock, e.g. to feed a metrics object.
+        on_hit: called as ``on_hit()`` instead of ``on_event(True, 1)`` after a hit that
+            `ready` served (a cheaper call for the cheapest hit); ``None``: `on_event`.
+            Kept as the attribute `on_hit`, which may be replaced.
         gate: asked before every lookup and store; while it returns False nothing is
             served from or stored in the cache (a coherence layer closes it when it could
             miss invalidations, and `clear`s the cache before opening it again).
@@ -77,10 +85,12 @@ class ItemCache(Generic[_K, _V]):
         policy: CachePolicy | None = None,
         *,
         on_event: Callable[[bool, int], None] | None = None,
+        on_hit: Callable[[], None] | None = None,
         gate: Callable[[], bool] | None = None,
     ) -> None:
         self._policy = policy if policy is not None else CachePolicy()
         self._on_event = on_event
+        self.on_hit = on_hit
         self._gate = gate
         self._lock = threading.Lock()
         self._store: Store[_K, _V] = Store(self._policy)
@@ -170,7 +180,7 @@ class ItemCache(Generic[_K, _V]):
         self,
         item_key: _K,
         variant: Hashable,
-        expired: Callable[[_V], bool] | None,
+        until: Callable[[_V], float] | None,
         prepare: None = None,
         *,
         keep: bool = True,
@@ -180,7 +190,7 @@ class ItemCache(Generic[_K, _V]):
         self,
         item_key: _K,
         variant: Hashable,
-        expired: Callable[[_V], bool] | None,
+        until: Callable[[_V], float] | None,
         prepare: Callable[[_V], _T],
         *,
         keep: bool = True,
@@ -189,7 +199,7 @@ class ItemCache(Generic[_K, _V]):
         self,
         item_key: _K,
         variant: Hashable,
-        expired: Callable[[_V], bool] | None,
+        until: Callable[[_V], float] | None,
         prepare: Callable[[_V], _T] | None = None,
         *,
         keep: bool = True,
@@ -204,9 +214,9 @@ class ItemCache(Generic[_K, _V]):
         Args:
             item_key: the item's key.
             variant: which shape of the item.
-            expired: whether the stored value must not be served now (e.g. its own TTL has
-                passed); called with the lock held, so it must be quick. ``None``: any
-                stored value may be served.
+            until: the wall-clock time (``time.time()``) from which the stored value must
+                not be served (e.g. its own TTL), or ``inf``; called with the lock held, so
+                it must be quick. ``None``: any stored value may be served.
             prepare: makes the form to serve of a stored value (e.g. decodes it); called
                 without the lock, once per stored value: its result is kept beside the entry
                 and returned by later hits until the entry changes or leaves. ``None``
@@ -228,7 +238,10 @@ class ItemCache(Generic[_K, _V]):
                 value = store[key]  # one TTL check (``get`` makes two)
             except KeyError:
                 return MISSING
-            if isinstance(value, NotFound) or (expired is not None and expired(value)):
+            if isinstance(value, NotFound):
+                return MISSING
+            deadline = _ALWAYS if until is None else until(value)
+            if deadline <= time.time():
                 return MISSING
             kept = store.prepared.get(key) if prepare is not None and keep else None
             ready = prepare is None or (kept is not None and kept[0] is value)
@@ -245,11 +258,49 @@ class ItemCache(Generic[_K, _V]):
         form = prepare(value)
         with self._lock:
             if keep and store.get(key, MISSING) is value:  # not replaced meanwhile
-                store.prepared[key] = (value, form)
+                store.prepared[key] = (value, form, deadline)
             self._hits += 1
         if on_event is not None:
             on_event(True, 1)
         return form
+
+    def ready(self, item_key: _K, variant: Hashable, gated: bool = True) -> object:
+        """The kept form of a live entry, or `MISSING`: `serve`'s hit at its cheapest.
+
+        Only a form that an earlier `serve` prepared and kept is served, while the gate is
+        open, its entry has not expired and its ``until`` has not passed; the entry
+        becomes the most recently used and a hit is counted, as `serve` counts it.
+        Anything else (no form kept yet, a replaced or expired entry) returns `MISSING`
+        and counts nothing: the caller then asks `serve`, which decides as it always has.
+
+        Args:
+            item_key: the item's key.
+            variant: which shape of the item.
+            gated: ``False`` skips asking the gate, for a caller that knows nothing can
+                close it now (`portchops_models.cache.coherence.gate` said so).
+        """
+        gate = self._gate
+        if gated and gate is not None and not gate():
+            return MISSING
+        key = (item_key, variant)
+        store = self._store
+        lock = self._lock
+        lock.acquire()  # half the cost of ``with lock:`` on CPython 3.11, on the hottest path
+        try:
+            kept = store.prepared.get(key)
+            # A kept form's key is stored (removing an entry drops what was kept of it).
+            if kept is None or kept[2] <= time.time() or store.recency[key] <= store.clock():
+                return MISSING
+            store.recency.move_to_end(key)
+            self._hits += 1
+        finally:
+            lock.release()
+        on_hit = self.on_hit
+        if on_hit is not None:
+            on_hit()
+        elif self._on_event is not None:
+            self._on_event(True, 1)
+        return kept[1]
 
     def get_many(
         self, item_keys: Sequence[_K], variant: Hashable

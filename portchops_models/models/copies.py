@@ -55,6 +55,7 @@ class Template(Generic[T]):
         "_mutable_state",
         "_mutable_values",
         "_obj",
+        "_plain",
         "_shared",
         "_state",
         "_values",
@@ -68,6 +69,7 @@ class Template(Generic[T]):
         self._values: dict[str, Any] = {}
         self._mutable_state: tuple[str, ...] = ()
         self._mutable_values: tuple[str, ...] = ()
+        self._plain = False  # every value immutable: a copy is one dict copy
         state: dict[str, Any] | None = getattr(obj, "__dict__", None)
         if state is None or isinstance(obj, PydanticModel) or not _plain(self._cls):
             return  # shared, or copied whole on each `copy`
@@ -84,10 +86,17 @@ class Template(Generic[T]):
         self._mutable_values = tuple(
             name for name, value in values.items() if type(value) not in _IMMUTABLE
         )
+        self._plain = not self._mutable_state and not self._mutable_values
 
     def copy(self) -> T:
         """A copy that shares no mutable value with the template (a shareable projection:
         the projection itself)."""
+        if self._plain:
+            plain: T = object.__new__(self._cls)
+            fields = plain.__dict__
+            fields.update(self._state)  # type: ignore[arg-type]
+            fields["attribute_values"] = self._values.copy()
+            return plain
         if self._shared:
             return self._obj
         state = self._state

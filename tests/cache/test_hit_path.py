@@ -333,7 +333,7 @@ def test_a_closed_gate_serves_nothing_even_with_entries_held() -> None:
     assert cache.serve("k", None, None, dict) is MISSING
     assert cache.info().hits == 1
     open_[0] = True
-    assert cache.serve("k", None, lambda item: True) is MISSING  # expired
+    assert cache.serve("k", None, lambda item: 0.0) is MISSING  # its until has passed
     assert cache.info().hits == 1
 
 
@@ -361,6 +361,56 @@ def test_what_a_hit_prepared_leaves_with_its_entry() -> None:
     assert len(cache._store.prepared) == 0  # nothing kept for gone entries, nor with keep=False
 
 
+def test_ready_serves_only_a_kept_form_of_a_live_entry() -> None:
+    """`ready` hands out what `serve` kept, while the entry, its until and the gate allow."""
+    clock, open_ = Clock(), [True]
+    hits: list[str] = []
+    cache: ItemCache[str, dict[str, Any]] = ItemCache(
+        CachePolicy(maxsize=4, ttl=10.0, timer=clock),
+        on_hit=lambda: hits.append("hit"),
+        gate=lambda: open_[0],
+    )
+    cache.put_many({"k": {"v": "1"}, "t": {"v": "t"}}, None)
+    assert cache.ready("k", None) is MISSING  # nothing prepared yet
+    assert cache.serve("k", None, None, lambda item: item["v"]) == "1"
+    assert cache.serve("t", None, lambda item: time.time() + 3600, lambda item: item["v"]) == "t"
+    assert cache.ready("k", None) == "1"
+    assert cache.ready("t", None) == "t"
+    assert (cache.info().hits, hits) == (4, ["hit", "hit"])  # on_hit: ready's hits only
+    open_[0] = False
+    assert cache.ready("k", None) is MISSING  # the gate is asked...
+    assert cache.ready("k", None, False) == "1"  # ...unless the caller knows it is open
+    open_[0] = True
+    clock.now += 9.99
+    assert cache.ready("k", None) == "1"
+    clock.now += 0.01  # the entry's TTL has passed
+    assert cache.ready("k", None) is MISSING
+    assert cache.serve("k", None, None, lambda item: item["v"]) is MISSING
+    cache.put_many({"k": {"v": "2"}}, None)  # stored again: nothing kept of the old value
+    assert cache.ready("k", None) is MISSING
+    assert cache.info().hits == 6
+    cache.put_many({"gone": {"v": "g"}}, None)  # an item whose own TTL has passed
+    assert cache.serve("gone", None, lambda item: time.time() - 1, lambda item: "g") is MISSING
+    assert cache.ready("gone", None) is MISSING  # nothing kept of it
+    assert cache.info().hits == 6
+
+
+def test_hits_on_the_ready_path_keep_entries_recently_used() -> None:
+    """Eviction takes the least recently used entry: a `ready` hit renews its entry."""
+    cache: ItemCache[str, dict[str, Any]] = ItemCache(CachePolicy(maxsize=2))
+    cache.put_many({"a": {"v": "a"}, "b": {"v": "b"}}, None)
+    for key in ("a", "b"):
+        cache.serve(key, None, None, lambda item: item["v"])
+    assert cache.ready("a", None) == "a"  # "a" is now the most recently used
+    cache.put_many({"c": {"v": "c"}}, None)  # evicts "b"
+    assert cache.ready("a", None) == "a"
+    assert cache.serve("b", None, None) is MISSING
+    assert sorted(cache._store.recency) == [("a", None), ("c", None)]
+    cache.clear()
+    assert not cache._store.recency
+    assert not cache._store.prepared
+
+
 # ---------------------------------------------------------------------- bypass, counts
 
 
@@ -378,6 +428,20 @@ def test_consistent_reads_bypass_and_counts_are_exact(notes: Notes, kind: str) -
     assert face.find("absent") is None  # not found is not cached: two misses
     assert face.counts() == (1, 3)
     assert (face.cache.info().hits, face.cache.info().misses) == (1, 3)
+
+
+def test_hits_count_in_the_metrics_in_force(notes: Notes, kind: str) -> None:
+    """The cheapest hits (a kept model) count in the metrics the repository has now."""
+    notes.save(_note())
+    face = Face(kind, metrics=Metrics())
+    for _ in range(3):  # a miss, the hit that keeps the model, a hit on the kept model
+        face.get("n1")
+    assert face.counts() == (2, 1)
+    face.repo.metrics = Metrics()
+    face.get("n1")
+    face.find("n1")
+    assert face.counts() == (2, 0)
+    assert face.cache.info().hits == 4
 
 
 def test_not_found_cached_takes_the_whole_path(notes: Notes, kind: str) -> None:

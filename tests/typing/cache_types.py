@@ -14,14 +14,14 @@ Raw = dict[str, dict[str, str]]
 
 
 def serve(cache: ItemCache[str, Raw], user: User) -> None:
-    def expired(item: Raw) -> bool:
-        return not item
+    def until(item: Raw) -> float:
+        return float(len(item))
 
     def decode(item: Raw) -> User:
         return user
 
-    assert_type(cache.serve("u1", None, expired), Raw | Literal[Missing.MISSING])
-    assert_type(cache.serve("u1", None, expired, decode), User | Literal[Missing.MISSING])
-    assert_type(cache.serve("u1", None, expired, decode, keep=False) is MISSING, bool)
+    assert_type(cache.serve("u1", None, until), Raw | Literal[Missing.MISSING])
+    assert_type(cache.serve("u1", None, until, decode), User | Literal[Missing.MISSING])
+    assert_type(cache.serve("u1", None, until, decode, keep=False) is MISSING, bool)
     assert_type(safe_copy(user), User)
     assert_type(shareable(user), bool)
