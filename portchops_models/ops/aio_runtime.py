@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from ..cache.items import ItemCache
@@ -108,11 +107,6 @@ class AsyncRuntime:
     def batches(self) -> Batches:
         """`TickBatches`: the point reads issued in one event-loop tick leave together."""
         return TickBatches()
-
-    def building(self) -> AbstractContextManager[None]:
-        """Nothing: a coroutine may be abandoned while suspended, and a hold of the
-        collector (`portchops_models.ops.collector`) must end."""
-        return nullcontext()
 
 
 #: The runtime of the async API.

@@ -13,7 +13,7 @@ from typing import Any
 from ..dynamo.limits import BATCH_GET_MAX
 from ..errors import CallTimeout, ItemNotFound, ThrottledError
 from ..models.projections import Projection
-from ..models.shape import RawItem, TableShape
+from ..models.shape import RawItem
 from ..observe import tracing
 from . import requests
 from .context import Bound
@@ -141,17 +141,6 @@ async def batch_get(
     ordered = ctx.keys(keys, "batch_get")
     shape = ctx.shape
     proj = requests.check_projection(shape, projection)
-    with ctx.runtime.building():  # many models alive at once (`ops.collector`)
-        return await _batch_get(ctx, ordered, shape, proj, consistent)
-
-
-async def _batch_get(
-    ctx: Bound[Any],
-    ordered: list[Hashable],
-    shape: TableShape,
-    proj: type[Projection[Any]] | None,
-    consistent: bool,
-) -> list[Any]:
     cache = ctx.cache
     decoded: dict[Hashable, Any] = {}
     if cache is None or consistent:

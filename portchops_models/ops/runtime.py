@@ -10,7 +10,6 @@ async one (`portchops_models.ops.aio_runtime`) awaits the running loop.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
-from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from ..cache.items import ItemCache
@@ -58,12 +57,6 @@ class Runtime(Protocol):
     def batches(self) -> Batches:
         """A new `Batches` of this runtime's kind, for a repository that coalesces its
         point reads (`portchops_models.ops.coalesce`)."""
-        ...  # pragma: no cover
-
-    def building(self) -> AbstractContextManager[None]:
-        """The scope in which a bulk read builds its many results: the sync runtime holds
-        off the cyclic collector (`portchops_models.ops.collector`), the async one
-        changes nothing."""
         ...  # pragma: no cover
 
     async def get_or_load(

@@ -23,7 +23,6 @@ import queue
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterator
 from concurrent.futures import Executor
-from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from ..cache.items import ItemCache
@@ -35,7 +34,6 @@ from ..transport.drive import run_sync
 from ..transport.retry import RetryPolicy
 from .base import Operation
 from .coalesce import Batches, WindowBatches
-from .collector import hold
 from .page import Page, Pending, check_segments
 from .runtime import Runtime
 
@@ -104,11 +102,6 @@ class SyncRuntime:
     def batches(self) -> Batches:
         """`WindowBatches`: the point reads of threads within 1 ms leave together."""
         return WindowBatches()
-
-    def building(self) -> AbstractContextManager[None]:
-        """`collector.hold`: no young collection promotes the results while they are
-        built (a sync call never suspends, so the hold ends with it)."""
-        return hold()
 
 
 #: The runtime of the sync API.

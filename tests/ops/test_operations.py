@@ -10,7 +10,6 @@ engine tests that show the same on moto and dynalite.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any
@@ -78,9 +77,6 @@ class ScriptedRuntime:
 
     def wait(self, policy: RetryPolicy) -> Callable[[float], Awaitable[None]]:
         return policy.blocking_wait
-
-    def building(self) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
 
     def operations(self) -> list[str]:
         return [operation for operation, _ in self.sent]
