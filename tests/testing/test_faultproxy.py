@@ -1032,7 +1032,9 @@ def test_a_trickled_body_is_the_answer_padded_to_its_declared_length(make_proxy)
     conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=10)
     started = time.monotonic()
     headers = {"X-Amz-Target": "DynamoDB_20120810.ListTables", "Authorization": AUTHORIZATION}
-    conn.request("POST", "/", body=b"{}", headers=headers)
+    # One name at most: the answer stays short of 600 bytes whatever tables other tests
+    # on the shared engine hold meanwhile.
+    conn.request("POST", "/", body=b'{"Limit": 1}', headers=headers)
     response = conn.getresponse()
     head_at = time.monotonic() - started
     body = response.read()
