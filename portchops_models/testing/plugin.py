@@ -62,8 +62,9 @@ def configured_tables(
 ) -> Iterator[Settings]:
     """Settings on `endpoint_url` under a fresh table prefix, with the models' tables.
 
-    On exit the tables are deleted (on the same endpoint and prefix, whatever the
-    code inside configured meanwhile) and the settings in force before are back.
+    On exit the tables are deleted, with any other table under the prefix (a stream
+    worker's lease table, say), on the same endpoint and prefix whatever the code
+    inside configured meanwhile, and the settings in force before are back.
 
     Example:
         >>> with LocalEngine() as engine, configured_tables(engine.endpoint_url) as s:
@@ -83,8 +84,24 @@ def configured_tables(
             conn = current_connection()
             for model in models:
                 delete_table(settings.table_name(model.base_table_name), conn=conn)
+            for name in _tables_under(prefix):  # made by the code inside (e.g. lease tables)
+                delete_table(name, conn=conn)
         finally:
             configure(before)
+
+
+def _tables_under(prefix: str) -> list[str]:
+    """Every table of the engine in force whose name starts with `prefix`."""
+    conn = current_connection()
+    names: list[str] = []
+    params: dict[str, object] = {}
+    while True:
+        answer = conn.call("ListTables", params)
+        names.extend(name for name in answer.get("TableNames", []) if name.startswith(prefix))
+        last = answer.get("LastEvaluatedTableName")
+        if not last:
+            return names
+        params = {"ExclusiveStartTableName": last}
 
 
 @pytest.fixture(scope="session")

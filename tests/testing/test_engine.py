@@ -298,3 +298,23 @@ def test_a_slow_client_does_not_hold_the_engine(
         answer.begin()
         assert (answer.status, answer.read()) == (200, b"written;one;two;three")
     assert probe.bodies == [b"fast", b"half-done!"]
+
+
+def test_configured_tables_deletes_every_table_under_its_prefix(own_engine: LocalEngine) -> None:
+    """What the code inside made under the prefix (a stream worker's lease table) goes
+    too; tables of other prefixes stay."""
+    client = _client(own_engine.endpoint_url)
+    key = {
+        "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    client.create_table(TableName="other-prefix-kept", **key)
+    with configured_tables(own_engine.endpoint_url) as settings:
+        made = settings.table_name("stream-leases")
+        client.create_table(TableName=made, **key)
+        assert made in client.list_tables()["TableNames"]
+    names = client.list_tables()["TableNames"]
+    assert [name for name in names if name.startswith(settings.table_prefix)] == []
+    assert "other-prefix-kept" in names
+    client.delete_table(TableName="other-prefix-kept")
