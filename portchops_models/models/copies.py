@@ -91,25 +91,18 @@ class Template(Generic[T]):
     def copy(self) -> T:
         """A copy that shares no mutable value with the template (a shareable projection:
         the projection itself)."""
-        if self._plain:
-            plain: T = object.__new__(self._cls)
-            fields = plain.__dict__
-            fields.update(self._state)  # type: ignore[arg-type]
-            fields["attribute_values"] = self._values.copy()
-            return plain
-        if self._shared:
-            return self._obj
         state = self._state
-        if state is None:
-            return safe_copy(self._obj)
+        if state is None:  # a shareable projection has no state of its own to copy
+            return self._obj if self._shared else safe_copy(self._obj)
         new: T = object.__new__(self._cls)
         fresh = new.__dict__
         fresh.update(state)
-        for name in self._mutable_state:
-            fresh[name] = _fresh(state[name])
         values = self._values.copy()
-        for name in self._mutable_values:
-            values[name] = _fresh(values[name])
+        if not self._plain:
+            for name in self._mutable_state:
+                fresh[name] = _fresh(state[name])
+            for name in self._mutable_values:
+                values[name] = _fresh(values[name])
         fresh["attribute_values"] = values
         return new
 
