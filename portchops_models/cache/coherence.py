@@ -154,11 +154,10 @@ def may_serve() -> bool:
     return transport is None or transport.may_serve()
 
 
-def gate() -> Callable[[], bool] | None:
-    """What a cache must ask before serving while the settings in force stay: `may_serve`
-    when a transport could close it, ``None`` when none is in force (then nothing can,
-    until `configure()` or `set_transport` changes that: ask again after either)."""
-    return None if _current_transport() is None else may_serve
+def gated() -> bool:
+    """Whether `may_serve` can say no while the settings in force stay: only when a
+    transport is in force (ask again after `configure()` or `set_transport`)."""
+    return _current_transport() is not None
 
 
 def set_transport(provider: Callable[[], Transport | None] | None) -> None:

@@ -277,7 +277,7 @@ class ItemCache(Generic[_K, _V]):
             item_key: the item's key.
             variant: which shape of the item.
             gated: ``False`` skips asking the gate, for a caller that knows nothing can
-                close it now (`portchops_models.cache.coherence.gate` said so).
+                close it now (`portchops_models.cache.coherence.gated` said so).
         """
         gate = self._gate
         if gated and gate is not None and not gate():

@@ -193,7 +193,7 @@ class RepositoryBase(Generic[ModelT, KeyT]):
             if self._cache is not None:  # every write to the table, from anywhere, evicts here
                 coherence.register(self._cache, table)
             if self._hits is not None:  # what may close the cache, under these settings
-                self._hits.gated = coherence.gate() is not None
+                self._hits.gated = coherence.gated()
             self._generation = conn.generation
         self._bound = Bound(
             conn,

@@ -64,7 +64,7 @@ class Hits:
         self._decode = decode
         self._sealed = shape.encryption is not None
         #: whether anything can close the cache's gate under the settings in force: set by
-        #: the repository whenever the settings change (`coherence.gate`).
+        #: the repository whenever the settings change (`coherence.gated`).
         self.gated = True
         self._until = shape.until if shape.ttl_name is not None else None
         self._templates: dict[type[Projection[Any]] | None, Callable[[RawItem], Template[Any]]] = {}
