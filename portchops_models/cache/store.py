@@ -66,8 +66,7 @@ class Store(TTLCache[tuple[_K, Hashable], "_V | NotFound"], Generic[_K, _V]):
         self.variants: dict[_K, set[Hashable]] = {}
         self.prepared: dict[tuple[_K, Hashable], tuple[_V, object, float]] = {}
         self.recency: OrderedDict[tuple[_K, Hashable], float] = OrderedDict()
-        self.clock = policy.timer
-        self._ttl = policy.ttl
+        self.clock = policy.timer  # the raw timer: `TTLCache.timer` wraps it
         super().__init__(policy.maxsize, policy.ttl, policy.timer)
 
     def __getitem__(self, key: tuple[_K, Hashable]) -> _V | NotFound:
@@ -76,7 +75,7 @@ class Store(TTLCache[tuple[_K, Hashable], "_V | NotFound"], Generic[_K, _V]):
         return value
 
     def __setitem__(self, key: tuple[_K, Hashable], value: _V | NotFound) -> None:
-        expires = self.clock() + self._ttl
+        expires = self.clock() + self.ttl
         self.prepared.pop(key, None)
         super().__setitem__(key, value)
         self.recency[key] = expires
