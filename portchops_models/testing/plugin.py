@@ -38,7 +38,7 @@ import pytest
 from ..admin.tables import create_table, delete_table
 from ..models import BaseModel, User, UserProgress
 from ..settings import Settings, configure, current_settings
-from ..transport.connection import current_connection
+from ..transport.connection import Connection, current_connection
 from .engine import LocalEngine
 from .faultproxy import FaultProxy
 
@@ -82,17 +82,14 @@ def configured_tables(
         configure(settings)
         try:
             conn = current_connection()
-            for model in models:
-                delete_table(settings.table_name(model.base_table_name), conn=conn)
-            for name in _tables_under(prefix):  # made by the code inside (e.g. lease tables)
+            for name in _tables_under(conn, prefix):  # the models' and any made inside
                 delete_table(name, conn=conn)
         finally:
             configure(before)
 
 
-def _tables_under(prefix: str) -> list[str]:
-    """Every table of the engine in force whose name starts with `prefix`."""
-    conn = current_connection()
+def _tables_under(conn: Connection, prefix: str) -> list[str]:
+    """Every table on `conn`'s engine whose name starts with `prefix`."""
     names: list[str] = []
     params: dict[str, object] = {}
     while True:
