@@ -225,13 +225,20 @@ def _general(model: type[ModelT], plans: list[_Attr]) -> Callable[[RawItem], Mod
     """The decoder of any item: each attribute read from ``item.get``, defaults applied."""
     env: dict[str, Any] = {"new": object.__new__, "model": model}
     lines = ["def decode(item):", "    obj = new(model)", "    values = {}"]
+    _read_the_rest(lines, env, plans)
+    return _define(lines, env)
+
+
+def _read_the_rest(lines: list[str], env: dict[str, Any], plans: list[_Attr]) -> None:
+    """End a decoder: `values` becomes ``obj``'s, `plans` are read from ``item.get`` into
+    it (each attribute's `_Attr.block`), and ``obj`` is returned."""
     lines.append("    obj.attribute_values = values")
-    lines.append("    get = item.get")
+    if plans:
+        lines.append("    get = item.get")
     for plan in plans:
         env.update(plan.env())
         lines.extend(plan.block())
     lines.append("    return obj")
-    return _define(lines, env)
 
 
 def _dense(
@@ -277,13 +284,7 @@ def _dense(
     lines.append("    except Exception:")
     lines.append("        return general(item)")
     lines.append("    obj = new(model)")
-    lines.append("    obj.attribute_values = values")
-    if rest:
-        lines.append("    get = item.get")
-    for plan in rest:
-        env.update(plan.env())
-        lines.extend(plan.block())
-    lines.append("    return obj")
+    _read_the_rest(lines, env, rest)
     return _define(lines, env)
 
 
